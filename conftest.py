@@ -1,0 +1,7 @@
+"""Root pytest configuration for tests/ and benchmarks/.
+
+Fixtures that start real servers (redis-server, Redis Cluster, Granian) live in
+their own modules under tests/ and are registered here as plugins.
+"""
+
+pytest_plugins: list[str] = []
