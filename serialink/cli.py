@@ -1,0 +1,78 @@
+"""The `serialink` command line.
+
+Each subcommand lives in its own module and registers itself here; this file only
+wires argparse. Usage errors exit with status 2 (argparse's convention), invalid
+input with 1, success with 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _add_parse(sub: argparse._SubParsersAction) -> None:
+    from serialink import parse_cmd
+
+    p = sub.add_parser(
+        "parse",
+        help="parse and validate GS1 Digital Link URIs",
+        description="Parse and validate GS1 Digital Link URIs. '-' reads one URI per line from stdin "
+                    "(streamed: any number of lines in bounded memory). Exit 0 when every input is "
+                    "valid, 1 otherwise.",
+    )
+    p.add_argument("uris", nargs="+", metavar="URI", help="a DL URI, or '-' for stdin")
+    p.add_argument("--json", action="store_true", help="one JSON object per input line")
+    p.add_argument("--lenient", action="store_true",
+                   help="accept legacy labels (GTIN-8/12/13, /gtin/ …, trailing slash); output stays canonical")
+    p.add_argument("--stem", default=None, metavar="URL",
+                   help="stem of the canonical URI (default https://id.gs1.org)")
+    p.set_defaults(run=parse_cmd.run)
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    from serialink import convert_cmd
+
+    p = sub.add_parser(
+        "convert",
+        help="convert between element strings, scan data and DL URIs",
+        description="Convert GS1 data between forms. Inputs starting with http(s):// are DL URIs; "
+                    "others are element strings ('(01)…' bracketed, '^01…' with FNC1) or scan data "
+                    "(']d2…' with GS separators). Default target: DL URI for element strings, "
+                    "bracketed element string for DL URIs.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="DATA", help="DL URI, element string or scan data; '-' for stdin")
+    p.add_argument("--to", choices=convert_cmd.TARGETS, default=None, help="target form")
+    p.add_argument("--stem", default=None, metavar="URL", help="stem for DL URIs (default https://id.gs1.org)")
+    p.add_argument("--lenient", action="store_true", help="accept legacy DL URIs")
+    p.add_argument("--json", action="store_true", help="one JSON object per input")
+    p.set_defaults(run=convert_cmd.run)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="serialink", description="GS1 Digital Link resolver and serialisation engine")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in REGISTRARS:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `serialink parse - | head` is fine
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
