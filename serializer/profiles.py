@@ -376,9 +376,15 @@ def _compose(text: str, path: str) -> tuple[yaml.Node, Any]:
             raise ProfileError(path, [(1, "(file)", "is empty: expected a 'profiles:' list")])
         data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
+        message = f"syntax error: {exc.problem or exc}"
         mark = exc.problem_mark or exc.context_mark
+        if exc.context and exc.context_mark:
+            message += f" ({exc.context} on line {exc.context_mark.line + 1})"
+            if mark is exc.problem_mark and mark.index >= len(text.rstrip()):
+                # "unexpected end of stream": where the unclosed construct began says more
+                mark = exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise ProfileError(path, [(line, "(YAML)", f"syntax error: {exc.problem or exc}")]) from None
+        raise ProfileError(path, [(line, "(YAML)", message)]) from None
     finally:
         loader.dispose()
     return root, data
