@@ -427,7 +427,7 @@ cdef unsigned int _package_key(const unsigned char* s, Py_ssize_t n) noexcept no
 
 cdef void _build_tables() except *:
     cdef Py_ssize_t i
-    cdef int v, p, q, is_prime
+    cdef int v, q, is_prime
     cdef bytes b
 
     _fill(CSET82, _CSET82_CHARS)
