@@ -22,7 +22,7 @@ trailing slash, and malformed percent-escapes kept literally. Either way the res
 from libc.string cimport memcmp, memcpy, memset
 from libc.stdlib cimport malloc, free
 from cpython.object cimport PyObject
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from ext.ai cimport (TABLE, AIEntry, Element, Failure, MAX_ELEMENTS, DL_ATTR_YES, DL_ATTR_UNKNOWN_AI,
                      FAIL_TOO_SHORT, FAIL_TOO_LONG, FAIL_CARET, lookup_ai, vivify_unknown_ai,
@@ -375,6 +375,135 @@ cdef int _check_structure(ParseState* st) except -1:
     return 0
 
 
+cdef inline const unsigned char* _utf8(object text, Py_ssize_t* n) except NULL:
+    return <const unsigned char*>PyUnicode_AsUTF8AndSize(text, n)
+
+
+cdef inline Py_ssize_t _put(unsigned char* o, Py_ssize_t j, const unsigned char* s, Py_ssize_t n) noexcept nogil:
+    memcpy(o + j, s, n)
+    return j + n
+
+
+cdef inline Py_ssize_t _put_escaped(unsigned char* o, Py_ssize_t j, const unsigned char* s, Py_ssize_t n,
+                                    bint query) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = s[i]
+        if UNRESERVED[c]:
+            o[j] = c
+            j += 1
+        elif c == 32 and query:
+            o[j] = 43
+            j += 1
+        else:
+            o[j] = 37
+            o[j + 1] = HEXDIGITS[c >> 4]
+            o[j + 2] = HEXDIGITS[c & 15]
+            j += 3
+    return j
+
+
+cdef inline bint _predefined(const unsigned char* ai, Py_ssize_t n) noexcept nogil:
+    cdef int entry = lookup_ai(ai, n)
+    return entry >= 0 and TABLE[entry].predefined
+
+
+cdef str _write_uri(DigitalLink dl, str stem, bint with_query):
+    """stem + /AI/value path (+ ?attributes, fixed-length AIs first), escaped, built in one buffer."""
+    cdef unsigned char stack[512]
+    cdef unsigned char* o = stack
+    cdef Py_ssize_t bound, j = 0, sn, an, vn, k
+    cdef const unsigned char* sp
+    cdef const unsigned char* ap
+    cdef const unsigned char* vp
+    cdef tuple pair
+    cdef int rounds
+    cdef bint first = True
+    sp = _utf8(stem, &sn)
+    while sn > 0 and sp[sn - 1] == 47:
+        sn -= 1
+    bound = sn + 2
+    path = (dl.primary_key,) + dl.qualifiers
+    for pair in path:
+        bound += 2 + len(<str>pair[0]) + 12 * len(<str>pair[1])
+    if with_query:
+        for pair in dl.attributes:
+            bound += 2 + len(<str>pair[0]) + 12 * len(<str>pair[1])
+    if bound > sizeof(stack):
+        o = <unsigned char*>malloc(bound)
+        if o == NULL:
+            raise MemoryError()
+    try:
+        j = _put(o, j, sp, sn)
+        for pair in path:
+            ap = _utf8(pair[0], &an)
+            vp = _utf8(pair[1], &vn)
+            o[j] = 47
+            j = _put(o, j + 1, ap, an)
+            o[j] = 47
+            j = _put_escaped(o, j + 1, vp, vn, False)
+        if with_query:
+            for rounds in range(2):          # fixed-length AIs first, then the others
+                for pair in dl.attributes:
+                    ap = _utf8(pair[0], &an)
+                    if _predefined(ap, an) != (rounds == 0):
+                        continue
+                    vp = _utf8(pair[1], &vn)
+                    o[j] = 63 if first else 38
+                    first = False
+                    j = _put(o, j + 1, ap, an)
+                    o[j] = 61
+                    j = _put_escaped(o, j + 1, vp, vn, True)
+        return PyUnicode_DecodeUTF8(<const char*>o, j, NULL)
+    finally:
+        if o != stack:
+            free(o)
+
+
+cdef str _write_element_string(tuple elements, bint brackets, str fnc1):
+    cdef unsigned char stack[512]
+    cdef unsigned char* o = stack
+    cdef Py_ssize_t bound, j = 0, an, vn, fn, i, k, count = len(elements)
+    cdef const unsigned char* ap
+    cdef const unsigned char* vp
+    cdef const unsigned char* fp = _utf8(fnc1, &fn)
+    bound = 1 + fn
+    for pair in elements:
+        bound += 2 + fn + len(<str>pair[0]) + 8 * len(<str>pair[1])
+    if bound > sizeof(stack):
+        o = <unsigned char*>malloc(bound)
+        if o == NULL:
+            raise MemoryError()
+    try:
+        if not brackets:
+            j = _put(o, j, fp, fn)
+        for i in range(count):
+            pair = elements[i]
+            ap = _utf8(pair[0], &an)
+            vp = _utf8(pair[1], &vn)
+            if brackets:
+                o[j] = 40
+                j = _put(o, j + 1, ap, an)
+                o[j] = 41
+                j += 1
+                for k in range(vn):
+                    if vp[k] == 40:
+                        o[j] = 92
+                        j += 1
+                    o[j] = vp[k]
+                    j += 1
+            else:
+                j = _put(o, j, ap, an)
+                j = _put(o, j, vp, vn)
+                if i < count - 1 and not _predefined(ap, an):
+                    j = _put(o, j, fp, fn)
+        return PyUnicode_DecodeUTF8(<const char*>o, j, NULL)
+    finally:
+        if o != stack:
+            free(o)
+
+
 cdef class DigitalLink:
     """An immutable, validated GS1 Digital Link.
 
@@ -403,10 +532,7 @@ cdef class DigitalLink:
     @property
     def identity(self) -> str:
         """The identifier path, primary key and qualifiers: '/01/…/21/…' (no stem, no query)."""
-        parts = [f"/{self.primary_key[0]}/{escape(self.primary_key[1])}"]
-        for ai, value in self.qualifiers:
-            parts.append(f"/{ai}/{escape(value)}")
-        return "".join(parts)
+        return _write_uri(self, "", False)
 
     def anchor(self, str stem=CANONICAL_STEM) -> str:
         """The URI of the identified thing (no data attributes): linkset anchors, cache keys."""
@@ -444,21 +570,7 @@ cdef class DigitalLink:
         AIs first, then variable-length ones, each in their original order (as GS1's
         generator does); non-GS1 parameters are not part of the identifier.
         """
-        cdef list fixed = [], variable = []
-        cdef bytes raw
-        cdef int entry
-        base = (CANONICAL_STEM if stem is None else stem).rstrip("/") + self.identity
-        for ai, value in self.attributes:
-            raw = ai.encode("ascii")
-            entry = lookup_ai(raw, len(raw))
-            pair = f"{ai}={escape(value, True)}"
-            if entry >= 0 and TABLE[entry].predefined:
-                fixed.append(pair)
-            else:
-                variable.append(pair)
-        if fixed or variable:
-            return base + "?" + "&".join(fixed + variable)
-        return base
+        return _write_uri(self, CANONICAL_STEM if stem is None else stem, True)
 
     def element_string(self, bint brackets=True, str fnc1="^") -> str:
         """``(01)…(21)…`` or, without brackets, FNC1-in-first ``^01…21…^17…`` form."""
@@ -683,27 +795,10 @@ def element_string(elements, bint brackets=True, str fnc1="^") -> str:
     """Element string of (AI, value) pairs: bracketed, or unbracketed with FNC1.
 
     Unbracketed: FNC1 first, then each AI and value, with FNC1 after every value
-    whose AI is not of predefined length unless it is the last.
+    whose AI is not of predefined length unless it is the last. In bracketed form
+    a '(' inside data is written '\\('.
     """
-    cdef list parts = []
-    cdef bytes raw
-    cdef int entry
-    cdef Py_ssize_t i, n = len(elements)
-    if brackets:
-        for ai, value in elements:
-            parts.append(f"({ai}){value.replace('(', chr(92) + '(')}")
-        return "".join(parts)
-    parts.append(fnc1)
-    for i in range(n):
-        ai, value = elements[i]
-        parts.append(ai)
-        parts.append(value)
-        if i < n - 1:
-            raw = ai.encode("ascii")
-            entry = lookup_ai(raw, len(raw))
-            if entry < 0 or not TABLE[entry].predefined:
-                parts.append(fnc1)
-    return "".join(parts)
+    return _write_element_string(elements if type(elements) is tuple else tuple(elements), brackets, fnc1)
 
 
 def hri(elements, bint titles=False) -> tuple:

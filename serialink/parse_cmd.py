@@ -36,8 +36,12 @@ def read_lines(stream) -> Iterator[list[str]]:
 
 
 def json_lines(lines: Iterable[str], lenient: bool, stem: str | None) -> tuple[bytes, int]:
-    """The JSON answer for a block of inputs, and how many were invalid."""
-    out = []
+    """The JSON answer for a block of inputs, and how many were invalid.
+
+    Each object is appended to one buffer as soon as it is made, so a block costs
+    its output size, not one allocation per line kept alive until the end.
+    """
+    out = bytearray()
     invalid = 0
     dumps = orjson.dumps
     for line in lines:
@@ -45,17 +49,17 @@ def json_lines(lines: Iterable[str], lenient: bool, stem: str | None) -> tuple[b
             dl = parse(line, lenient=lenient)
         except GS1Error as exc:
             invalid += 1
-            out.append(dumps({"input": line, "valid": False, "error": str(exc)}))
-            continue
-        out.append(dumps({
-            "input": line,
-            "valid": True,
-            "elements": dl.elements,
-            "element_string": dl.element_string(),
-            "canonical": dl.uri(stem),
-        }))
-    out.append(b"")
-    return b"\n".join(out), invalid
+            out += dumps({"input": line, "valid": False, "error": str(exc)})
+        else:
+            out += dumps({
+                "input": line,
+                "valid": True,
+                "elements": dl.elements,
+                "element_string": dl.element_string(),
+                "canonical": dl.uri(stem),
+            })
+        out += b"\n"
+    return bytes(out), invalid
 
 
 def text_lines(lines: Iterable[str], lenient: bool, stem: str | None) -> tuple[bytes, int]:
