@@ -99,8 +99,9 @@ a PRF for short inputs under a 128-bit key. The limits:
 import hashlib
 import hmac
 import math
+import operator
 
-from cpython.unicode cimport PyUnicode_AsASCIIString
+from cpython.unicode cimport PyUnicode_1BYTE_DATA
 from libc.stdint cimport uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -496,9 +497,18 @@ cdef class SerialPermutation:
                 f"prefix={self.prefix!r}, space={self.space}, {kind})")
 
     cdef inline u128 _counter(self, counter) except? 0:
-        if not (0 <= counter < self.space):
+        cdef uint64_t small
+        if not isinstance(counter, int):
+            counter = operator.index(counter)   # numpy integers yes, 5.0 no
+        try:
+            small = counter          # C conversion: no Python arithmetic on the common path
+        except OverflowError:        # negative, or above 2**64 - 1
+            if not (0 <= counter < self.space):
+                raise ValueError(f"counter {counter} is outside [0, {self.space})") from None
+            return _to_u128(counter)
+        if small >= self.c.n:
             raise ValueError(f"counter {counter} is outside [0, {self.space})")
-        return _to_u128(counter)
+        return small
 
     def encode(self, counter) -> str:
         """The serial of a counter in [0, space)."""
@@ -510,14 +520,13 @@ cdef class SerialPermutation:
     def decode(self, serial) -> object:
         """The counter of a serial, or None when the string is not a serial of this
         permutation's format (length, prefix, alphabet, numeral range)."""
-        cdef bytes raw
         cdef u128 counter = 0
         if not isinstance(serial, str):
             raise TypeError(f"a serial is a str, not {type(serial).__name__}")
         if len(<str>serial) != self.c.length or not (<str>serial).isascii():
             return None
-        raw = PyUnicode_AsASCIIString(serial)
-        if not _read_serial(&self.c, <const uint8_t*><char*>raw, &counter):
+        # an ASCII str stores one byte per character: read it in place
+        if not _read_serial(&self.c, <const uint8_t*>PyUnicode_1BYTE_DATA(serial), &counter):
             return None
         return _from_u128(counter)
 

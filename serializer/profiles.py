@@ -168,8 +168,8 @@ class SerialProfile:
         return self.high - self.low
 
     @property
-    def max_issuable(self) -> int | None:
-        """The most serials one GTIN may issue under the guess ratio limit (None: no limit)."""
+    def max_issuable(self) -> int:
+        """The most serials one GTIN may issue: below the guess ratio limit, else the space."""
         if self.guess_ratio_limit is None:
             return self.space
         # issued / space < limit  <=>  issued < limit * space
@@ -443,20 +443,22 @@ def _schema_problem(root: yaml.Node, data: Any, error: jsonschema.ValidationErro
     return _line(root, location), _field_name(data, location), message
 
 
-def _duplicate_keys(node: yaml.Node, seen: set[int] | None = None) -> Iterator[tuple[int, str, str]]:
+def _duplicate_keys(node: yaml.Node, where: str = "", seen: set[int] | None = None
+                    ) -> Iterator[tuple[int, str, str]]:
     """PyYAML keeps the last of two equal keys silently; a profile file must not."""
     seen = set() if seen is None else seen
-    if id(node) in seen:
+    if id(node) in seen:   # an alias: already walked where its anchor is
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         keys: set[Any] = set()
         for key, value in node.value:
+            label = f"{where}.{key.value}" if where else str(key.value)
             if isinstance(key, yaml.ScalarNode):
                 if key.value in keys:
-                    yield key.start_mark.line + 1, str(key.value), "defined twice in the same mapping"
+                    yield key.start_mark.line + 1, label, "defined twice in the same mapping"
                 keys.add(key.value)
-            yield from _duplicate_keys(value, seen)
+            yield from _duplicate_keys(value, label, seen)
     elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(item, seen)
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{where}[{index}]", seen)

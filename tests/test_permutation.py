@@ -356,6 +356,8 @@ def test_counters_outside_the_space_are_refused_rather_than_wrapped():
     for bad in (-1, 10 ** 6):
         with pytest.raises(ValueError):
             p.encode(bad)
+    with pytest.raises(TypeError):
+        p.encode(5.0)
     with pytest.raises(ValueError, match="serials would repeat"):
         p.encode_range(10 ** 6 - 5, 6)
     assert len(p.encode_range(10 ** 6 - 5, 5)) == 5

@@ -293,6 +293,7 @@ def test_repeated_names_characters_and_keys_are_refused(tmp_path):
     error, path, text = refusal(tmp_path, GOOD.format(alphabet="0123456789", length=12)
                                 + "    length: 14\n")
     assert error.line == line_of(text, "length: 14") and "defined twice" in str(error)
+    assert error.field == "profiles[1].length"
 
 
 def test_an_empty_file_is_refused(tmp_path):
