@@ -1,0 +1,160 @@
+"""Scan events: one per resolved scan, buffered in memory and flushed to the store in batches.
+
+The resolver must not wait on a write per scan, nor lose scans silently: it ``add``\\ s to a
+bounded :class:`ScanBuffer` and a background task flushes it. A full buffer drops (and
+counts) new scans; a failed flush keeps its scans for the next try and is reported.
+
+>>> from twin.scans import ScanEvent, ScanBuffer
+>>> scan = ScanEvent(1735689600000, "09506000134352", "ABC", None, "consumer", "gs1:pip", "sold", None)
+>>> buf = ScanBuffer(store=None, max_events=2)
+>>> buf.add(scan), buf.add(scan), buf.add(scan)
+(True, True, False)
+>>> buf.stats()
+ScanBufferStats(buffered=2, flushed=0, dropped=1, failed_flushes=0, last_error=None)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from typing import Any, Callable, NamedTuple, Sequence
+
+from twin.errors import InvalidInput
+from twin.identity import check_gtin
+
+log = logging.getLogger("serialink.twin.scans")
+
+#: Scans per stored chunk: bounds what one history read has to unpack.
+SCAN_CHUNK = 5000
+
+
+class ScanEvent(NamedTuple):
+    """One scan as the resolver saw it. Field order is the SQLite column order."""
+
+    at_ms: int  # epoch milliseconds, UTC
+    gtin: str
+    serial: str | None
+    lot: str | None
+    role: str
+    link_type: str | None  # the link type the resolver answered with
+    state: str | None  # the unit state it routed on (None: GTIN-level scan)
+    context: str | None  # GS1 context / other routing facts, free-form
+
+
+def check_scans(scans: Sequence[ScanEvent]) -> None:
+    """Cheap structural checks (the resolver already parsed the identities): a tuple of 8
+    fields, integer time, and each distinct GTIN well-formed."""
+    gtins = set()
+    for i, s in enumerate(scans):
+        if not isinstance(s, tuple) or len(s) != 8 or not isinstance(s[0], int):
+            raise InvalidInput(f"scans[{i}]", "expected a ScanEvent")
+        gtins.add(s[1])
+        if s[2] is not None and (not isinstance(s[2], str) or len(s[2]) > 20):
+            raise InvalidInput(f"scans[{i}].serial", f"expected up to 20 characters, got {s[2]!r:.40}")
+    for g in gtins:
+        check_gtin(g, "scans[].gtin")
+
+
+class ScanBufferStats(NamedTuple):
+    buffered: int
+    flushed: int
+    dropped: int
+    failed_flushes: int
+    last_error: str | None
+
+
+class ScanBuffer:
+    """Bounded in-memory buffer of scans, flushed to ``store.append_scans`` in batches.
+
+    ``on_error(exc, scans_pending)`` is called for every failed flush (default: log an
+    error). Run :meth:`run` as a background task, or call :meth:`flush` yourself.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        max_events: int = 200_000,
+        batch_size: int = SCAN_CHUNK,
+        interval: float = 0.25,
+        on_error: Callable[[BaseException, int], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._max = max_events
+        self._batch = batch_size
+        self._interval = interval
+        self._on_error = on_error
+        self._buf: collections.deque[ScanEvent] = collections.deque()
+        self._flushed = 0
+        self._dropped = 0
+        self._failed = 0
+        self._last_error: str | None = None
+        self._wakeup: asyncio.Event | None = None
+
+    def add(self, scan: ScanEvent) -> bool:
+        """Buffer one scan; ``False`` (and counted as dropped) when the buffer is full."""
+        if len(self._buf) >= self._max:
+            self._dropped += 1
+            if self._dropped in (1, 10, 100) or self._dropped % 10_000 == 0:
+                log.warning("scan buffer full (%d): %d scans dropped so far", self._max, self._dropped)
+            return False
+        self._buf.append(scan)
+        if self._wakeup is not None and len(self._buf) >= self._batch:
+            self._wakeup.set()
+        return True
+
+    def stats(self) -> ScanBufferStats:
+        return ScanBufferStats(len(self._buf), self._flushed, self._dropped, self._failed, self._last_error)
+
+    async def flush(self) -> int:
+        """Write everything buffered now, batch by batch; returns how many were written.
+
+        On failure the unwritten scans go back to the front of the buffer (the oldest
+        are dropped and counted if that overflows it) and the error is reported.
+        """
+        written = 0
+        while self._buf:
+            n = min(self._batch, len(self._buf))
+            batch = [self._buf.popleft() for _ in range(n)]
+            try:
+                await self._store.append_scans(batch)
+            except Exception as exc:
+                self._buf.extendleft(reversed(batch))
+                overflow = len(self._buf) - self._max
+                for _ in range(max(0, overflow)):
+                    self._buf.pop()
+                    self._dropped += 1
+                self._failed += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                if self._on_error is not None:
+                    self._on_error(exc, len(self._buf))
+                else:
+                    log.error("scan flush failed, %d scans kept for retry: %s", len(self._buf), self._last_error)
+                raise
+            written += n
+            self._flushed += n
+        return written
+
+    async def run(self) -> None:
+        """Flush every ``interval`` seconds or when a batch is full, until cancelled;
+        a last flush is attempted on cancellation."""
+        self._wakeup = asyncio.Event()
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), self._interval)
+                except asyncio.TimeoutError:
+                    pass
+                self._wakeup.clear()
+                try:
+                    await self.flush()
+                except Exception:
+                    await asyncio.sleep(self._interval)  # reported in flush(); back off
+        finally:
+            self._wakeup = None
+            if self._buf:
+                try:
+                    await asyncio.shield(self.flush())
+                except Exception:
+                    pass  # reported in flush()

@@ -1,0 +1,606 @@
+"""SQLite backend: the embedded default. One file, WAL, one writer thread.
+
+Reads run on the event loop's thread through their own connection: a point lookup in a
+warm page cache costs a few microseconds, less than any hop to a thread. Writes go to a
+single writer thread (SQLite has one writer anyway) in ``BEGIN IMMEDIATE`` transactions,
+so an fsync never blocks the loop and the domain checks run inside the transaction that
+writes their result. Several processes may share the file: WAL lets readers run beside
+the writer, and ``busy_timeout`` queues writers of different processes.
+
+Durability: ``synchronous=FULL`` (the default) fsyncs the WAL at every commit, so a
+write that returned survives a crash of the process *and* of the machine.
+``durability=relaxed`` selects ``synchronous=NORMAL``: still safe against a killed
+process, but a power loss may roll back the last commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+from urllib.parse import unquote, urlsplit
+
+import msgpack
+
+from twin import codec
+from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, batch_id, check_status_move, parse_batch_id, MAX_COUNTER
+from twin.errors import CorruptRecord, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound, StoreError, TwinError
+from twin.events import Actor, Event, check_actor, check_event, now_utc
+from twin.identity import check_name, check_serial, check_text
+from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
+from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
+from twin.ownership import PersonalData
+from twin.scans import ScanEvent, check_scans
+from twin.store import (
+    IDEMPOTENCY_TTL_SECONDS,
+    Appended,
+    AuditEntry,
+    Change,
+    ChangeBatch,
+    check_chain_key,
+    check_gtin_key,
+    check_idempotency_key,
+    check_import_serials,
+    check_limit,
+    check_unit_key,
+    draft_batch,
+    event_digest,
+    new_overlay_id,
+    next_unit,
+    personal_owner,
+    redact,
+    same_request,
+    url_params,
+)
+from twin.unit import Unit
+
+SCHEMA_VERSION = 1
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS units (
+    gtin TEXT NOT NULL, serial TEXT NOT NULL, head BLOB NOT NULL,
+    PRIMARY KEY (gtin, serial)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    gtin TEXT NOT NULL, serial TEXT NOT NULL, version INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (gtin, serial, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS personal (
+    gtin TEXT NOT NULL, serial TEXT NOT NULL, owner TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (gtin, serial, owner)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    gtin TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, body BLOB NOT NULL, created_ms INTEGER NOT NULL,
+    PRIMARY KEY (gtin, scope, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (
+    gtin TEXT NOT NULL, profile TEXT NOT NULL, next INTEGER NOT NULL,
+    PRIMARY KEY (gtin, profile)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY, gtin TEXT NOT NULL, profile TEXT NOT NULL, start INTEGER NOT NULL,
+    count INTEGER NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_range ON batches (gtin, profile, start);
+CREATE TABLE IF NOT EXISTS imported (
+    gtin TEXT NOT NULL, serial TEXT NOT NULL, batch_id TEXT NOT NULL,
+    PRIMARY KEY (gtin, serial)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS overlays (
+    gtin TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gtin, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS links (
+    gtin TEXT NOT NULL, subject TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gtin, subject)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS scans (
+    at_ms INTEGER NOT NULL, gtin TEXT NOT NULL, serial TEXT, lot TEXT, role TEXT,
+    link_type TEXT, state TEXT, context TEXT);
+CREATE INDEX IF NOT EXISTS scans_unit ON scans (gtin, serial, at_ms);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, gtin TEXT NOT NULL, at_ms INTEGER NOT NULL, role TEXT NOT NULL,
+    principal TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail BLOB);
+CREATE INDEX IF NOT EXISTS audit_gtin ON audit (gtin, seq);
+CREATE TABLE IF NOT EXISTS changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, gtin TEXT NOT NULL, kind TEXT NOT NULL,
+    subject TEXT NOT NULL, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gtin_versions (gtin TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def _path_of(url: str) -> str:
+    """``sqlite:///rel/path.db`` → ``rel/path.db``; ``sqlite:////abs/path.db`` → ``/abs/path.db``."""
+    path = unquote(urlsplit(url).path)
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise InvalidInput("store_url", "sqlite URL needs a file path: sqlite:///path/to/file.db")
+    return path
+
+
+class SQLiteStore:
+    """The SQLite implementation of twin.store.UnitStore."""
+
+    def __init__(self, url: str, path: str, synchronous: str, feed_maxlen: int) -> None:
+        self.url = redact(url)
+        self.path = path
+        self.durability = "always" if synchronous == "FULL" else "relaxed"
+        self._synchronous = synchronous
+        self._feed_maxlen = feed_maxlen
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="twin-sqlite-writer")
+        self._w: sqlite3.Connection | None = None
+        self._r: sqlite3.Connection | None = None
+        self._closed = False
+
+    # -- opening and closing ------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str) -> SQLiteStore:
+        params = url_params(url)
+        durability = params.get("durability", "strict")
+        if durability not in ("strict", "relaxed"):
+            raise InvalidInput("store_url.durability", f"expected strict or relaxed, got {durability!r}")
+        feed_maxlen = int(params.get("feed_maxlen", "100000"))
+        path = _path_of(url)
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        self = cls(url, path, "FULL" if durability == "strict" else "NORMAL", feed_maxlen)
+        await self._in_writer(self._open_writer)
+        self._r = self._connect()
+        return self
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        return conn
+
+    def _open_writer(self) -> None:
+        conn = self._connect()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode={mode})")
+        conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA + "COMMIT;")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise StoreError(f"{self.path}: written by a newer Serialink (schema {row[0]} > {SCHEMA_VERSION})")
+            cutoff = (codec.to_ms(now_utc()) - IDEMPOTENCY_TTL_SECONDS * 1000)
+            conn.execute("DELETE FROM idempotency WHERE scope != 'alloc' AND created_ms < ?", (cutoff,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._w = conn
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._r is not None:
+            self._r.close()
+        if self._w is not None:
+            await self._in_writer(self._w.close)
+        self._executor.shutdown(wait=True)
+
+    async def __aenter__(self) -> SQLiteStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one IMMEDIATE transaction on the writer thread."""
+        if self._closed:
+            raise StoreError("store is closed")
+        return await self._in_writer(self._transaction, fn, args)
+
+    def _transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        conn = self._w
+        assert conn is not None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot begin a write: {exc}") from exc
+        try:
+            result = fn(conn, *args)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.path}: write failed: {exc}") from exc
+            raise
+        return result
+
+    def _read(self, sql: str, args: Sequence[Any]) -> list[Any]:
+        assert self._r is not None, "store is closed"
+        try:
+            return self._r.execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: read failed: {exc}") from exc
+
+    def _audit(self, c: sqlite3.Connection, gtin: str, actor: Actor, action: str, subject: str, detail: Mapping[str, Any] | None = None) -> None:
+        c.execute(
+            "INSERT INTO audit (gtin, at_ms, role, principal, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (gtin, codec.to_ms(now_utc()), actor.role, actor.principal, action, subject, msgpack.packb(dict(detail or {}))),
+        )
+
+    def _changed(self, c: sqlite3.Connection, gtin: str, kind: str, subject: str) -> int:
+        c.execute(
+            "INSERT INTO gtin_versions VALUES (?, 1) ON CONFLICT (gtin) DO UPDATE SET version = version + 1", (gtin,)
+        )
+        version = c.execute("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,)).fetchone()[0]
+        seq = c.execute(
+            "INSERT INTO changes (gtin, kind, subject, version) VALUES (?, ?, ?, ?)", (gtin, kind, subject, version)
+        ).lastrowid
+        if seq % 1000 == 0 and seq > self._feed_maxlen:
+            through = seq - self._feed_maxlen
+            c.execute("DELETE FROM changes WHERE seq <= ?", (through,))
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('feed_trimmed_through', ?)", (str(through),))
+        return version
+
+    # -- units --------------------------------------------------------------------------
+
+    def _unit_row(self, gtin: str, serial: str) -> Unit | None:
+        rows = self._read("SELECT head FROM units WHERE gtin = ? AND serial = ?", (gtin, serial))
+        return codec.decode_unit(rows[0][0], gtin, serial, f"units/{gtin}/{serial}") if rows else None
+
+    async def get_unit(self, gtin: str, serial: str) -> Unit | None:
+        check_unit_key(gtin, serial)
+        return self._unit_row(gtin, serial)
+
+    async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
+        for gtin, serial in keys:
+            check_unit_key(gtin, serial)
+        return [self._unit_row(g, s) for g, s in keys]
+
+    async def get_events(self, gtin: str, serial: str) -> list[Event]:
+        check_unit_key(gtin, serial)
+        rows = self._read("SELECT version, body FROM events WHERE gtin = ? AND serial = ? ORDER BY version", (gtin, serial))
+        return [codec.decode_event(body, f"events/{gtin}/{serial}/{v}") for v, body in rows]
+
+    async def get_dpp(self, gtin: str, serial: str) -> Mapping[str, Any] | None:
+        unit = await self.get_unit(gtin, serial)
+        if unit is None or unit.dpp_version is None:
+            return None
+        rows = self._read(
+            "SELECT body FROM events WHERE gtin = ? AND serial = ? AND version = ?", (gtin, serial, unit.dpp_version)
+        )
+        if not rows:
+            raise CorruptRecord(f"events/{gtin}/{serial}/{unit.dpp_version}", "the DPP event is missing")
+        return codec.decode_event(rows[0][0], f"events/{gtin}/{serial}/{unit.dpp_version}").data
+
+    async def append_event(
+        self,
+        gtin: str,
+        serial: str,
+        event: Event,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+        origin: Unit | None = None,
+        personal: PersonalData | None = None,
+    ) -> Appended:
+        check_unit_key(gtin, serial)
+        event = check_event(event)
+        idem = check_idempotency_key(idempotency_key)
+        owner = personal_owner(event, personal)
+        digest = event_digest(event) if idem else ""
+        return await self._write(self._append, gtin, serial, event, expected_version, idem, digest, origin, owner, personal)
+
+    def _append(
+        self,
+        c: sqlite3.Connection,
+        gtin: str,
+        serial: str,
+        event: Event,
+        expected: int | None,
+        idem: str | None,
+        digest: str,
+        origin: Unit | None,
+        owner: str | None,
+        personal: PersonalData | None,
+    ) -> Appended:
+        scope = f"unit {serial}"
+        if idem is not None:
+            row = c.execute(
+                "SELECT body FROM idempotency WHERE gtin = ? AND scope = ? AND key = ?", (gtin, scope, idem)
+            ).fetchone()
+            if row is not None:
+                seen_digest, version = codec.decode_record(row[0], f"idempotency/{gtin}/{serial}/{idem}", 2)
+                if seen_digest != digest:
+                    raise IdempotencyConflict(f"idempotency_key {idem!r} was used for a different event on {gtin}/{serial}")
+                head = c.execute("SELECT head FROM units WHERE gtin = ? AND serial = ?", (gtin, serial)).fetchone()
+                unit = codec.decode_unit(head[0], gtin, serial, f"units/{gtin}/{serial}")
+                return Appended(version, unit, True)
+        row = c.execute("SELECT head FROM units WHERE gtin = ? AND serial = ?", (gtin, serial)).fetchone()
+        current = None if row is None else codec.decode_unit(row[0], gtin, serial, f"units/{gtin}/{serial}")
+        unit = next_unit(current, origin, event, gtin, serial, expected)
+        c.execute("INSERT INTO events VALUES (?, ?, ?, ?)", (gtin, serial, unit.version, codec.encode_event(event)))
+        c.execute("INSERT OR REPLACE INTO units VALUES (?, ?, ?)", (gtin, serial, codec.encode_unit(unit)))
+        if idem is not None:
+            c.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)",
+                (gtin, scope, idem, codec.encode_record(digest, unit.version), codec.to_ms(now_utc())),
+            )
+        if owner is not None and personal is not None:
+            c.execute("INSERT OR REPLACE INTO personal VALUES (?, ?, ?, ?)", (gtin, serial, owner, codec.encode_personal(personal)))
+        self._audit(c, gtin, event.actor, f"event:{event.type}", serial, {"version": unit.version})
+        self._changed(c, gtin, "unit", serial)
+        return Appended(unit.version, unit)
+
+    async def get_personal_data(self, gtin: str, serial: str) -> dict[str, PersonalData]:
+        check_unit_key(gtin, serial)
+        rows = self._read("SELECT owner, body FROM personal WHERE gtin = ? AND serial = ?", (gtin, serial))
+        return {o: codec.decode_personal(b, f"personal/{gtin}/{serial}/{o}") for o, b in rows}
+
+    async def erase_personal_data(self, gtin: str, serial: str, owner: str, actor: Actor, reason: str) -> bool:
+        check_unit_key(gtin, serial)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+
+        def erase(c: sqlite3.Connection) -> bool:
+            n = c.execute("DELETE FROM personal WHERE gtin = ? AND serial = ? AND owner = ?", (gtin, serial, owner)).rowcount
+            if n:
+                self._audit(c, gtin, actor, "personal:erase", serial, {"owner": owner, "reason": reason})
+            return bool(n)
+
+        return await self._write(erase)
+
+    # -- batches ----------------------------------------------------------------------
+
+    def _batch_row(self, row: Sequence[Any]) -> Batch:
+        return codec.decode_batch(row[1], row[0], f"batches/{row[0]}")
+
+    async def allocate_range(
+        self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
+        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+    ) -> Batch:
+        draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
+        return await self._write(self._allocate, draft, None)
+
+    async def import_serials(
+        self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
+        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+    ) -> Batch:
+        serials = check_import_serials(serials)
+        draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)
+        return await self._write(self._allocate, draft, serials)
+
+    def _allocate(self, c: sqlite3.Connection, draft: Batch, serials: list[str] | None) -> Batch:
+        g, rid = draft.gtin, draft.request_id
+        row = c.execute("SELECT body FROM idempotency WHERE gtin = ? AND scope = 'alloc' AND key = ?", (g, rid)).fetchone()
+        if row is not None:
+            existing = c.execute("SELECT id, body FROM batches WHERE id = ?", (row[0].decode(),)).fetchone()
+            return same_request(self._batch_row(existing), draft.params_digest)
+        row = c.execute("SELECT next FROM counters WHERE gtin = ? AND profile = ?", (g, draft.profile)).fetchone()
+        start = 0 if row is None else row[0]
+        if start + draft.count > MAX_COUNTER:
+            raise InvalidInput("count", f"the counter of {g}/{draft.profile} would pass {MAX_COUNTER}")
+        batch = replace(draft, id=batch_id(g, draft.profile, start), start=start)
+        if serials is not None:
+            for i in range(0, len(serials), 500):
+                chunk = serials[i : i + 500]
+                taken = c.execute(
+                    f"SELECT serial, batch_id FROM imported WHERE gtin = ? AND serial IN ({','.join('?' * len(chunk))})",
+                    (g, *chunk),
+                ).fetchall()
+                if taken:
+                    raise InvalidInput("serials", f"{taken[0][0]!r} is already imported in batch {taken[0][1]}")
+            c.executemany("INSERT INTO imported VALUES (?, ?, ?)", ((g, s, batch.id) for s in serials))
+        c.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?)", (g, draft.profile, start + draft.count))
+        c.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?)",
+            (batch.id, g, batch.profile, start, batch.count, codec.encode_batch(batch)),
+        )
+        c.execute("INSERT INTO idempotency VALUES (?, 'alloc', ?, ?, ?)", (g, rid, batch.id.encode(), codec.to_ms(batch.created_at)))
+        detail = {"start": start, "count": batch.count, "request_id": rid, "profile": batch.profile}
+        self._audit(c, g, batch.created_by, "allocate" if serials is None else "import", batch.id, detail)
+        self._changed(c, g, "batch", batch.id)
+        return batch
+
+    async def find_imported(self, gtin: str, serial: str) -> str | None:
+        check_unit_key(gtin, serial)
+        rows = self._read("SELECT batch_id FROM imported WHERE gtin = ? AND serial = ?", (gtin, serial))
+        return rows[0][0] if rows else None
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        parse_batch_id(batch_id)
+        rows = self._read("SELECT id, body FROM batches WHERE id = ?", (batch_id,))
+        return self._batch_row(rows[0]) if rows else None
+
+    async def list_batches(self, gtin: str, profile: str | None = None) -> list[Batch]:
+        check_gtin_key(gtin)
+        if profile is None:
+            rows = self._read("SELECT id, body FROM batches WHERE gtin = ? ORDER BY profile, start", (gtin,))
+        else:
+            check_name(profile, "profile")
+            rows = self._read("SELECT id, body FROM batches WHERE gtin = ? AND profile = ? ORDER BY start", (gtin, profile))
+        return [self._batch_row(r) for r in rows]
+
+    async def batch_ranges(self, gtin: str, profile: str) -> list[BatchRange]:
+        check_gtin_key(gtin)
+        check_name(profile, "profile")
+        rows = self._read("SELECT start, count, id FROM batches WHERE gtin = ? AND profile = ? ORDER BY start", (gtin, profile))
+        return [BatchRange(*r) for r in rows]
+
+    async def find_batch_by_counter(self, gtin: str, profile: str, counter: int) -> Batch | None:
+        check_gtin_key(gtin)
+        check_name(profile, "profile")
+        if not isinstance(counter, int) or counter < 0 or counter > MAX_COUNTER:
+            raise InvalidInput("counter", f"expected 0..{MAX_COUNTER}, got {counter!r}")
+        rows = self._read(
+            "SELECT id, body, start, count FROM batches WHERE gtin = ? AND profile = ? AND start <= ? ORDER BY start DESC LIMIT 1",
+            (gtin, profile, counter),
+        )
+        if not rows or counter >= rows[0][2] + rows[0][3]:
+            return None
+        return self._batch_row(rows[0])
+
+    async def set_batch_status(self, batch_id: str, status: BatchStatus, actor: Actor, reason: str) -> Batch:
+        gtin = parse_batch_id(batch_id)[0]
+        status = BatchStatus(status)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+
+        def update(c: sqlite3.Connection) -> Batch:
+            row = c.execute("SELECT id, body FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"no batch {batch_id}")
+            batch = self._batch_row(row)
+            check_status_move(batch, status)
+            new = replace(batch, status=status, updated_at=now_utc(), status_reason=reason)
+            c.execute("UPDATE batches SET body = ? WHERE id = ?", (codec.encode_batch(new), batch_id))
+            self._audit(c, gtin, actor, f"batch:{status}", batch_id, {"reason": reason})
+            self._changed(c, gtin, "batch", batch_id)
+            return new
+
+        return await self._write(update)
+
+    # -- overlays -------------------------------------------------------------------------
+
+    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay:
+        check_gtin_key(gtin)
+        now = now_utc()
+        overlay = Overlay(
+            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
+            check_actor(actor, "actor"), now,
+        )
+
+        def put(c: sqlite3.Connection) -> Overlay:
+            c.execute("INSERT INTO overlays VALUES (?, ?, ?)", (gtin, overlay.id, codec.encode_overlay(overlay)))
+            self._audit(c, gtin, actor, "overlay:put", overlay.id, {"kind": kind, "reason": reason})
+            self._changed(c, gtin, "overlay", overlay.id)
+            return overlay
+
+        return await self._write(put)
+
+    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay:
+        check_gtin_key(gtin)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+
+        def lift(c: sqlite3.Connection) -> Overlay:
+            row = c.execute("SELECT body FROM overlays WHERE gtin = ? AND id = ?", (gtin, overlay_id)).fetchone()
+            if row is None:
+                raise NotFound(f"no overlay {overlay_id} on {gtin}")
+            overlay = codec.decode_overlay(row[0], f"overlays/{gtin}/{overlay_id}")
+            if overlay.lifted is not None:
+                raise IllegalTransition("overlay:lift", None, f"overlay {overlay_id} was lifted at {overlay.lifted.at.isoformat()}")
+            new = replace(overlay, lifted=Lift(now_utc(), actor, reason))
+            c.execute("UPDATE overlays SET body = ? WHERE gtin = ? AND id = ?", (codec.encode_overlay(new), gtin, overlay_id))
+            self._audit(c, gtin, actor, "overlay:lift", overlay_id, {"reason": reason})
+            self._changed(c, gtin, "overlay", overlay_id)
+            return new
+
+        return await self._write(lift)
+
+    async def get_overlays(self, gtin: str, *, include_lifted: bool = False) -> tuple[Overlay, ...]:
+        check_gtin_key(gtin)
+        rows = self._read("SELECT id, body FROM overlays WHERE gtin = ? ORDER BY id", (gtin,))
+        overlays = (codec.decode_overlay(b, f"overlays/{gtin}/{i}") for i, b in rows)
+        return tuple(o for o in overlays if include_lifted or o.lifted is None)
+
+    # -- links --------------------------------------------------------------------------
+
+    async def put_links(self, anchor: Anchor, links: Sequence[LinkRecord], actor: Actor) -> int:
+        links = check_links(anchor, links)
+        check_actor(actor, "actor")
+        g, subject = anchor.gtin, anchor.subject
+
+        def put(c: sqlite3.Connection) -> int:
+            if links:
+                c.execute("INSERT OR REPLACE INTO links VALUES (?, ?, ?)", (g, subject, codec.encode_links(links)))
+            else:
+                c.execute("DELETE FROM links WHERE gtin = ? AND subject = ?", (g, subject))
+            self._audit(c, g, actor, "links:put" if links else "links:delete", subject, {"count": len(links)})
+            return self._changed(c, g, "links", subject)
+
+        return await self._write(put)
+
+    async def get_links(self, anchor: Anchor) -> tuple[LinkRecord, ...]:
+        check_anchor(anchor)
+        rows = self._read("SELECT body FROM links WHERE gtin = ? AND subject = ?", (anchor.gtin, anchor.subject))
+        return codec.decode_links(rows[0][0], f"links/{anchor.gtin}/{anchor.subject}") if rows else ()
+
+    async def get_link_chain(self, gtin: str, lot: str | None, serial: str | None) -> LinkChain:
+        check_chain_key(gtin, lot, serial)
+        subjects = [f"ser:{serial}" if serial else "-", f"lot:{lot}" if lot else "-", ""]
+        rows = dict(self._read("SELECT subject, body FROM links WHERE gtin = ? AND subject IN (?, ?, ?)", (gtin, *subjects)))
+        return LinkChain(
+            *(codec.decode_links(rows[s], f"links/{gtin}/{s}") if s in rows else () for s in subjects)
+        )
+
+    async def list_link_anchors(self, gtin: str) -> list[Anchor]:
+        check_gtin_key(gtin)
+        rows = self._read("SELECT subject FROM links WHERE gtin = ? ORDER BY subject", (gtin,))
+        return [anchor_from_subject(gtin, r[0]) for r in rows]
+
+    # -- scans ------------------------------------------------------------------------
+
+    async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
+        check_scans(scans)
+        if not scans:
+            return 0
+
+        def insert(c: sqlite3.Connection) -> int:
+            c.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", scans)
+            return len(scans)
+
+        return await self._write(insert)
+
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
+        check_unit_key(gtin, serial)
+        check_limit(limit, 10_000)
+        rows = self._read(
+            "SELECT * FROM scans WHERE gtin = ? AND serial = ? ORDER BY at_ms DESC, rowid DESC LIMIT ?", (gtin, serial, limit)
+        )
+        return [ScanEvent(*r) for r in rows]
+
+    # -- audit and feed -----------------------------------------------------------------
+
+    async def audit(self, gtin: str, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        check_gtin_key(gtin)
+        check_limit(limit)
+        rows = self._read(
+            "SELECT seq, at_ms, role, principal, action, subject, detail FROM audit WHERE gtin = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (gtin, _int_cursor(after), limit),
+        )
+        return [
+            AuditEntry(str(seq), codec.from_ms(at), Actor(role, principal), action, subject, msgpack.unpackb(detail) if detail else {})
+            for seq, at, role, principal, action, subject, detail in rows
+        ]
+
+    async def gtin_version(self, gtin: str) -> int:
+        check_gtin_key(gtin)
+        rows = self._read("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,))
+        return rows[0][0] if rows else 0
+
+    async def changes_cursor(self) -> str:
+        rows = self._read("SELECT max(seq) FROM changes", ())
+        trimmed = self._read("SELECT value FROM meta WHERE key = 'feed_trimmed_through'", ())
+        return str(rows[0][0] or (int(trimmed[0][0]) if trimmed else 0))
+
+    async def changes(self, after: str, limit: int = 1000) -> ChangeBatch:
+        check_limit(limit)
+        cursor = _int_cursor(after)
+        trimmed = self._read("SELECT value FROM meta WHERE key = 'feed_trimmed_through'", ())
+        reset = bool(trimmed) and cursor < int(trimmed[0][0])
+        rows = self._read("SELECT seq, gtin, kind, subject, version FROM changes WHERE seq > ? ORDER BY seq LIMIT ?", (cursor, limit))
+        changes = tuple(Change(str(seq), g, k, s, v) for seq, g, k, s, v in rows)
+        return ChangeBatch(changes[-1].cursor if changes else str(cursor), changes, reset)
+
+
+def _int_cursor(after: str | None) -> int:
+    if after is None:
+        return 0
+    if not isinstance(after, str) or not after.isdigit():
+        raise InvalidInput("after", f"expected a cursor this store returned, got {after!r}")
+    return int(after)
+

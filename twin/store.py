@@ -1,0 +1,408 @@
+"""The unit store: one protocol, three deployments, chosen by URL.
+
+=================================  ==============================================
+``sqlite:///var/serialink.db``     embedded default: one file, WAL, fsync per commit
+``redis://host:6379/0``            one Redis node with AOF (``appendfsync always``)
+``redis+cluster://h1:7000,h2:7001``  Redis Cluster; every key hash-tagged ``{gtin}``
+=================================  ==============================================
+
+Query parameters: ``prefix=`` (Redis key namespace, default ``sl``), ``max_connections=``
+(Redis pool size, default 64), ``durability=relaxed`` (accept a backend that may lose
+the last second of acknowledged writes on power loss; refused for range allocation
+otherwise), ``feed_maxlen=`` (change-feed retention, default 100000).
+
+>>> import asyncio, tempfile, os
+>>> from twin.store import open_store
+>>> async def demo(path):
+...     async with await open_store(f"sqlite:///{path}") as store:
+...         return await store.get_unit("09506000134352", "NO-SUCH-UNIT")
+>>> with tempfile.TemporaryDirectory() as d:
+...     asyncio.run(demo(os.path.join(d, "twin.db"))) is None
+True
+
+Every write method takes the acting :class:`~twin.events.Actor` and records an audit
+entry; every write that changes something a resolver caches (units, batches, overlays,
+links) bumps the GTIN's version and appends to the change feed.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, check_count
+from twin.errors import IdempotencyConflict, InvalidInput, StaleVersion
+from twin.events import Actor, Event, check_actor
+from twin.identity import check_gtin, check_lot, check_name, check_serial
+from twin.links import Anchor, LinkChain, LinkRecord
+from twin.overlays import Overlay, Scope
+from twin.ownership import PersonalData
+from twin.scans import ScanEvent
+from twin.unit import Unit, apply_event
+
+#: What ``serialink serve`` uses when nothing is configured.
+DEFAULT_STORE_URL = "sqlite:///var/serialink.db"
+
+#: How long an idempotency key of a unit write is remembered.
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+
+
+class Appended(NamedTuple):
+    """Result of an event append. ``replayed``: the idempotency key was seen before and
+    nothing was written; ``version`` is what the original append produced."""
+
+    version: int
+    unit: Unit
+    replayed: bool = False
+
+
+class AuditEntry(NamedTuple):
+    cursor: str
+    at: datetime
+    actor: Actor
+    action: str  # "event:sell", "allocate", "batch:voided", "overlay:put", "links:put", …
+    subject: str  # serial, batch id, overlay id or link anchor, within the GTIN
+    detail: Mapping[str, Any]
+
+
+class Change(NamedTuple):
+    """One entry of the change feed: something cacheable changed for ``gtin``."""
+
+    cursor: str
+    gtin: str
+    kind: str  # unit | batch | overlay | links | import
+    subject: str  # serial, batch id, overlay id, link anchor subject
+    version: int  # the GTIN's version after the change
+
+
+class ChangeBatch(NamedTuple):
+    """``reset``: the feed was trimmed past the caller's cursor — drop every cache."""
+
+    cursor: str
+    changes: tuple[Change, ...]
+    reset: bool = False
+
+
+class UnitStore(Protocol):
+    """What every backend provides. All methods are coroutines on the caller's loop.
+
+    Reads of a missing thing return ``None`` (or empty); writes raise twin.errors types:
+    InvalidInput (names the field), IllegalTransition (with a reason), StaleVersion,
+    IdempotencyConflict, NotFound, CorruptRecord (names the key), UnsafeDurability.
+    """
+
+    url: str
+    durability: str  # "always" (fsync before ack), "relaxed", or what the server reports
+
+    async def close(self) -> None: ...
+    async def __aenter__(self) -> UnitStore: ...
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    # -- units ------------------------------------------------------------------------
+    async def get_unit(self, gtin: str, serial: str) -> Unit | None:
+        """The unit's own record, or ``None`` if it has no events (then its batch speaks).
+        Concurrent calls are coalesced into one round trip."""
+
+    async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
+        """Many units in one round trip (per cluster slot), in the order asked."""
+
+    async def get_events(self, gtin: str, serial: str) -> list[Event]:
+        """The unit's events in order; event *i* produced version *i + 1*."""
+
+    async def append_event(
+        self,
+        gtin: str,
+        serial: str,
+        event: Event,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+        origin: Unit | None = None,
+        personal: PersonalData | None = None,
+    ) -> Appended:
+        """Validate ``event``, check it against the lifecycle and append it.
+
+        ``expected_version``: refuse with StaleVersion unless the unit is at that version
+        (0 = no events yet); without it a concurrent append is retried. ``origin``: the
+        batch-implied unit (twin.unit.unit_from_batch) a unit with no record starts
+        from; without it the first event must be ``commission``. ``personal``: the
+        owner's name/contact for ``register``/``transfer_claim``, stored apart.
+        """
+
+    async def get_personal_data(self, gtin: str, serial: str) -> dict[str, PersonalData]:
+        """Owner id → personal data, current and past owners (never read on a scan)."""
+
+    async def erase_personal_data(self, gtin: str, serial: str, owner: str, actor: Actor, reason: str) -> bool:
+        """Forget an owner's personal data (events keep only the pseudonymous id)."""
+
+    async def get_dpp(self, gtin: str, serial: str) -> Mapping[str, Any] | None:
+        """The unit's current DPP data: ``{"href": …}`` or ``{"document": {…}}``."""
+
+    # -- batches and allocation -----------------------------------------------------
+    async def allocate_range(
+        self,
+        gtin: str,
+        profile: str,
+        count: int,
+        request_id: str,
+        params_digest: str,
+        *,
+        actor: Actor,
+        lot: str | None = None,
+        expiry: date | None = None,
+        line: str | None = None,
+        site: str | None = None,
+    ) -> Batch:
+        """Reserve ``count`` counters for (gtin, profile) and record the batch, durably,
+        in one atomic step. The same ``request_id`` (scoped per GTIN) returns the same
+        batch; with another ``params_digest`` it raises IdempotencyConflict."""
+
+    async def import_serials(
+        self,
+        gtin: str,
+        profile: str,
+        serials: Sequence[str],
+        request_id: str,
+        params_digest: str,
+        *,
+        actor: Actor,
+        lot: str | None = None,
+        expiry: date | None = None,
+        line: str | None = None,
+        site: str | None = None,
+    ) -> Batch:
+        """Record externally issued serials as an ``imported`` batch (counter *i* of its
+        range is ``serials[i]``) and their membership; idempotent like allocation."""
+
+    async def find_imported(self, gtin: str, serial: str) -> str | None:
+        """The id of the imported batch holding ``serial`` (coalesced read)."""
+
+    async def get_batch(self, batch_id: str) -> Batch | None: ...
+
+    async def list_batches(self, gtin: str, profile: str | None = None) -> list[Batch]:
+        """All batches of a GTIN (optionally one profile), by profile and range start."""
+
+    async def batch_ranges(self, gtin: str, profile: str) -> list[BatchRange]:
+        """The allocated ranges of (gtin, profile): feed a twin.batch.RangeIndex."""
+
+    async def find_batch_by_counter(self, gtin: str, profile: str, counter: int) -> Batch | None:
+        """The batch whose range holds ``counter``, or ``None`` (no batch issued it)."""
+
+    async def set_batch_status(self, batch_id: str, status: BatchStatus, actor: Actor, reason: str) -> Batch:
+        """allocated → committed → voided; refused backwards (IllegalTransition)."""
+
+    # -- overlays and links ---------------------------------------------------------
+    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay: ...
+
+    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay: ...
+
+    async def get_overlays(self, gtin: str, *, include_lifted: bool = False) -> tuple[Overlay, ...]: ...
+
+    async def put_links(self, anchor: Anchor, links: Sequence[LinkRecord], actor: Actor) -> int:
+        """Replace the linkset of one anchor (empty: delete it); returns the GTIN version."""
+
+    async def get_links(self, anchor: Anchor) -> tuple[LinkRecord, ...]: ...
+
+    async def get_link_chain(self, gtin: str, lot: str | None, serial: str | None) -> LinkChain:
+        """serial, lot and GTIN levels in one round trip."""
+
+    async def list_link_anchors(self, gtin: str) -> list[Anchor]: ...
+
+    # -- scans ------------------------------------------------------------------------
+    async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
+        """Write a batch of scans (one round trip per backend call); returns the count."""
+
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
+        """The unit's most recent scans, newest first."""
+
+    # -- audit and change feed ------------------------------------------------------
+    async def audit(self, gtin: str, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]: ...
+
+    async def gtin_version(self, gtin: str) -> int:
+        """Bumped by every cacheable change of the GTIN's data (0: never written)."""
+
+    async def changes_cursor(self) -> str:
+        """The feed's current end: follow :meth:`changes` from here."""
+
+    async def changes(self, after: str, limit: int = 1000) -> ChangeBatch:
+        """Feed entries after ``after``, oldest first."""
+
+
+async def open_store(url: str | None = None) -> UnitStore:
+    """Open (and create, for SQLite) the store at ``url``; default: DEFAULT_STORE_URL."""
+    url = url or DEFAULT_STORE_URL
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from twin.sqlite_store import SQLiteStore
+
+        return await SQLiteStore.open(url)
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
+        from twin.redis_store import RedisStore
+
+        return await RedisStore.open(url)
+    raise InvalidInput("store_url", f"unknown scheme {scheme!r}; use sqlite://, redis:// or redis+cluster://")
+
+
+# -- helpers shared by the backends ------------------------------------------------------
+
+
+def url_params(url: str) -> dict[str, str]:
+    return {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+def event_digest(event: Event) -> str:
+    """What an idempotent retry must repeat: everything but the time it was built."""
+    body = [event.type, event.actor.role, event.actor.principal, event.reason, event.where, dict(event.data)]
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+def check_idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not 1 <= len(key) <= 100 or any(c.isspace() for c in key):
+        raise InvalidInput("idempotency_key", "expected 1-100 characters without spaces")
+    return key
+
+
+def check_request(request_id: object, params_digest: object) -> None:
+    if not isinstance(request_id, str) or not 1 <= len(request_id) <= 100 or any(c.isspace() for c in request_id):
+        raise InvalidInput("request_id", "expected 1-100 characters without spaces")
+    if not isinstance(params_digest, str) or not 1 <= len(params_digest) <= 128:
+        raise InvalidInput("params_digest", "expected a digest string of 1-128 characters")
+
+
+def same_request(batch: Batch, params_digest: str) -> Batch:
+    """An allocation retry: the same request id must come with the same parameters."""
+    if batch.params_digest != params_digest:
+        raise IdempotencyConflict(
+            f"request_id {batch.request_id!r} was used for batch {batch.id} with other parameters "
+            f"(digest {batch.params_digest}, not {params_digest})"
+        )
+    return batch
+
+
+def personal_owner(event: Event, personal: PersonalData | None) -> str | None:
+    """The owner id the personal data is filed under (register / transfer_claim only)."""
+    if personal is None:
+        return None
+    if not isinstance(personal, PersonalData):
+        raise InvalidInput("personal", f"expected PersonalData, got {type(personal).__name__}")
+    if event.type not in ("register", "transfer_claim"):
+        raise InvalidInput("personal", f"only register and transfer_claim bind personal data, not {event.type}")
+    return event.data["owner"]
+
+
+def check_limit(limit: object, maximum: int = 100_000) -> int:
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
+        raise InvalidInput("limit", f"expected 1..{maximum}, got {limit!r}")
+    return limit
+
+
+def ranges_sorted(batches: Iterable[Batch]) -> list[BatchRange]:
+    return sorted(BatchRange(b.start, b.count, b.id) for b in batches)
+
+
+def next_unit(
+    current: Unit | None, origin: Unit | None, event: Event, gtin: str, serial: str, expected_version: int | None
+) -> Unit:
+    """The unit after ``event`` (validated) given what the store holds: the write plan
+    both backends share, so they refuse exactly the same things."""
+    version = 0 if current is None else current.version
+    if expected_version is not None and expected_version != version:
+        raise StaleVersion(f"unit {gtin}/{serial}", expected_version, version)
+    base = current
+    if current is None and origin is not None:
+        if not isinstance(origin, Unit) or (origin.gtin, origin.serial, origin.version) != (gtin, serial, 0):
+            raise InvalidInput("origin", "expected the batch-implied unit of this GTIN and serial (version 0)")
+        base = origin
+    return apply_event(base, event, gtin, serial)
+
+
+def draft_batch(
+    gtin: str,
+    profile: str,
+    count: int,
+    request_id: str,
+    params_digest: str,
+    actor: Actor,
+    kind: BatchKind,
+    now: datetime,
+    lot: str | None,
+    expiry: date | None,
+    line: str | None,
+    site: str | None,
+) -> Batch:
+    """Validate an allocation request and build its batch record, range still unknown
+    (``start`` = 0, ``id`` = ""): the backend fills both in as it reserves the range."""
+    check_gtin(gtin)
+    check_name(profile, "profile")
+    check_count(count)
+    check_request(request_id, params_digest)
+    check_actor(actor, "actor")
+    if lot is not None:
+        check_lot(lot)
+    if expiry is not None and (not isinstance(expiry, date) or isinstance(expiry, datetime)):
+        raise InvalidInput("expiry", f"expected a date, got {expiry!r}")
+    if line is not None:
+        check_name(line, "line")
+    if site is not None:
+        check_name(site, "site")
+    return Batch(
+        "", gtin, profile, 0, count, BatchStatus.ALLOCATED, kind, request_id, params_digest, now, now, actor,
+        lot, expiry, line, site,
+    )
+
+
+def check_unit_key(gtin: str, serial: str) -> None:
+    """Validate an identity on the read path: the GTIN check is cached (GTINs are few)."""
+    _gtin_ok(gtin) if type(gtin) is str else check_gtin(gtin)
+    check_serial(serial)
+
+
+def check_gtin_key(gtin: str) -> None:
+    _gtin_ok(gtin) if type(gtin) is str else check_gtin(gtin)
+
+
+def check_chain_key(gtin: str, lot: str | None, serial: str | None) -> None:
+    check_gtin_key(gtin)
+    if lot is not None:
+        check_lot(lot)
+    if serial is not None:
+        check_serial(serial)
+
+
+def check_import_serials(serials: Sequence[str]) -> list[str]:
+    if isinstance(serials, str) or not isinstance(serials, Sequence):
+        raise InvalidInput("serials", "expected a list of serials")
+    out = [check_serial(s, f"serials[{i}]") for i, s in enumerate(serials)]
+    if len(set(out)) != len(out):
+        raise InvalidInput("serials", "the list repeats a serial")
+    return out
+
+
+def new_overlay_id(now: datetime) -> str:
+    """Time-ordered and unguessable: ``ov-<ms hex>-<random>``."""
+    return f"ov-{(now - _EPOCH) // timedelta(milliseconds=1):011x}-{secrets.token_hex(4)}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@functools.lru_cache(maxsize=65536)
+def _gtin_ok(gtin: str) -> str:
+    return check_gtin(gtin)
