@@ -160,7 +160,6 @@ MIN_ROUNDS = 8
 DEFAULT_ROUNDS = 10
 _KDF_LABEL = b"serialink/serial-permutation/v1"
 _U64_MAX = (1 << 64) - 1
-_U128_MAX = (1 << 128) - 1
 
 
 cdef struct Codec:
