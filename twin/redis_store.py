@@ -1,0 +1,805 @@
+"""Redis backend, single node (``redis://``) and Cluster (``redis+cluster://``).
+
+Key layout (prefix ``sl``; ``{gtin}`` is the Cluster hash tag, so everything of one GTIN —
+its units, batches, counters, overlays, links, scans, audit — lives in one slot, and every
+Lua script touches keys of that slot only)::
+
+    sl:{G}:u:<serial>         string  unit record (codec.encode_unit)
+    sl:{G}:e:<serial>         list    the unit's events; its length is the unit's version
+    sl:{G}:pd:<serial>        hash    owner id -> personal data (never read on a scan)
+    sl:{G}:ik:<serial> <key>  string  idempotency key of a unit write -> (digest, version), EX 7 d
+    sl:{G}:ctr:<profile>      string  next free counter (INCRBY)
+    sl:{G}:rng:<profile>      zset    "<start %016d> <count> <batch id>", lexicographic
+    sl:{G}:batches            hash    batch id -> batch record
+    sl:{G}:req                hash    allocation request id -> batch id
+    sl:{G}:imp:<serial>       string  imported serial -> batch id
+    sl:{G}:ovl                hash    overlay id -> overlay
+    sl:{G}:lnk                hash    "" | "lot:<lot>" | "ser:<serial>" -> linkset
+    sl:{G}:scans              stream  chunks of up to 5000 scans (msgpack)
+    sl:{G}:audit              stream  one entry per write: t r p a s d
+    sl:{G}:ver                string  the GTIN's version (INCR per cacheable change)
+    sl:{feed}:changes         stream  change feed: g k s v (MAXLEN ~ feed_maxlen)
+
+Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
+writes and fsyncs the AOF before it answers, so a range it allocated survives a crash of
+the server or the machine; with ``everysec`` the last second may be lost and a counter
+could go back and re-issue serials. :meth:`RedisStore.allocate_range` refuses to run on a
+server that reports anything else unless the URL says ``durability=relaxed``.
+
+On a single node a write and its change-feed entry are one script (atomic). On a Cluster
+the feed lives in another slot, so the entry is added right after the write: a client
+that dies in between leaves the change out of the feed (the GTIN version still moved);
+caches should keep a TTL as a backstop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import replace
+from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import msgpack
+import redis.asyncio as aredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisError, ResponseError
+
+from twin import codec
+from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, MAX_COUNTER, check_status_move, parse_batch_id
+from twin.coalesce import Coalescer
+from twin.errors import (
+    CorruptRecord,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    StaleVersion,
+    StoreError,
+    TwinError,
+    UnsafeDurability,
+)
+from twin.events import Actor, Event, check_actor, check_event, now_utc
+from twin.identity import check_name, check_text
+from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
+from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
+from twin.ownership import PersonalData
+from twin.scans import SCAN_CHUNK, ScanEvent, check_scans
+from twin.store import (
+    IDEMPOTENCY_TTL_SECONDS,
+    Appended,
+    AuditEntry,
+    Change,
+    ChangeBatch,
+    check_chain_key,
+    check_gtin_key,
+    check_idempotency_key,
+    check_import_serials,
+    check_limit,
+    check_unit_key,
+    draft_batch,
+    event_digest,
+    new_overlay_id,
+    next_unit,
+    personal_owner,
+    redact,
+    same_request,
+    url_params,
+)
+from twin.unit import Unit
+
+T = TypeVar("T")
+_OUR_PARAMS = ("prefix", "max_connections", "durability", "feed_maxlen", "scan_maxlen", "max_inflight")
+_IMPORT_CHUNK = 2000
+
+# Every mutating script starts with KEYS[1] = the GTIN's audit stream, KEYS[2] = its version
+# counter, ends with the feed stream when single-node, and takes ARGV[1..9] =
+# at_ms, role, principal, action, subject, detail, gtin, change kind, feed maxlen.
+_TAIL = """
+local function tail(nkeys, subject, detail)
+  redis.call('XADD', KEYS[1], '*', 't', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'a', ARGV[4], 's', subject, 'd', detail)
+  local v = redis.call('INCR', KEYS[2])
+  if #KEYS > nkeys then
+    redis.call('XADD', KEYS[nkeys + 1], 'MAXLEN', '~', ARGV[9], '*', 'g', ARGV[7], 'k', ARGV[8], 's', subject, 'v', v)
+  end
+  return v
+end
+"""
+
+# KEYS 3 head, 4 events, 5 idempotency, 6 personal.
+# ARGV 10 expected length, 11 head, 12 event, 13 idempotent?, 14 idempotency record, 15 ttl,
+# 16 owner ("" none), 17 personal data.
+_APPEND = _TAIL + """
+if ARGV[13] == '1' then
+  local seen = redis.call('GET', KEYS[5])
+  if seen then return {'dup', seen} end
+end
+local n = redis.call('LLEN', KEYS[4])
+if n ~= tonumber(ARGV[10]) then return {'stale', n} end
+redis.call('RPUSH', KEYS[4], ARGV[12])
+redis.call('SET', KEYS[3], ARGV[11])
+if ARGV[13] == '1' then redis.call('SET', KEYS[5], ARGV[14], 'EX', ARGV[15]) end
+if ARGV[16] ~= '' then redis.call('HSET', KEYS[6], ARGV[16], ARGV[17]) end
+return {'ok', tail(6, ARGV[5], ARGV[6])}
+"""
+
+# KEYS 3 requests, 4 counter, 5 batches, 6 ranges.
+# ARGV 10 request id, 11 count, 12 gtin, 13 profile, 14 batch record, 15 max counter.
+_ALLOCATE = _TAIL + """
+local existing = redis.call('HGET', KEYS[3], ARGV[10])
+if existing then return {'dup', existing, redis.call('HGET', KEYS[5], existing)} end
+local count = tonumber(ARGV[11])
+local used = tonumber(redis.call('GET', KEYS[4]) or '0')
+if used + count > tonumber(ARGV[15]) then return {'full', used} end
+local start = redis.call('INCRBY', KEYS[4], count) - count
+local id = ARGV[12] .. '.' .. ARGV[13] .. '.' .. string.format('%d', start)
+redis.call('HSET', KEYS[5], id, ARGV[14])
+redis.call('HSET', KEYS[3], ARGV[10], id)
+redis.call('ZADD', KEYS[6], 0, string.format('%016d %d ', start, count) .. id)
+local detail = cmsgpack.pack({start = start, count = count, request_id = ARGV[10], profile = ARGV[13]})
+return {'ok', id, tail(6, id, detail)}
+"""
+
+# KEYS 3 the hash. ARGV 10 field, 11 new value ("" deletes), 12 mode: any | new | cas | exists,
+# 13 expected current value (cas).
+_PUT_FIELD = _TAIL + """
+local cur = redis.call('HGET', KEYS[3], ARGV[10])
+local mode = ARGV[12]
+if (mode == 'new' and cur) or (mode == 'exists' and not cur) or (mode == 'cas' and cur ~= ARGV[13]) then
+  return {'conflict', cur}
+end
+if ARGV[11] == '' then redis.call('HDEL', KEYS[3], ARGV[10]) else redis.call('HSET', KEYS[3], ARGV[10], ARGV[11]) end
+return {'ok', tail(3, ARGV[5], ARGV[6])}
+"""
+
+# KEYS: imported-serial keys of one GTIN. ARGV 1 batch id. All or nothing per chunk.
+_IMPORT = """
+for i, k in ipairs(KEYS) do
+  local cur = redis.call('GET', k)
+  if cur and cur ~= ARGV[1] then return {'taken', i, cur} end
+end
+for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1]) end
+return {'ok', #KEYS}
+"""
+
+# KEYS 1 ranges, 2 batches. ARGV 1 exclusive upper bound "(<counter + 1 %016d>".
+_FIND_BATCH = """
+local m = redis.call('ZRANGE', KEYS[1], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
+if #m == 0 then return false end
+local start, count, id = string.match(m[1], '^(%d+) (%d+) (.+)$')
+return {start, count, id, redis.call('HGET', KEYS[2], id)}
+"""
+
+
+def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Report Redis failures as StoreError (the caller cannot know whether a write landed)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except RedisError as exc:
+            raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+
+    return wrapper
+
+
+class Keys:
+    """Key names; every GTIN key carries the hash tag ``{gtin}``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.p = prefix
+        self.feed = f"{prefix}:{{feed}}:changes"
+
+    def g(self, gtin: str) -> str:
+        return f"{self.p}:{{{gtin}}}:"
+
+    def unit(self, gtin: str, serial: str) -> str:
+        return f"{self.p}:{{{gtin}}}:u:{serial}"
+
+    def imported(self, gtin: str, serial: str) -> str:
+        return f"{self.p}:{{{gtin}}}:imp:{serial}"
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisStore:
+    """The Redis / Redis Cluster implementation of twin.store.UnitStore."""
+
+    def __init__(self, url: str, client: Any, cluster: bool, params: Mapping[str, str]) -> None:
+        self.url = redact(url)
+        self.cluster = cluster
+        self._r = client
+        prefix = params.get("prefix", "sl")
+        if not prefix.replace("_", "").replace("-", "").replace(".", "").isalnum() or len(prefix) > 64:
+            raise InvalidInput("store_url.prefix", f"expected 1-64 of [A-Za-z0-9_.-], got {prefix!r}")
+        self.keys = Keys(prefix)
+        self._relaxed = params.get("durability", "strict") == "relaxed"
+        self._feed_maxlen = int(params.get("feed_maxlen", "100000"))
+        scan_maxlen = params.get("scan_maxlen")
+        self._scan_maxlen = int(scan_maxlen) if scan_maxlen else None
+        self.durability = "unknown"
+        self._scripts = {
+            name: client.register_script(body)
+            for name, body in (
+                ("append", _APPEND),
+                ("allocate", _ALLOCATE),
+                ("put_field", _PUT_FIELD),
+                ("import", _IMPORT),
+                ("find_batch", _FIND_BATCH),
+            )
+        }
+        inflight = int(params.get("max_inflight", "4"))
+        self._reader: Coalescer[str, bytes | None] = Coalescer(self._mget, max_inflight=inflight)
+        self._closed = False
+
+    # -- opening and closing ------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, url: str) -> RedisStore:
+        params = url_params(url)
+        if params.get("durability", "strict") not in ("strict", "relaxed"):
+            raise InvalidInput("store_url.durability", f"expected strict or relaxed, got {params['durability']!r}")
+        max_connections = int(params.get("max_connections", "64"))
+        parts = urlsplit(url)
+        cluster = parts.scheme.endswith("+cluster")
+        try:
+            if cluster:
+                client = _cluster_client(parts, max_connections)
+                await client.initialize()
+            else:
+                query = "&".join(p for p in parts.query.split("&") if p and p.split("=")[0] not in _OUR_PARAMS)
+                plain = urlunsplit(parts._replace(query=query))
+                pool = aredis.BlockingConnectionPool.from_url(plain, max_connections=max_connections, timeout=30)
+                client = aredis.Redis(connection_pool=pool)
+                await client.ping()
+        except RedisError as exc:
+            raise StoreError(f"{redact(url)}: cannot connect: {exc}") from exc
+        self = cls(url, client, cluster, params)
+        self.durability = await self._server_durability()
+        return self
+
+    async def _server_durability(self) -> str:
+        """``always`` when every primary runs AOF with appendfsync always."""
+        try:
+            if self.cluster:
+                replies = await self._r.config_get("append*", target_nodes=RedisCluster.PRIMARIES)
+                configs = list(replies.values()) if isinstance(replies, dict) and "appendonly" not in replies else [replies]
+            else:
+                configs = [await self._r.config_get("append*")]
+        except ResponseError:
+            return "unknown"  # CONFIG disabled (managed Redis): cannot tell
+        modes = set()
+        for cfg in configs:
+            cfg = {_s(k): _s(v) for k, v in cfg.items()}
+            modes.add(cfg.get("appendfsync", "?") if cfg.get("appendonly") == "yes" else "no-aof")
+        return modes.pop() if len(modes) == 1 else "mixed"
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._reader.aclose()
+        await self._r.aclose()
+
+    async def __aenter__(self) -> RedisStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        if not self.cluster:
+            return await self._r.execute_command("MGET", *keys)
+        groups: dict[int, list[int]] = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(key_slot(k.encode()), []).append(i)
+        values: list[bytes | None] = [None] * len(keys)
+
+        async def one(indexes: list[int]) -> None:
+            got = await self._r.execute_command("MGET", *[keys[i] for i in indexes])
+            for i, v in zip(indexes, got):
+                values[i] = v
+
+        await asyncio.gather(*(one(ix) for ix in groups.values()))
+        return values
+
+    async def _script(
+        self,
+        name: str,
+        gtin: str,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        actor: Actor,
+        action: str,
+        subject: str,
+        detail: Mapping[str, Any] | bytes,
+        kind: str,
+    ) -> list[Any]:
+        """Run a mutating script with the audit/version/feed tail (see ``_TAIL``)."""
+        g = self.keys.g(gtin)
+        all_keys = [g + "audit", g + "ver", *keys]
+        if not self.cluster:
+            all_keys.append(self.keys.feed)
+        packed = detail if isinstance(detail, bytes) else msgpack.packb(dict(detail))
+        head = (codec.to_ms(now_utc()), actor.role, actor.principal, action, subject, packed, gtin, kind, self._feed_maxlen)
+        reply = await self._scripts[name](keys=all_keys, args=[*head, *args])
+        reply[0] = _s(reply[0])
+        if self.cluster and reply[0] == "ok":
+            version = reply[-1]
+            feed_subject = _s(reply[1]) if name == "allocate" else subject
+            await self._r.xadd(
+                self.keys.feed, {"g": gtin, "k": kind, "s": feed_subject, "v": version},
+                maxlen=self._feed_maxlen, approximate=True,
+            )
+        return reply
+
+    # -- units --------------------------------------------------------------------------
+
+    async def get_unit(self, gtin: str, serial: str) -> Unit | None:
+        check_unit_key(gtin, serial)
+        key = self.keys.unit(gtin, serial)
+        blob = await self._reader.get(key)
+        return None if blob is None else codec.decode_unit(blob, gtin, serial, key)
+
+    @_guard
+    async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
+        for gtin, serial in keys:
+            check_unit_key(gtin, serial)
+        names = [self.keys.unit(g, s) for g, s in keys]
+        blobs = await self._mget(names) if names else []
+        return [
+            None if b is None else codec.decode_unit(b, g, s, k) for (g, s), k, b in zip(keys, names, blobs)
+        ]
+
+    @_guard
+    async def get_events(self, gtin: str, serial: str) -> list[Event]:
+        check_unit_key(gtin, serial)
+        key = f"{self.keys.g(gtin)}e:{serial}"
+        return [codec.decode_event(b, f"{key}[{i}]") for i, b in enumerate(await self._r.lrange(key, 0, -1))]
+
+    @_guard
+    async def get_dpp(self, gtin: str, serial: str) -> Mapping[str, Any] | None:
+        unit = await self.get_unit(gtin, serial)
+        if unit is None or unit.dpp_version is None:
+            return None
+        key = f"{self.keys.g(gtin)}e:{serial}"
+        blob = await self._r.lindex(key, unit.dpp_version - 1)
+        if blob is None:
+            raise CorruptRecord(f"{key}[{unit.dpp_version - 1}]", "the DPP event is missing")
+        return codec.decode_event(blob, f"{key}[{unit.dpp_version - 1}]").data
+
+    @_guard
+    async def append_event(
+        self,
+        gtin: str,
+        serial: str,
+        event: Event,
+        *,
+        expected_version: int | None = None,
+        idempotency_key: str | None = None,
+        origin: Unit | None = None,
+        personal: PersonalData | None = None,
+    ) -> Appended:
+        check_unit_key(gtin, serial)
+        event = check_event(event)
+        idem = check_idempotency_key(idempotency_key)
+        owner = personal_owner(event, personal)
+        digest = event_digest(event) if idem else ""
+        g = self.keys.g(gtin)
+        head_key, idem_key = self.keys.unit(gtin, serial), f"{g}ik:{serial} {idem or ''}"
+        keys = [head_key, f"{g}e:{serial}", idem_key, f"{g}pd:{serial}"]
+        event_blob = codec.encode_event(event)
+        personal_blob = codec.encode_personal(personal) if personal is not None else b""
+        for _ in range(100):  # optimistic concurrency: retry when another writer won
+            head, seen = await self._r.execute_command("MGET", head_key, idem_key)
+            if seen is not None:
+                return await self._replayed(gtin, serial, idem_key, seen, digest)
+            current = None if head is None else codec.decode_unit(head, gtin, serial, head_key)
+            unit = next_unit(current, origin, event, gtin, serial, expected_version)
+            reply = await self._script(
+                "append", gtin, keys,
+                [
+                    unit.version - 1, codec.encode_unit(unit), event_blob, "1" if idem else "0",
+                    codec.encode_record(digest, unit.version), IDEMPOTENCY_TTL_SECONDS, owner or "", personal_blob,
+                ],
+                actor=event.actor, action=f"event:{event.type}", subject=serial, detail={"version": unit.version},
+                kind="unit",
+            )
+            if reply[0] == "ok":
+                return Appended(unit.version, unit)
+            if reply[0] == "dup":
+                return await self._replayed(gtin, serial, idem_key, reply[1], digest)
+            if expected_version is not None:
+                raise StaleVersion(f"unit {gtin}/{serial}", expected_version, reply[1])
+        raise StoreError(f"unit {gtin}/{serial}: too much write contention, gave up after 100 tries")
+
+    async def _replayed(self, gtin: str, serial: str, key: str, seen: bytes, digest: str) -> Appended:
+        seen_digest, version = codec.decode_record(seen, key, 2)
+        if seen_digest != digest:
+            raise IdempotencyConflict(f"idempotency_key was used for a different event on {gtin}/{serial}")
+        unit = await self.get_unit(gtin, serial)
+        if unit is None:
+            raise CorruptRecord(self.keys.unit(gtin, serial), "idempotency record without a unit record")
+        return Appended(version, unit, True)
+
+    @_guard
+    async def get_personal_data(self, gtin: str, serial: str) -> dict[str, PersonalData]:
+        check_unit_key(gtin, serial)
+        key = f"{self.keys.g(gtin)}pd:{serial}"
+        return {_s(o): codec.decode_personal(b, f"{key}/{_s(o)}") for o, b in (await self._r.hgetall(key)).items()}
+
+    @_guard
+    async def erase_personal_data(self, gtin: str, serial: str, owner: str, actor: Actor, reason: str) -> bool:
+        check_unit_key(gtin, serial)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+        reply = await self._script(
+            "put_field", gtin, [f"{self.keys.g(gtin)}pd:{serial}"], [owner, "", "exists", ""],
+            actor=actor, action="personal:erase", subject=serial, detail={"owner": owner, "reason": reason}, kind="personal",
+        )
+        return reply[0] == "ok"
+
+    # -- batches ----------------------------------------------------------------------
+
+    @_guard
+    async def allocate_range(
+        self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
+        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+    ) -> Batch:
+        draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
+        return await self._allocate(draft, "allocate")
+
+    def _check_durable(self) -> None:
+        if self.durability != "always" and not self._relaxed:
+            raise UnsafeDurability(
+                f"{self.url}: the server reports AOF fsync {self.durability!r}; allocating counter ranges needs "
+                "appendonly yes + appendfsync always, or a crash could re-issue serials "
+                "(open with ?durability=relaxed to accept that risk)"
+            )
+
+    async def _allocate(self, draft: Batch, action: str) -> Batch:
+        self._check_durable()
+        g = self.keys.g(draft.gtin)
+        keys = [g + "req", f"{g}ctr:{draft.profile}", g + "batches", f"{g}rng:{draft.profile}"]
+        reply = await self._script(
+            "allocate", draft.gtin, keys,
+            [draft.request_id, draft.count, draft.gtin, draft.profile, codec.encode_batch(draft), MAX_COUNTER],
+            actor=draft.created_by, action=action, subject="", detail=b"", kind="batch",
+        )
+        if reply[0] == "dup":
+            bid = _s(reply[1])
+            if reply[2] is None:
+                raise CorruptRecord(f"{g}batches/{bid}", "allocation request points to a missing batch")
+            return same_request(codec.decode_batch(reply[2], bid, f"{g}batches/{bid}"), draft.params_digest)
+        if reply[0] == "full":
+            raise InvalidInput("count", f"the counter of {draft.gtin}/{draft.profile} would pass {MAX_COUNTER}")
+        bid = _s(reply[1])
+        return replace(draft, id=bid, start=parse_batch_id(bid)[2])
+
+    @_guard
+    async def import_serials(
+        self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
+        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+    ) -> Batch:
+        serials = check_import_serials(serials)
+        draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)
+        keys = [self.keys.imported(gtin, s) for s in serials]
+        # Refuse serials another batch holds before reserving anything; the per-chunk
+        # script re-checks atomically against a concurrent import.
+        existing = await self._r.execute_command("HGET", self.keys.g(gtin) + "req", request_id)
+        for i in range(0, len(keys), _IMPORT_CHUNK):
+            for serial, held in zip(serials[i : i + _IMPORT_CHUNK], await self._mget(keys[i : i + _IMPORT_CHUNK])):
+                if held is not None and _s(held) != _s(existing or b""):
+                    raise InvalidInput("serials", f"{serial!r} is already imported in batch {_s(held)}")
+        batch = await self._allocate(draft, "import")
+        for i in range(0, len(keys), _IMPORT_CHUNK):  # a retry with the same request id completes this
+            reply = await self._scripts["import"](keys=keys[i : i + _IMPORT_CHUNK], args=[batch.id])
+            if _s(reply[0]) == "taken":
+                raise InvalidInput("serials", f"{serials[i + reply[1] - 1]!r} is already imported in batch {_s(reply[2])}")
+        return batch
+
+    async def find_imported(self, gtin: str, serial: str) -> str | None:
+        check_unit_key(gtin, serial)
+        blob = await self._reader.get(self.keys.imported(gtin, serial))
+        return None if blob is None else _s(blob)
+
+    @_guard
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        gtin = parse_batch_id(batch_id)[0]
+        key = self.keys.g(gtin) + "batches"
+        blob = await self._r.hget(key, batch_id)
+        return None if blob is None else codec.decode_batch(blob, batch_id, f"{key}/{batch_id}")
+
+    @_guard
+    async def list_batches(self, gtin: str, profile: str | None = None) -> list[Batch]:
+        check_gtin_key(gtin)
+        if profile is not None:
+            check_name(profile, "profile")
+        key = self.keys.g(gtin) + "batches"
+        batches = [codec.decode_batch(b, _s(i), f"{key}/{_s(i)}") for i, b in (await self._r.hgetall(key)).items()]
+        return sorted((b for b in batches if profile is None or b.profile == profile), key=lambda b: (b.profile, b.start))
+
+    @_guard
+    async def batch_ranges(self, gtin: str, profile: str) -> list[BatchRange]:
+        check_gtin_key(gtin)
+        check_name(profile, "profile")
+        members = await self._r.zrange(f"{self.keys.g(gtin)}rng:{profile}", 0, -1)
+        out = []
+        for m in members:
+            start, count, bid = _s(m).split(" ", 2)
+            out.append(BatchRange(int(start), int(count), bid))
+        return out
+
+    @_guard
+    async def find_batch_by_counter(self, gtin: str, profile: str, counter: int) -> Batch | None:
+        check_gtin_key(gtin)
+        check_name(profile, "profile")
+        if not isinstance(counter, int) or counter < 0 or counter > MAX_COUNTER:
+            raise InvalidInput("counter", f"expected 0..{MAX_COUNTER}, got {counter!r}")
+        g = self.keys.g(gtin)
+        reply = await self._scripts["find_batch"](keys=[f"{g}rng:{profile}", g + "batches"], args=[f"({counter + 1:016d}"])
+        if not reply:
+            return None
+        start, count, bid, blob = int(reply[0]), int(reply[1]), _s(reply[2]), reply[3]
+        if counter >= start + count:
+            return None
+        if blob is None:
+            raise CorruptRecord(f"{g}batches/{bid}", "range without a batch record")
+        return codec.decode_batch(blob, bid, f"{g}batches/{bid}")
+
+    @_guard
+    async def set_batch_status(self, batch_id: str, status: BatchStatus, actor: Actor, reason: str) -> Batch:
+        gtin = parse_batch_id(batch_id)[0]
+        status = BatchStatus(status)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+        key = self.keys.g(gtin) + "batches"
+        for _ in range(100):
+            blob = await self._r.hget(key, batch_id)
+            if blob is None:
+                raise NotFound(f"no batch {batch_id}")
+            batch = codec.decode_batch(blob, batch_id, f"{key}/{batch_id}")
+            check_status_move(batch, status)
+            new = replace(batch, status=status, updated_at=now_utc(), status_reason=reason)
+            reply = await self._script(
+                "put_field", gtin, [key], [batch_id, codec.encode_batch(new), "cas", blob],
+                actor=actor, action=f"batch:{status}", subject=batch_id, detail={"reason": reason}, kind="batch",
+            )
+            if reply[0] == "ok":
+                return new
+        raise StoreError(f"batch {batch_id}: too much write contention")
+
+    # -- overlays -------------------------------------------------------------------------
+
+    @_guard
+    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay:
+        check_gtin_key(gtin)
+        now = now_utc()
+        overlay = Overlay(
+            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
+            check_actor(actor, "actor"), now,
+        )
+        reply = await self._script(
+            "put_field", gtin, [self.keys.g(gtin) + "ovl"], [overlay.id, codec.encode_overlay(overlay), "new", ""],
+            actor=actor, action="overlay:put", subject=overlay.id, detail={"kind": kind, "reason": reason}, kind="overlay",
+        )
+        if reply[0] != "ok":
+            raise StoreError(f"overlay id {overlay.id} collided; retry")
+        return overlay
+
+    @_guard
+    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay:
+        check_gtin_key(gtin)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+        key = self.keys.g(gtin) + "ovl"
+        for _ in range(100):
+            blob = await self._r.hget(key, overlay_id)
+            if blob is None:
+                raise NotFound(f"no overlay {overlay_id} on {gtin}")
+            overlay = codec.decode_overlay(blob, f"{key}/{overlay_id}")
+            if overlay.lifted is not None:
+                raise IllegalTransition("overlay:lift", None, f"overlay {overlay_id} was lifted at {overlay.lifted.at.isoformat()}")
+            new = replace(overlay, lifted=Lift(now_utc(), actor, reason))
+            reply = await self._script(
+                "put_field", gtin, [key], [overlay_id, codec.encode_overlay(new), "cas", blob],
+                actor=actor, action="overlay:lift", subject=overlay_id, detail={"reason": reason}, kind="overlay",
+            )
+            if reply[0] == "ok":
+                return new
+        raise StoreError(f"overlay {overlay_id}: too much write contention")
+
+    @_guard
+    async def get_overlays(self, gtin: str, *, include_lifted: bool = False) -> tuple[Overlay, ...]:
+        check_gtin_key(gtin)
+        key = self.keys.g(gtin) + "ovl"
+        items = sorted((await self._r.hgetall(key)).items())
+        overlays = (codec.decode_overlay(b, f"{key}/{_s(i)}") for i, b in items)
+        return tuple(o for o in overlays if include_lifted or o.lifted is None)
+
+    # -- links --------------------------------------------------------------------------
+
+    @_guard
+    async def put_links(self, anchor: Anchor, links: Sequence[LinkRecord], actor: Actor) -> int:
+        links = check_links(anchor, links)
+        check_actor(actor, "actor")
+        g, subject = anchor.gtin, anchor.subject
+        reply = await self._script(
+            "put_field", g, [self.keys.g(g) + "lnk"], [subject, codec.encode_links(links) if links else "", "any", ""],
+            actor=actor, action="links:put" if links else "links:delete", subject=subject, detail={"count": len(links)},
+            kind="links",
+        )
+        return reply[1]
+
+    @_guard
+    async def get_links(self, anchor: Anchor) -> tuple[LinkRecord, ...]:
+        check_anchor(anchor)
+        key = self.keys.g(anchor.gtin) + "lnk"
+        blob = await self._r.hget(key, anchor.subject)
+        return () if blob is None else codec.decode_links(blob, f"{key}/{anchor.subject}")
+
+    @_guard
+    async def get_link_chain(self, gtin: str, lot: str | None, serial: str | None) -> LinkChain:
+        check_chain_key(gtin, lot, serial)
+        key = self.keys.g(gtin) + "lnk"
+        subjects = [f"ser:{serial}" if serial else "-", f"lot:{lot}" if lot else "-", ""]
+        blobs = await self._r.hmget(key, subjects)
+        return LinkChain(*(() if b is None else codec.decode_links(b, f"{key}/{s}") for s, b in zip(subjects, blobs)))
+
+    @_guard
+    async def list_link_anchors(self, gtin: str) -> list[Anchor]:
+        check_gtin_key(gtin)
+        return [anchor_from_subject(gtin, _s(s)) for s in sorted(await self._r.hkeys(self.keys.g(gtin) + "lnk"))]
+
+    # -- scans ------------------------------------------------------------------------
+
+    @_guard
+    async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
+        check_scans(scans)
+        if not scans:
+            return 0
+        by_gtin: dict[str, list[tuple[Any, ...]]] = {}
+        for s in scans:
+            rows = by_gtin.get(s[1])
+            if rows is None:
+                rows = by_gtin[s[1]] = []
+            rows.append((s[0], s[2], s[3], s[4], s[5], s[6], s[7]))
+        pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
+        for gtin, rows in by_gtin.items():
+            key = self.keys.g(gtin) + "scans"
+            for i in range(0, len(rows), SCAN_CHUNK):
+                fields = {"b": msgpack.packb(rows[i : i + SCAN_CHUNK])}
+                if self._scan_maxlen:
+                    pipe.xadd(key, fields, maxlen=self._scan_maxlen, approximate=True)
+                else:
+                    pipe.xadd(key, fields)
+        await pipe.execute()
+        return len(scans)
+
+    @_guard
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
+        """Newest first, reading back at most ``max_chunks`` stored chunks of the GTIN's log:
+        recent history, not an archive (export the stream for analytics)."""
+        check_unit_key(gtin, serial)
+        check_limit(limit, 10_000)
+        key = self.keys.g(gtin) + "scans"
+        found: list[ScanEvent] = []
+        upper, read = "+", 0
+        while len(found) < limit and read < max_chunks:
+            entries = await self._r.xrevrange(key, upper, "-", count=16)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                read += 1
+                try:
+                    rows = msgpack.unpackb(fields[b"b"])
+                except Exception:
+                    raise CorruptRecord(f"{key}/{_s(entry_id)}", "scan chunk is not msgpack") from None
+                for r in reversed(rows):
+                    if r[1] == serial:
+                        found.append(ScanEvent(r[0], gtin, *r[1:]))
+                        if len(found) == limit:
+                            break
+                if len(found) == limit:
+                    break
+            upper = "(" + _s(entries[-1][0])
+        return found
+
+    # -- audit and feed -----------------------------------------------------------------
+
+    @_guard
+    async def audit(self, gtin: str, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        check_gtin_key(gtin)
+        check_limit(limit)
+        key = self.keys.g(gtin) + "audit"
+        entries = await self._r.xrange(key, "(" + _stream_cursor(after) if after else "-", "+", count=limit)
+        out = []
+        for entry_id, f in entries:
+            detail = msgpack.unpackb(f[b"d"]) if f.get(b"d") else {}
+            out.append(
+                AuditEntry(
+                    _s(entry_id), codec.from_ms(int(f[b"t"])), Actor(_s(f[b"r"]), _s(f[b"p"])), _s(f[b"a"]), _s(f[b"s"]),
+                    detail if isinstance(detail, dict) else {},
+                )
+            )
+        return out
+
+    @_guard
+    async def gtin_version(self, gtin: str) -> int:
+        check_gtin_key(gtin)
+        value = await self._r.get(self.keys.g(gtin) + "ver")
+        return int(value or 0)
+
+    @_guard
+    async def changes_cursor(self) -> str:
+        try:
+            info = await self._r.xinfo_stream(self.keys.feed)
+        except ResponseError:  # no such key: the feed is empty
+            return "0-0"
+        return _s(info["last-generated-id"])
+
+    @_guard
+    async def changes(self, after: str, limit: int = 1000) -> ChangeBatch:
+        check_limit(limit)
+        cursor = _stream_cursor(after)
+        entries = await self._r.xrange(self.keys.feed, "(" + cursor, "+", count=limit)
+        reset = False
+        try:
+            info = await self._r.xinfo_stream(self.keys.feed)
+        except ResponseError:
+            info = None
+        if info is not None and info.get("first-entry"):
+            first = _s(info["first-entry"][0])
+            # Trimmed past the cursor: entries the caller never saw are gone.
+            trimmed = int(info.get("entries-added", info["length"])) > int(info["length"])
+            reset = trimmed and _id_tuple(cursor) < _id_tuple(first) and (
+                _id_tuple(cursor) < _id_tuple(_s(info.get("max-deleted-entry-id", "0-0"))) or cursor == "0-0"
+                or _id_tuple(first) > _id_tuple(cursor)
+            )
+        changes = tuple(
+            Change(_s(i), _s(f[b"g"]), _s(f[b"k"]), _s(f[b"s"]), int(f[b"v"])) for i, f in entries
+        )
+        return ChangeBatch(changes[-1].cursor if changes else cursor, changes, reset)
+
+
+def _stream_cursor(after: str | None) -> str:
+    if after is None:
+        return "0-0"
+    if not isinstance(after, str) or not _id_ok(after):
+        raise InvalidInput("after", f"expected a cursor this store returned, got {after!r}")
+    return after
+
+
+def _id_ok(value: str) -> bool:
+    ms, _, seq = value.partition("-")
+    return ms.isdigit() and seq.isdigit()
+
+
+def _id_tuple(value: str) -> tuple[int, int]:
+    ms, _, seq = value.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _cluster_client(parts: Any, max_connections: int) -> RedisCluster:
+    """``redis+cluster://[user:pass@]h1:p1,h2:p2`` → RedisCluster with those seed nodes."""
+    netloc = parts.netloc.rpartition("@")[2]
+    nodes = []
+    for hostport in netloc.split(","):
+        host, _, port = hostport.rpartition(":")
+        if not host or not port.isdigit():
+            raise InvalidInput("store_url", f"expected host:port in a cluster URL, got {hostport!r}")
+        nodes.append(ClusterNode(host, int(port)))
+    return RedisCluster(
+        startup_nodes=nodes,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme.startswith("rediss"),
+        max_connections=max_connections,
+    )
