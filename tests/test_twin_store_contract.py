@@ -467,3 +467,23 @@ async def test_a_malformed_record_is_reported_and_harms_nothing_else(store: Any,
         await store.get_unit(GTIN, "BAD")
     await store.append_event(GTIN, "GOOD", ev("ship"))
     assert (await store.get_unit(GTIN, "GOOD")).state is State.SHIPPED
+
+
+async def test_a_consumer_behind_a_trimmed_feed_is_told_to_reset(store_url: str) -> None:
+    from twin.store import open_store
+
+    url = store_url + ("&" if "?" in store_url else "?") + "feed_maxlen=10"
+    link = LinkRecord("gs1:pip", "https://e.com", "P")
+    async with await open_store(url) as store:
+        from_start = await store.changes_cursor()
+        await store.put_links(Anchor(GTIN), [link], QA)
+        early = await store.changes_cursor()
+        assert not (await store.changes(from_start)).reset
+        for i in range(300):
+            await store.put_links(Anchor(GTIN, lot=f"L{i}"), [link], QA)
+        assert (await store.changes(from_start)).reset
+        assert (await store.changes(early)).reset
+        recent = await store.changes_cursor()
+        await store.put_links(Anchor(GTIN, lot="LAST"), [link], QA)
+        tail = await store.changes(recent)
+        assert not tail.reset and [c.subject for c in tail.changes] == ["lot:LAST"]

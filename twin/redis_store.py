@@ -747,25 +747,27 @@ class RedisStore:
 
     @_guard
     async def changes(self, after: str, limit: int = 1000) -> ChangeBatch:
+        """Feed entries after ``after``. The feed is only ever trimmed from the front, so the
+        caller missed something exactly when the entry at its cursor is gone (or, from
+        ``0-0``, when anything was trimmed at all): then ``reset`` is set."""
         check_limit(limit)
         cursor = _stream_cursor(after)
-        entries = await self._r.xrange(self.keys.feed, "(" + cursor, "+", count=limit)
-        reset = False
-        try:
-            info = await self._r.xinfo_stream(self.keys.feed)
-        except ResponseError:
-            info = None
-        if info is not None and info.get("first-entry"):
-            first = _s(info["first-entry"][0])
-            # Trimmed past the cursor: entries the caller never saw are gone.
-            trimmed = int(info.get("entries-added", info["length"])) > int(info["length"])
-            reset = trimmed and _id_tuple(cursor) < _id_tuple(first) and (
-                _id_tuple(cursor) < _id_tuple(_s(info.get("max-deleted-entry-id", "0-0"))) or cursor == "0-0"
-                or _id_tuple(first) > _id_tuple(cursor)
-            )
-        changes = tuple(
-            Change(_s(i), _s(f[b"g"]), _s(f[b"k"]), _s(f[b"s"]), int(f[b"v"])) for i, f in entries
-        )
+        feed = self.keys.feed
+        pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
+        pipe.xrange(feed, "(" + cursor, "+", count=limit)
+        if cursor == "0-0":
+            pipe.exists(feed)
+        else:
+            pipe.xrange(feed, cursor, cursor, count=1)
+        entries, probe = await pipe.execute()
+        if cursor != "0-0":
+            reset = not probe
+        elif probe:
+            info = await self._r.xinfo_stream(feed)
+            reset = int(info.get("entries-added", info["length"])) > int(info["length"])
+        else:
+            reset = False
+        changes = tuple(Change(_s(i), _s(f[b"g"]), _s(f[b"k"]), _s(f[b"s"]), int(f[b"v"])) for i, f in entries)
         return ChangeBatch(changes[-1].cursor if changes else cursor, changes, reset)
 
 
@@ -780,11 +782,6 @@ def _stream_cursor(after: str | None) -> str:
 def _id_ok(value: str) -> bool:
     ms, _, seq = value.partition("-")
     return ms.isdigit() and seq.isdigit()
-
-
-def _id_tuple(value: str) -> tuple[int, int]:
-    ms, _, seq = value.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _cluster_client(parts: Any, max_connections: int) -> RedisCluster:

@@ -239,7 +239,7 @@ class SQLiteStore:
         seq = c.execute(
             "INSERT INTO changes (gtin, kind, subject, version) VALUES (?, ?, ?, ?)", (gtin, kind, subject, version)
         ).lastrowid
-        if seq % 1000 == 0 and seq > self._feed_maxlen:
+        if seq % 100 == 0 and seq > self._feed_maxlen:
             through = seq - self._feed_maxlen
             c.execute("DELETE FROM changes WHERE seq <= ?", (through,))
             c.execute("INSERT OR REPLACE INTO meta VALUES ('feed_trimmed_through', ?)", (str(through),))
