@@ -1,0 +1,267 @@
+"""The routing decision: a pure function from (rules, scan, role, unit facts, preferences) to an answer.
+
+No I/O here: the caller has already parsed the URI, established the role, looked up the
+unit's state and any stored link data. The same function answers live scans,
+``serialink rules explain`` and ``serialink rules diff``, so what ops see is what runs.
+
+>>> from ext import parse
+>>> from resolver.negotiate import Preferences
+>>> from resolver.rules import load_rules, default_rules_file
+>>> rules = load_rules(default_rules_file())
+>>> dl = parse("https://id.example.com/01/09506000134352/21/A1B2C3")
+>>> prefs = Preferences(("de-de",), None, ())
+>>> d = decide(rules, dl, "consumer", UnitFacts("sold"), ScanRequest(None, prefs, 0))
+>>> d.status, d.href, d.route
+(307, 'https://www.example.com/de/registrieren/09506000134352/A1B2C3', 'unregistered units invite the owner to register')
+>>> decide(rules, dl, "consumer", UnitFacts("sold", recalled=True), ScanRequest("gs1:pip", prefs, 0)).link.link_type
+'gs1:recallStatus'
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+from resolver.linktypes import DEFAULT_LINK
+from resolver.negotiate import Preferences, context_rank, language_rank, media_rank
+from resolver.rules import CompiledRules, Link, Product
+
+LEVELS = ("serial", "lot", "gtin")
+
+
+class UnitFacts(NamedTuple):
+    """What the decision knows about the scanned unit."""
+
+    state: str  # a lifecycle state, 'unknown' (no batch issued it) or 'unserialised' (no serial)
+    recalled: bool = False
+    stolen: bool = False
+    lot: str | None = None  # named by the scan, or carried by the unit's batch
+    expiry: str | None = None  # YYMMDD, from the scan or the batch
+    source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
+
+
+class StoredLink(NamedTuple):
+    """Link data uploaded through the API (twin.links.LinkRecord has the same fields)."""
+
+    link_type: str
+    href: str
+    title: str
+    type: str | None = None
+    hreflang: tuple[str, ...] = ()
+    context: tuple[str, ...] = ()
+
+
+class StoredLinks(NamedTuple):
+    serial: Sequence = ()
+    lot: Sequence = ()
+    gtin: Sequence = ()
+
+
+NO_STORED_LINKS = StoredLinks()
+
+
+class ScanRequest(NamedTuple):
+    link_type: str | None  # normalised requested linkType; 'linkset' for the linkset; None: none
+    prefs: Preferences
+    now_ms: int
+
+
+class Candidate(NamedTuple):
+    """A link ready to answer with: href filled in."""
+
+    link_type: str
+    href: str
+    title: str
+    lang: tuple[str, ...]
+    media: str | None
+    context: tuple[str, ...]
+    level: str
+    origin: str  # where it was configured: file:line, or 'uploaded'
+
+
+class Decision(NamedTuple):
+    status: int  # 307 redirect, 300 multiple choices, 404 not found, 200 linkset
+    href: str | None = None
+    link: Candidate | None = None
+    candidates: tuple[Candidate, ...] = ()
+    route: str | None = None
+    level: str | None = None
+    reason: str | None = None
+    trace: tuple[str, ...] = ()
+
+
+def template_values(elements: Sequence[tuple[str, str]], facts: UnitFacts) -> dict[str, str]:
+    values = dict(elements)
+    if facts.lot is not None:
+        values.setdefault("10", facts.lot)
+    if facts.expiry is not None:
+        values.setdefault("17", facts.expiry)
+    return values
+
+
+def level_available(level: str, values: dict[str, str]) -> bool:
+    if level == "serial":
+        return "21" in values or "235" in values
+    if level == "lot":
+        return "10" in values
+    return True
+
+
+def _stored(rec, level: str) -> Candidate:
+    return Candidate(rec.link_type, rec.href, rec.title, tuple(rec.hreflang), rec.type, tuple(rec.context),
+                     level, "uploaded")
+
+
+def _options(product: Product | None, stored: StoredLinks, level: str, link_type: str | None, role: str,
+             values: dict[str, str]) -> list:
+    """What one level offers — stored Candidates and configured Links, not yet rendered.
+
+    Uploaded link data for a level replaces the configured links of the same type there.
+    """
+    if not level_available(level, values):
+        return []
+    out: list = []
+    uploaded_types = set()
+    for rec in getattr(stored, level):
+        if link_type is None or rec.link_type == link_type:
+            uploaded_types.add(rec.link_type)
+            out.append(_stored(rec, level))
+    if product is not None:
+        if link_type is None:
+            pool: Sequence[Link] = tuple(l for l in product.links if l.level == level)
+        else:
+            pool = product.by_type_level.get((link_type, level), ())
+        for link in pool:
+            if link.link_type in uploaded_types or (link.roles is not None and role not in link.roles):
+                continue
+            if not link.href.needs.issubset(values.keys()):
+                continue
+            out.append(link)
+    return out
+
+
+def _render(option, level: str, values: dict[str, str]) -> Candidate:
+    if isinstance(option, Candidate):
+        return option
+    return Candidate(option.link_type, option.href.render(values), option.title, option.lang, option.media,
+                     option.context, level, option.where)
+
+
+def links_at(product: Product | None, stored: StoredLinks, level: str, link_type: str | None, role: str,
+             values: dict[str, str]) -> list[Candidate]:
+    """The links one level offers (of one type, or all), rendered, as this role may see them."""
+    return [_render(o, level, values) for o in _options(product, stored, level, link_type, role, values)]
+
+
+def _best(options: list, prefs: Preferences, default_language: str | None) -> tuple:
+    """The winners by language, then context, then media type; several only if indistinguishable."""
+    if len(options) == 1:
+        return (options[0],)
+    languages = prefs.languages + ((default_language.lower(),) if default_language else ())
+    best_rank = None
+    winners: list = []
+    for option in options:
+        rank = (language_rank(option.lang, languages) if languages else 0,
+                context_rank(option.context, prefs.context),
+                media_rank(option.media, prefs.media) if prefs.media else 0)
+        if best_rank is None or rank < best_rank:
+            best_rank, winners = rank, [option]
+        elif rank == best_rank:
+            winners.append(option)
+    first = winners[0]
+    if len(winners) > 1:
+        key = (frozenset(first.lang), frozenset(first.context), first.media)
+        same = tuple(w for w in winners if (frozenset(w.lang), frozenset(w.context), w.media) == key)
+        if len(same) > 1:
+            return same
+    return (first,)
+
+
+def choose(rules: CompiledRules, product: Product | None, stored: StoredLinks, link_type: str, role: str,
+           values: dict[str, str], prefs: Preferences, trace: list[str] | None) -> tuple[str | None, tuple[Candidate, ...]]:
+    """Walk up serial → lot → GTIN for the first level with a link of this type."""
+    for level in LEVELS:
+        found = _options(product, stored, level, link_type, role, values)
+        if found:
+            best = tuple(_render(o, level, values) for o in _best(found, prefs, rules.default_language))
+            if trace is not None:
+                trace.append(f"{link_type} at {level} level: {len(found)} link(s), chose "
+                             + (f"{best[0].href} ({best[0].origin})" if len(best) == 1 else f"{len(best)} equal ones"))
+            return level, best
+        if trace is not None:
+            trace.append(f"{link_type}: nothing at {level} level" + ("" if level_available(level, values)
+                                                                    else f" (the scan has no {level})"))
+    return None, ()
+
+
+def _answer(level: str | None, best: tuple[Candidate, ...], route: str | None, trace: list[str] | None) -> Decision:
+    tr = tuple(trace) if trace is not None else ()
+    if len(best) > 1:
+        return Decision(300, candidates=best, route=route, level=level, trace=tr,
+                        reason="several equally good links")
+    return Decision(307, href=best[0].href, link=best[0], route=route, level=level, trace=tr)
+
+
+def default_link(rules: CompiledRules, product: Product | None, stored: StoredLinks, role: str,
+                 values: dict[str, str], prefs: Preferences, trace: list[str] | None):
+    """The product's default link type (stored gs1:defaultLink records stand in without rules)."""
+    link_type = product.default if product is not None else DEFAULT_LINK
+    if trace is not None:
+        trace.append(f"default link type: {link_type}")
+    return choose(rules, product, stored, link_type, role, values, prefs, trace)
+
+
+def decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,
+           stored: StoredLinks = NO_STORED_LINKS, explain: bool = False) -> Decision:
+    """Where this scan goes, and (with ``explain``) why."""
+    trace: list[str] | None = [] if explain else None
+    gtin = dl.gtin
+    product = rules.product_for(gtin) if gtin is not None else None
+    if trace is not None:
+        trace.append(f"product: {product.name} ({'prefix ' if product.by_prefix else 'GTIN '}{product.key}, "
+                     f"{product.where})" if product else f"product: none configured for {gtin or dl.primary_key}")
+        trace.append(f"role: {role}; state: {facts.state}"
+                     + (" +recalled" if facts.recalled else "") + (" +stolen" if facts.stolen else "")
+                     + f" (from {facts.source})")
+    if product is None and not (stored.gtin or stored.lot or stored.serial):
+        return Decision(404, reason="no links are known for this identifier",
+                        trace=tuple(trace) if trace is not None else ())
+    if request.link_type == "linkset":
+        return Decision(200, reason="linkset", trace=tuple(trace) if trace is not None else ())
+    values = template_values(dl.elements, facts)
+    prefs = request.prefs
+    if product is not None:
+        for route in product.candidates(role, facts.state, facts.recalled, facts.stolen):
+            why = route.residual(request.link_type, prefs.languages, prefs.context, request.now_ms)
+            if why is not None:
+                if trace is not None:
+                    trace.append(f"route {route.name!r} ({route.where}): skipped, {why}")
+                continue
+            if route.href is not None:
+                href = route.href.render(values)
+                if href is None:
+                    if trace is not None:
+                        trace.append(f"route {route.name!r} ({route.where}): skipped, its target needs data "
+                                     "this scan lacks")
+                    continue
+                if trace is not None:
+                    trace.append(f"route {route.name!r} ({route.where}): matched, target {href}")
+                link = Candidate("route", href, route.title or "", (), None, (), "route", route.where)
+                return Decision(307, href=href, link=link, route=route.name, level="route",
+                                trace=tuple(trace) if trace is not None else ())
+            if trace is not None:
+                trace.append(f"route {route.name!r} ({route.where}): matched, wants {route.link_type}")
+            level, best = choose(rules, product, stored, route.link_type, role, values, prefs, trace)
+            if best:
+                return _answer(level, best, route.name, trace)
+        if trace is not None:
+            trace.append("no route chose a link")
+    if request.link_type is not None:
+        level, best = choose(rules, product, stored, request.link_type, role, values, prefs, trace)
+        if best:
+            return _answer(level, best, None, trace)
+        return Decision(404, reason=f"no {request.link_type} link for this item",
+                        trace=tuple(trace) if trace is not None else ())
+    level, best = default_link(rules, product, stored, role, values, prefs, trace)
+    if best:
+        return _answer(level, best, None, trace)
+    return Decision(404, reason="no default link for this item", trace=tuple(trace) if trace is not None else ())

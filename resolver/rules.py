@@ -1,0 +1,397 @@
+"""Routing rules: YAML in, a compiled decision structure out (never interpreted per request).
+
+Loading validates the whole file — JSON Schema (config/rules.schema.json), then the
+checks a schema cannot express (known GS1 link types, template variables, allowed
+target hosts, a GTIN-level default link, impossible routes) — and reports every problem
+at file:line:column. A file with any error is refused as a whole.
+
+Compiling turns each product's ordered routes into a dictionary keyed by
+(role, state, recalled, stolen): a scan looks up its few candidate routes in O(1) and
+checks only what is left (requested link type, language, context, date window).
+
+>>> rules = load_rules(default_rules_file())
+>>> product = rules.product_for("09506000134352")
+>>> [r.name for r in product.candidates("consumer", "sold", False, False)][:1]
+['unregistered units invite the owner to register']
+>>> rules.product_for("09506000999997").name
+'Example Boilers Ltd product'
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+from ext import escape
+from resolver.linktypes import RESOLVER_ONLY, normalise, vocabulary
+from resolver.yaml_source import Positions, Problem, SourceError, load
+from serialink.settings import default_config_dir
+
+ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
+LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
+STATES = LIFECYCLE + ("unknown", "unserialised")
+FLAGS = ("recalled", "stolen")
+TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17"}
+NO_LINK_TYPE = "none"
+
+
+class RulesInvalid(Exception):
+    """The rules file was refused; ``problems`` lists every error (and warning) found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        errors = [p for p in problems if p.severity == "error"]
+        super().__init__("; ".join(str(p) for p in errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
+
+
+class Template:
+    """An href with {variables}, compiled to literal and variable parts once."""
+
+    __slots__ = ("text", "parts", "needs")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts: list[tuple[bool, str]] = []
+        needs: set[str] = set()
+        rest = text
+        while rest:
+            start = rest.find("{")
+            if start < 0:
+                parts.append((False, rest))
+                break
+            end = rest.find("}", start)
+            if end < 0:
+                raise ValueError("'{' without a closing '}'")
+            if start:
+                parts.append((False, rest[:start]))
+            name = rest[start + 1:end]
+            if name in TEMPLATE_VARIABLES:
+                ai = TEMPLATE_VARIABLES[name]
+            elif name.startswith("ai:") and name[3:].isdigit() and 2 <= len(name) - 3 <= 4:
+                ai = name[3:]
+            else:
+                raise ValueError(f"unknown template variable {{{name}}}; use "
+                                 + ", ".join(f"{{{v}}}" for v in TEMPLATE_VARIABLES) + " or {ai:NN}")
+            parts.append((True, ai))
+            needs.add(ai)
+            rest = rest[end + 1:]
+        if "}" in "".join(p for is_var, p in parts if not is_var):
+            raise ValueError("'}' without an opening '{'")
+        self.parts = tuple(parts)
+        self.needs = frozenset(needs)
+
+    def render(self, values: Mapping[str, str]) -> str | None:
+        """The URL with each variable percent-encoded; None if a needed value is missing."""
+        out = []
+        for is_var, text in self.parts:
+            if is_var:
+                value = values.get(text)
+                if value is None:
+                    return None
+                out.append(escape(value))
+            else:
+                out.append(text)
+        return "".join(out)
+
+
+class Link(NamedTuple):
+    """A configured link. ``level``: 'serial' if its href needs the serial, 'lot' if it
+    needs the lot, else 'gtin' — the anchor it belongs to in a linkset."""
+
+    link_type: str
+    href: Template
+    title: str
+    lang: tuple[str, ...]
+    media: str | None
+    context: tuple[str, ...]
+    roles: frozenset[str] | None
+    level: str
+    where: str
+
+
+class Route(NamedTuple):
+    index: int
+    name: str
+    where: str
+    roles: frozenset[str] | None
+    states: frozenset[str] | None
+    link_types: frozenset[str] | None  # None: any requested link type; {"none"}: only none
+    langs: tuple[str, ...] | None
+    contexts: frozenset[str] | None
+    start_ms: int | None
+    end_ms: int | None
+    link_type: str | None  # action: pick a link of this type…
+    href: Template | None  # …or go to this configured target
+    title: str | None
+
+    def matches_state(self, state: str, recalled: bool, stolen: bool) -> bool:
+        if self.states is None:
+            return True
+        return state in self.states or (recalled and "recalled" in self.states) or (stolen and "stolen" in self.states)
+
+    def residual(self, link_type: str | None, languages: tuple[str, ...], context: str | None,
+                 now_ms: int) -> str | None:
+        """Why the route does not match beyond role/state (None: it matches)."""
+        if self.link_types is not None and (link_type or NO_LINK_TYPE) not in self.link_types:
+            return f"requested link type {link_type or 'none'} is not {', '.join(sorted(self.link_types))}"
+        if self.langs is not None and not any(
+                lang == want or lang == want.split("-")[0] for want in languages for lang in self.langs):
+            return f"language {languages[0] if languages else 'none'} is not {', '.join(self.langs)}"
+        if self.contexts is not None and context not in self.contexts:
+            return f"context {context or 'none'} is not {', '.join(sorted(self.contexts))}"
+        if self.start_ms is not None and now_ms < self.start_ms:
+            return "before its date window"
+        if self.end_ms is not None and now_ms >= self.end_ms:
+            return "after its date window"
+        return None
+
+
+class Product:
+    """One product entry (a GTIN or a company prefix), compiled."""
+
+    __slots__ = ("key", "by_prefix", "name", "default", "links", "links_by_type", "by_type_level", "routes",
+                 "_index", "where")
+
+    def __init__(self, key: str, by_prefix: bool, name: str, default: str, links: tuple[Link, ...],
+                 routes: tuple[Route, ...], where: str) -> None:
+        self.key, self.by_prefix, self.name, self.default, self.where = key, by_prefix, name, default, where
+        self.links = links
+        by_type: dict[str, list[Link]] = {}
+        for link in links:
+            by_type.setdefault(link.link_type, []).append(link)
+        self.links_by_type = {k: tuple(v) for k, v in by_type.items()}
+        self.by_type_level = {(k, level): tuple(l for l in v if l.level == level)
+                              for k, v in by_type.items() for level in ("serial", "lot", "gtin")}
+        self.routes = routes
+        self._index: dict[tuple[str, str, bool, bool], tuple[Route, ...]] = {}
+        for role in ROLES:
+            for state in STATES:
+                for recalled in (False, True):
+                    for stolen in (False, True):
+                        self._index[(role, state, recalled, stolen)] = tuple(
+                            r for r in routes
+                            if (r.roles is None or role in r.roles) and r.matches_state(state, recalled, stolen))
+
+    def candidates(self, role: str, state: str, recalled: bool, stolen: bool) -> tuple[Route, ...]:
+        """The routes whose role and state conditions hold, in order (one dict lookup)."""
+        return self._index.get((role, state, recalled, stolen), ())
+
+
+class CompiledRules:
+    """Everything a scan needs from the rules file, ready to answer."""
+
+    def __init__(self, resolver: Mapping[str, Any], products: Iterable[Product], source: str, text: str,
+                 warnings: list[Problem]) -> None:
+        self.root = resolver["root"].rstrip("/")
+        self.name = resolver.get("name", "Serialink resolver")
+        self.cache_max_age = int(resolver.get("cache_max_age", 30))
+        self.default_language = resolver.get("default_language")
+        self.context_values = tuple(resolver.get("context_values", ()))
+        self.allowed_hosts = tuple(h.lower() for h in resolver.get("allowed_target_hosts", ()))
+        self.contact = resolver.get("contact")
+        self.source = source
+        self.version = hashlib.sha256(text.encode()).hexdigest()[:12]
+        self.warnings = warnings
+        self.by_gtin: dict[str, Product] = {}
+        self.by_prefix: dict[str, Product] = {}
+        for product in products:
+            (self.by_prefix if product.by_prefix else self.by_gtin)[product.key] = product
+        self._prefix_lengths = sorted({len(p) for p in self.by_prefix}, reverse=True)
+
+    def product_for(self, gtin: str) -> Product | None:
+        """Exact GTIN first, then the longest company prefix (digits after the indicator)."""
+        product = self.by_gtin.get(gtin)
+        if product is not None:
+            return product
+        for length in self._prefix_lengths:
+            product = self.by_prefix.get(gtin[1:1 + length])
+            if product is not None:
+                return product
+        return None
+
+    def host_allowed(self, url: str) -> bool:
+        return host_allowed(url, self.allowed_hosts)
+
+    def link_types(self) -> set[str]:
+        return {t for p in list(self.by_gtin.values()) + list(self.by_prefix.values()) for t in p.links_by_type}
+
+
+def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
+    """Is the URL's host on the allow-list ('*.example.com' includes subdomains)? Empty list: yes."""
+    if not allowed:
+        return True
+    host = (urlsplit(url).hostname or "").lower()
+    for pattern in allowed:
+        if pattern.startswith("*."):
+            if host == pattern[2:] or host.endswith(pattern[1:]):
+                return True
+        elif host == pattern:
+            return True
+    return False
+
+
+@cache
+def _schema() -> dict:
+    return json.loads((default_config_dir() / "rules.schema.json").read_text(encoding="utf-8"))
+
+
+def default_rules_file() -> Path:
+    return default_config_dir() / "rules.yaml"
+
+
+def _as_set(value: Any) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset([value] if isinstance(value, str) else value)
+
+
+def _ms(text: str | None) -> int | None:
+    if text is None:
+        return None
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _schema_problems(data: Any, positions: Positions) -> list[Problem]:
+    validator = jsonschema.Draft7Validator(_schema(), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    problems = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: positions.lookup(e.absolute_path)):
+        specific = best_match(error.context) if error.context else error
+        path = list(specific.absolute_path) if specific is not error else list(error.absolute_path)
+        field = ".".join(str(p) for p in path) or "(top level)"
+        problems.append(Problem(positions.at(path), f"{field}: {specific.message}"))
+    return problems
+
+
+def _link_type_problem(link_type: str) -> str | None:
+    curie = normalise(link_type)
+    if curie in RESOLVER_ONLY:
+        return f"{curie} is set by the resolver itself; name the descriptive link type instead"
+    if curie.startswith("gs1:") and curie not in vocabulary():
+        close = difflib.get_close_matches(curie, list(vocabulary()), n=1)
+        return f"unknown GS1 link type {curie}" + (f" (did you mean {close[0]}?)" if close else "")
+    return None
+
+
+def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[str, ...],
+                     problems: list[Problem]) -> Product | None:
+    base = ("products", pi)
+    links: list[Link] = []
+    for li, item in enumerate(raw["links"]):
+        where = positions.at(base + ("links", li))
+        link_type = normalise(item["type"])
+        if (why := _link_type_problem(link_type)) is not None:
+            problems.append(Problem(positions.at(base + ("links", li, "type")), why))
+        try:
+            href = Template(item["href"])
+        except ValueError as exc:
+            problems.append(Problem(positions.at(base + ("links", li, "href")), str(exc)))
+            continue
+        if not host_allowed(item["href"].replace("{", "").replace("}", ""), allowed):
+            problems.append(Problem(positions.at(base + ("links", li, "href")),
+                                    f"host of {item['href']} is not in resolver.allowed_target_hosts"))
+        level = "serial" if "21" in href.needs or "235" in href.needs else ("lot" if "10" in href.needs else "gtin")
+        links.append(Link(link_type, href, item["title"], tuple(item.get("lang", ())), item.get("media"),
+                          tuple(item.get("context", ())), _as_set(item.get("roles")), level, where))
+    default = normalise(raw["default"])
+    if not any(l.link_type == default and l.level == "gtin" and l.roles is None for l in links):
+        problems.append(Problem(positions.at(base + ("default",)),
+                                f"default {default} needs a link of that type for everyone at GTIN level "
+                                "(no {serial}/{lot} in its href, no roles): every scan must have a default link"))
+    routes: list[Route] = []
+    seen_unconditional: dict[tuple, str] = {}
+    for ri, item in enumerate(raw.get("routes", ())):
+        where = positions.at(base + ("routes", ri))
+        when = item.get("when", {})
+        link_types = when.get("link_type", NO_LINK_TYPE)
+        if link_types == "any":
+            link_types_set = None
+        else:
+            link_types_set = frozenset(normalise(t) if t != NO_LINK_TYPE else t for t in
+                                       ([link_types] if isinstance(link_types, str) else link_types))
+        href = None
+        if "href" in item:
+            try:
+                href = Template(item["href"])
+            except ValueError as exc:
+                problems.append(Problem(positions.at(base + ("routes", ri, "href")), str(exc)))
+                continue
+            if not host_allowed(item["href"].replace("{", "").replace("}", ""), allowed):
+                problems.append(Problem(positions.at(base + ("routes", ri, "href")),
+                                        f"host of {item['href']} is not in resolver.allowed_target_hosts"))
+        link_type = normalise(item["link"]) if "link" in item else None
+        if link_type is not None:
+            if (why := _link_type_problem(link_type)) is not None:
+                problems.append(Problem(positions.at(base + ("routes", ri, "link")), why))
+            elif link_type not in {l.link_type for l in links}:
+                problems.append(Problem(positions.at(base + ("routes", ri, "link")),
+                                        f"no {link_type} link is configured for this product; the route only "
+                                        "works where uploaded link data has one", "warning"))
+        start, end = _ms(when.get("from")), _ms(when.get("until"))
+        if start is not None and end is not None and start >= end:
+            problems.append(Problem(positions.at(base + ("routes", ri, "when", "until")), "until must be after from"))
+        route = Route(ri, item.get("name", f"route {ri + 1}"), where, _as_set(when.get("role")),
+                      _as_set(when.get("state")), link_types_set,
+                      tuple(x.lower() for x in ([when["lang"]] if isinstance(when.get("lang"), str) else when["lang"]))
+                      if "lang" in when else None,
+                      _as_set(when.get("context")), start, end, link_type, href, item.get("title"))
+        key = (route.roles, route.states, route.link_types)
+        if route.langs is None and route.contexts is None and start is None and end is None:
+            if key in seen_unconditional:
+                problems.append(Problem(where, f"never used: route {seen_unconditional[key]!r} above matches "
+                                               "every scan this one would", "warning"))
+            seen_unconditional.setdefault(key, route.name)
+        routes.append(route)
+    key, by_prefix = (raw["gtin"], False) if "gtin" in raw else (raw["company_prefix"], True)
+    return Product(key, by_prefix, raw["name"], default, tuple(links), tuple(routes), positions.at(base))
+
+
+def compile_rules(text: str, source: str) -> CompiledRules:
+    """Validate and compile rules text; RulesInvalid listing every problem if anything is wrong."""
+    try:
+        data, positions = load(text, source)
+    except SourceError as exc:
+        raise RulesInvalid([Problem(f"{exc.file}:{exc.line}:{exc.column}", exc.reason)]) from None
+    problems = _schema_problems(data, positions)
+    if problems:
+        raise RulesInvalid(problems)
+    allowed = tuple(h.lower() for h in data["resolver"].get("allowed_target_hosts", ()))
+    products: list[Product] = []
+    seen: dict[tuple[bool, str], str] = {}
+    for pi, raw in enumerate(data["products"]):
+        product = _compile_product(raw, pi, positions, allowed, problems)
+        if product is None:
+            continue
+        ident = (product.by_prefix, product.key)
+        if ident in seen:
+            problems.append(Problem(positions.at(("products", pi)),
+                                    f"{'company prefix' if product.by_prefix else 'GTIN'} {product.key} is already "
+                                    f"configured at {seen[ident]}"))
+        seen[ident] = product.where
+        if not product.by_prefix:
+            from ext import verify_check_digit
+
+            if not verify_check_digit(product.key):
+                problems.append(Problem(positions.at(("products", pi, "gtin")), f"GTIN {product.key}: wrong check digit"))
+        products.append(product)
+    if any(p.severity == "error" for p in problems):
+        raise RulesInvalid(problems)
+    return CompiledRules(data["resolver"], products, source, text, [p for p in problems if p.severity == "warning"])
+
+
+def load_rules(path: Path | str) -> CompiledRules:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RulesInvalid([Problem(f"{path}:1:1", f"cannot read the file: {exc}")]) from None
+    return compile_rules(text, str(path))

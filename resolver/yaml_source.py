@@ -1,0 +1,103 @@
+"""YAML that remembers where everything came from, so errors can say file:line:column.
+
+PyYAML composes a node tree whose nodes carry marks; this module turns it into plain
+Python data plus a map from each value's path (as jsonschema reports it) to its
+position. Duplicate keys — silently merged by most loaders — are errors here.
+
+>>> data, where = load("a:\\n  b: [1, 2]\\n", "x.yaml")
+>>> data, where.at(("a", "b", 1))
+({'a': {'b': [1, 2]}}, 'x.yaml:2:10')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+
+class SourceError(Exception):
+    """A problem at file:line:column, with the reason in plain words."""
+
+    def __init__(self, file: str, line: int, column: int, reason: str) -> None:
+        super().__init__(f"{file}:{line}:{column}: {reason}")
+        self.file, self.line, self.column, self.reason = file, line, column, reason
+
+
+class Positions:
+    """Path → (line, column), 1-based, for a loaded document."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self._marks: dict[tuple, tuple[int, int]] = {}
+
+    def add(self, path: tuple, node: Node) -> None:
+        self._marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def lookup(self, path: Sequence) -> tuple[int, int]:
+        """The closest known position: the path itself, else its nearest ancestor."""
+        path = tuple(path)
+        while path not in self._marks and path:
+            path = path[:-1]
+        return self._marks.get(path, (1, 1))
+
+    def at(self, path: Sequence) -> str:
+        line, column = self.lookup(path)
+        return f"{self.file}:{line}:{column}"
+
+    def error(self, path: Sequence, reason: str) -> SourceError:
+        line, column = self.lookup(path)
+        return SourceError(self.file, line, column, reason)
+
+
+def _construct(node: Node, path: tuple, positions: Positions, loader: yaml.SafeLoader) -> Any:
+    positions.add(path, node)
+    if isinstance(node, MappingNode):
+        out: dict[Any, Any] = {}
+        loader.flatten_mapping(node)
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise SourceError(positions.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                  "mapping keys must be plain scalars")
+            if key in out:
+                raise SourceError(positions.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                  f"duplicate key {key!r}")
+            out[key] = _construct(value_node, path + (key,), positions, loader)
+        return out
+    if isinstance(node, SequenceNode):
+        return [_construct(item, path + (i,), positions, loader) for i, item in enumerate(node.value)]
+    assert isinstance(node, ScalarNode)
+    return loader.construct_object(node, deep=True)
+
+
+def load(text: str, file: str) -> tuple[Any, Positions]:
+    """Parse one YAML document; SourceError (with position) on any syntax problem."""
+    positions = Positions(file)
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise SourceError(file, 1, 1, "the file is empty")
+        return _construct(root, (), positions, loader), positions
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SourceError(file, line, column, f"YAML syntax: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise SourceError(file, 1, 1, f"YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+class Problem(NamedTuple):
+    """A validation finding. ``severity`` is 'error' (the file is refused) or 'warning'."""
+
+    where: str
+    reason: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity}: {self.reason}"
