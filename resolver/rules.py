@@ -303,7 +303,9 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
         links.append(Link(link_type, href, item["title"], tuple(item.get("lang", ())), item.get("media"),
                           tuple(item.get("context", ())), _as_set(item.get("roles")), level, where))
     default = normalise(raw["default"])
-    if not any(l.link_type == default and l.level == "gtin" and l.roles is None for l in links):
+    if (why := _link_type_problem(default)) is not None:
+        problems.append(Problem(positions.at(base + ("default",)), why))
+    elif not any(l.link_type == default and l.level == "gtin" and l.roles is None for l in links):
         problems.append(Problem(positions.at(base + ("default",)),
                                 f"default {default} needs a link of that type for everyone at GTIN level "
                                 "(no {serial}/{lot} in its href, no roles): every scan must have a default link"))
@@ -355,6 +357,14 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
     return Product(key, by_prefix, raw["name"], default, tuple(links), tuple(routes), positions.at(base))
 
 
+def _position(problem: Problem) -> tuple[int, int]:
+    try:
+        line, column = problem.where.rsplit(":", 2)[-2:]
+        return int(line), int(column)
+    except ValueError:
+        return (0, 0)
+
+
 def compile_rules(text: str, source: str) -> CompiledRules:
     """Validate and compile rules text; RulesInvalid listing every problem if anything is wrong."""
     try:
@@ -383,6 +393,7 @@ def compile_rules(text: str, source: str) -> CompiledRules:
             if not verify_check_digit(product.key):
                 problems.append(Problem(positions.at(("products", pi, "gtin")), f"GTIN {product.key}: wrong check digit"))
         products.append(product)
+    problems.sort(key=_position)
     if any(p.severity == "error" for p in problems):
         raise RulesInvalid(problems)
     return CompiledRules(data["resolver"], products, source, text, [p for p in problems if p.severity == "warning"])

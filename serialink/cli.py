@@ -52,7 +52,19 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=convert_cmd.run)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert]
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from serialink import serve_cmd
+
+    serve_cmd.register(sub)
+
+
+def _add_rules(sub: argparse._SubParsersAction) -> None:
+    from serialink import rules_cmd
+
+    rules_cmd.register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert, _add_serve, _add_rules]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,174 @@
+"""The Starlette application: scans at the root, APIs under /v1, health and description files.
+
+``create_app(settings)`` builds it; ``app_factory()`` is what Granian imports in every
+worker (settings from the environment, see serialink.settings). Shared services live on
+``app.state.services`` (and the few names the API modules read directly on app.state).
+
+Startup opens the store, loads the rules (refusing to start only if neither the file nor
+the last good copy is valid), and starts three background tasks per worker: the scan
+buffer flusher, the change-feed follower that invalidates caches, and the rules watcher
+(file change or SIGHUP → validate → swap).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from resolver.description import description
+from resolver.metrics import Metrics
+from resolver.rules_holder import RulesHolder
+from resolver.scan import CORS, ScanHandler
+from resolver.tokens import TokenIssuer
+from resolver.units import UnitLookup
+from serialink.settings import Settings, load_settings
+from twin.scans import ScanBuffer
+from twin.store import open_store
+
+log = logging.getLogger("serialink.resolver")
+
+
+class Services:
+    """Everything a request may need, built once per worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.rules = RulesHolder(settings.rules_file, settings.data_dir, self.metrics.rules_reloaded)
+        self.issuer = TokenIssuer(settings.secret())
+        self.token_verifier = self.issuer.verifier()
+        self.store: Any = None
+        self.verifier: Any = None
+        self.lookup: UnitLookup | None = None
+        self.scans: ScanBuffer | None = None
+        self.tasks: list[asyncio.Task] = []
+
+    def record_scan(self, scan) -> None:
+        if self.scans is not None:
+            self.scans.add(scan)
+
+    async def start(self) -> None:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = await open_store(self.settings.store_url)
+        self.verifier = _make_verifier(self.store, self.settings)
+        self.lookup = UnitLookup(self.store, self.verifier)
+        self.scans = ScanBuffer(self.store, max_events=self.settings.scan_buffer_size,
+                                interval=self.settings.scan_flush_seconds, on_error=self.metrics.scan_flush_failed)
+        self.metrics.bind(self)
+        self.tasks = [
+            asyncio.create_task(self.scans.run(), name="scan-flusher"),
+            asyncio.create_task(self.lookup.follow_changes(self.settings.changes_poll_seconds), name="change-feed"),
+            asyncio.create_task(self.rules.watch(self.settings.rules_poll_seconds), name="rules-watcher"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.store is not None:
+            await self.store.close()
+
+
+def _make_verifier(store, settings: Settings):
+    """The serialiser's verifier (is this serial one we issued, in which batch?), if present."""
+    try:
+        from serializer.verify import SerialVerifier
+    except ImportError:
+        log.warning("serializer.verify is not available: serials without a record are routed as 'unknown'")
+        return None
+    return SerialVerifier.from_settings(store, settings)
+
+
+async def well_known(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return JSONResponse(description(services.rules.current), headers=dict((k.decode(), v.decode()) for k, v in CORS))
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services: Services = request.app.state.services
+    checks: dict[str, Any] = {"rules": services.rules.current.version}
+    try:
+        await asyncio.wait_for(services.store.gtin_version("00000000000000"), 2.0)
+        checks["store"] = "ok"
+        status = 200
+    except Exception as exc:
+        checks["store"] = f"unavailable: {type(exc).__name__}"
+        status = 503
+    stats = services.scans.stats() if services.scans else None
+    if stats is not None:
+        checks["scan_buffer"] = {"buffered": stats.buffered, "dropped": stats.dropped,
+                                 "failed_flushes": stats.failed_flushes}
+    return JSONResponse({"status": "ready" if status == 200 else "degraded", **checks}, status_code=status,
+                        headers={"Retry-After": "5"} if status != 200 else None)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    services: Services = request.app.state.services
+    body, content_type = services.metrics.render()
+    return Response(body, media_type=content_type)
+
+
+def api_routes() -> list[BaseRoute]:
+    """The /v1 APIs, from every module that provides them."""
+    from resolver import links_api
+
+    routes: list[BaseRoute] = list(links_api.routes)
+    for module_name in ("resolver.batch_api", "resolver.twin_api"):
+        try:
+            module = __import__(module_name, fromlist=["routes"])
+        except ImportError:
+            continue
+        routes.extend(module.routes)
+    return routes
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    services = Services(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await services.start()
+        app.state.store = services.store
+        app.state.profiles = getattr(services.verifier, "profiles", None)
+        app.state.keys = getattr(services.verifier, "keys", None)
+        try:
+            yield
+        finally:
+            await services.stop()
+
+    routes: list[BaseRoute] = [
+        Route("/.well-known/gs1resolver", well_known, methods=["GET", "HEAD"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/readyz", readyz, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Mount("/v1", routes=api_routes()),
+        Mount("/", app=ScanHandler(services)),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.services = services
+    app.state.settings = settings
+    app.state.token_verifier = services.token_verifier
+    app.state.token_issuer = services.issuer
+    return app
+
+
+def app_factory() -> Starlette:
+    """Granian entry point (factory=True): one app per worker process."""
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    return create_app(settings)

@@ -1,0 +1,201 @@
+"""The scan path: a raw ASGI handler mounted at the root of the Starlette app.
+
+``parse → role → unit state → rules → respond``, as DESIGN.md draws it. It reads the
+raw (still percent-encoded) path so that ``%2F`` inside a value stays data, answers like
+a GS1-Conformant Resolver (307 + Link to the linkset, linkset on request, 300/400/404,
+CORS), and never lets the request choose a target: every href comes from the rules or
+from uploaded link data, and only the incoming query string is appended to it.
+
+It is raw ASGI rather than a Starlette endpoint because it is the hot path: no Request
+or Response objects, headers read once, the response written directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from ext import GS1Error, parse
+from resolver import linkset as linksets
+from resolver.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
+from resolver.linktypes import normalise
+from resolver.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
+from resolver.tokens import token_from_headers
+from twin.scans import ScanEvent
+
+log = logging.getLogger("serialink.resolver.scan")
+
+CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"Link, Location")]
+PREFLIGHT = CORS + [
+    (b"access-control-allow-methods", b"GET, HEAD, OPTIONS"),
+    (b"access-control-allow-headers", b"Accept, Accept-Language, Authorization, Content-Type"),
+    (b"access-control-max-age", b"86400"),
+]
+VARY = (b"vary", b"Accept, Accept-Language")
+MAX_URI = 8192
+
+
+class ScanHandler:
+    """Resolves GS1 Digital Link requests. ``services`` is the app's shared state."""
+
+    def __init__(self, services) -> None:
+        self.services = services
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        method = scope["method"]
+        if method == "OPTIONS":
+            await _send(send, 204, PREFLIGHT, b"")
+            return
+        if method not in ("GET", "HEAD"):
+            await _send(send, 405, CORS + [(b"allow", b"GET, HEAD, OPTIONS"), (b"content-type", b"application/json")],
+                        b'{"error":"method not allowed: a resolver answers GET, HEAD and OPTIONS"}')
+            return
+        await self.resolve(scope, send, method == "HEAD", time.perf_counter())
+
+    async def resolve(self, scope: dict, send, head: bool, started: float) -> int:
+        services = self.services
+        rules = services.rules.current
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"")
+        accept = accept_language = authorization = cookie = debug = None
+        for name, value in scope["headers"]:
+            if name == b"accept":
+                accept = value.decode("latin-1")
+            elif name == b"accept-language":
+                accept_language = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"cookie":
+                cookie = value.decode("latin-1")
+            elif name == b"x-serialink-debug":
+                debug = value
+        path = raw_path.decode("latin-1")
+        if len(path) > 1 and path.endswith("/"):
+            path = path[:-1]  # resolvers SHOULD tolerate one trailing slash
+        qs = query.decode("latin-1")
+        if len(path) + len(qs) > MAX_URI:
+            services.metrics.observe_scan(414, time.perf_counter() - started)
+            return await _problem(send, head, 414, "the URI is too long", None, accept)
+        uri = rules.root + path + ("?" + qs if qs else "")
+        same_as = None
+        try:
+            dl = parse(uri)
+        except GS1Error as strict_error:
+            dl, same_as = self._legacy(uri, path, rules.root, qs)
+            if dl is None:
+                services.metrics.observe_scan(400, time.perf_counter() - started)
+                return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept)
+        gtin = dl.gtin
+        serial = dl.serial
+        token = token_from_headers(authorization, cookie) if (authorization or cookie) else None
+        role, claims = services.token_verifier.role_for_scan(token, gtin or "", serial) if token else ("consumer", None)
+        link_type = dl.param("linkType")
+        if link_type is not None:
+            link_type = "linkset" if link_type in ("linkset", "all") else normalise(link_type)
+        elif accept is not None and wants_linkset(accept):
+            link_type = "linkset"
+        prefs = Preferences(languages(accept_language), dl.param("context"), media_types(accept) if accept else ())
+        facts = await services.lookup.facts(dl)
+        stored = await services.lookup.stored_links(gtin, facts.lot, serial) if gtin else NO_STORED_LINKS
+        explain = debug is not None and claims is not None and claims.role in ("manufacturer", "admin")
+        request = ScanRequest(link_type, prefs, int(time.time() * 1000))
+        decision = decide(rules, dl, role, facts, request, stored, explain)
+        extra: list[tuple[bytes, bytes]] = []
+        if explain:
+            extra.append((b"x-serialink-trace", _trace_header(decision)))
+        if same_as is not None:
+            extra.append((b"link", f'<{same_as}>; rel="owl:sameAs"'.encode("latin-1", "replace")))
+        cache = f"{'private' if role != 'consumer' else 'public'}, max-age={rules.cache_max_age}".encode()
+        linkset_link = f'<{dl.anchor(rules.root)}?linkType=linkset>; rel="linkset"; type="application/linkset+json"'
+        answered_type = decision.link.link_type if decision.link else link_type
+        state = facts.state if serial else None
+        if gtin is not None:
+            services.record_scan(ScanEvent(request.now_ms, gtin, serial, facts.lot, role, answered_type, state,
+                                           prefs.context))
+        services.metrics.observe_scan(decision.status, time.perf_counter() - started, answered_type, role, state)
+        if decision.status == 307:
+            location = decision.href + (("&" if "?" in decision.href else "?") + qs if qs else "")
+            headers = CORS + [(b"location", location.encode("latin-1", "replace")), VARY,
+                              (b"cache-control", cache), (b"link", linkset_link.encode("latin-1", "replace"))] + extra
+            await _send(send, 307, headers, b"", head)
+            return 307
+        if decision.status == 200:
+            product = rules.product_for(gtin) if gtin else None
+            routed = decide(rules, dl, role, facts, request._replace(link_type=None), stored) if product else None
+            body = linksets.build(rules, dl, product, stored, role, facts, prefs, routed)
+            return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra)
+        if decision.status == 300:
+            product = rules.product_for(gtin) if gtin else None
+            body = linksets.multiple_choices(rules, dl, product, decision.candidates, facts)
+            return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
+        return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra)
+
+    def _legacy(self, uri: str, path: str, root: str, qs: str):
+        """Labels in the field: compressed URIs, short GTINs, old short names."""
+        from ext import compression
+
+        if compression.is_compressed(uri):
+            try:
+                expanded = compression.decompress(uri)
+                full = parse(root + expanded.uri()[len(expanded.stem):])
+                return full, full.uri(root)
+            except (GS1Error, compression.CompressionError):
+                return None, None
+        try:
+            return parse(uri, lenient=True), None
+        except GS1Error:
+            return None, None
+
+    async def _linkset_response(self, send, head: bool, body: dict, accept: str | None, dl, rules, cache: bytes,
+                                extra: list, status: int = 200) -> int:
+        if accept is not None and wants_html(accept):
+            page = linksets.page(body, body["linkset"][0]["itemDescription"] if body["linkset"] else "Links")
+            headers = CORS + [(b"content-type", b"text/html; charset=utf-8"), VARY, (b"cache-control", cache)] + extra
+            await _send(send, status, headers, page.encode(), head)
+            return status
+        media = b"application/json" if accept and accept.startswith("application/json") else linksets.MEDIA_TYPE.encode()
+        headers = CORS + [(b"content-type", media), VARY, (b"cache-control", cache),
+                          (b"link", linksets.CONTEXT_LINK.encode())] + extra
+        await _send(send, status, headers, linksets.dumps(body), head)
+        return status
+
+
+def _trace_header(decision: Decision) -> bytes:
+    text = " | ".join(decision.trace) or f"status {decision.status}"
+    return text.encode("ascii", "replace")[:4000]
+
+
+async def _send(send, status: int, headers: list, body: bytes, head: bool = False) -> None:
+    headers = headers + [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _problem(send, head: bool, status: int, title: str, error: GS1Error | None, accept: str | None,
+                   extra: list | None = None) -> int:
+    """A 4xx with the reason: JSON (application/problem+json) or, for browsers, a short page."""
+    detail: dict[str, Any] = {"status": status, "title": title}
+    if error is not None:
+        detail.update({"detail": str(error), "reason": error.reason, "code": error.code})
+        if error.ai is not None:
+            detail["ai"] = error.ai
+        if error.position is not None:
+            detail["position"] = error.position
+    if accept is not None and wants_html(accept):
+        import html
+
+        text = html.escape(detail.get("detail", title))
+        body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{status} {html.escape(title)}</title>"
+                f"<h1>{html.escape(title)}</h1><p>{text}</p></html>").encode()
+        ctype = b"text/html; charset=utf-8"
+    else:
+        body = orjson.dumps(detail)
+        ctype = b"application/problem+json"
+    headers = CORS + [(b"content-type", ctype), VARY, (b"cache-control", b"no-store")] + (extra or [])
+    await _send(send, status, headers, body, head)
+    return status

@@ -1,0 +1,237 @@
+"""What the resolver knows about a scanned unit, read through in-process caches.
+
+Per scan: at most one (coalesced) store read — the unit's own record. Everything else a
+scan needs is per GTIN and cached here — recall/theft overlays, uploaded link data, and
+(inside the serialiser's verifier) the batch ranges — and dropped when the store's change
+feed says the GTIN changed. Units with no record take their batch's state; a serial no
+batch issued is ``unknown``.
+
+When the store cannot be reached, scans are still answered: from the cached record if
+there is one, else at batch level if the verifier still knows the ranges, else at GTIN
+level (state ``unserialised``) — never as ``unknown``, which would call a genuine unit a
+counterfeit because a database was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, NamedTuple, Protocol
+
+from resolver.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
+from twin.overlays import flags_for
+
+log = logging.getLogger("serialink.resolver.units")
+
+
+class IssuedMatch(Protocol):
+    batch: Any  # twin.batch.Batch
+    profile: str
+    counter: int | None
+
+
+class Verifier(Protocol):
+    async def issued_by(self, gtin: str, serial: str) -> IssuedMatch | None: ...
+    def invalidate(self, gtin: str) -> None: ...
+
+
+class _GtinData(NamedTuple):
+    overlays: tuple
+    gtin_links: tuple
+    lot_links: dict[str, tuple]
+    serial_anchors: frozenset[str]
+    counter_overlays: bool  # any overlay scoped by counter range (needs the unit's counter)
+    loaded_at: float
+
+
+class LookupStats:
+    __slots__ = ("unit_hits", "unit_misses", "store_errors", "degraded")
+
+    def __init__(self) -> None:
+        self.unit_hits = self.unit_misses = self.store_errors = self.degraded = 0
+
+
+def _expiry(batch) -> str | None:
+    exp = getattr(batch, "expiry", None)
+    return exp.strftime("%y%m%d") if exp is not None else None
+
+
+class UnitLookup:
+    def __init__(self, store, verifier: Verifier | None, *, cache_size: int = 100_000, gtin_ttl: float = 300.0) -> None:
+        self.store = store
+        self.verifier = verifier
+        self.stats = LookupStats()
+        self._units: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._cache_size = cache_size
+        self._gtins: dict[str, _GtinData] = {}
+        self._serial_links: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+        self._gtin_ttl = gtin_ttl
+        self._cursor: str | None = None
+
+    # -- per GTIN ---------------------------------------------------------------------
+
+    async def gtin_data(self, gtin: str) -> _GtinData | None:
+        data = self._gtins.get(gtin)
+        if data is not None and time.monotonic() - data.loaded_at < self._gtin_ttl:
+            return data
+        try:
+            overlays = await self.store.get_overlays(gtin)
+            anchors = await self.store.list_link_anchors(gtin)
+            gtin_anchor = next((a for a in anchors if a.lot is None and a.serial is None), None)
+            chain_gtin = await self.store.get_links(gtin_anchor) if gtin_anchor is not None else ()
+            lot_links = {}
+            for anchor in anchors:
+                if anchor.lot is not None:
+                    lot_links[anchor.lot] = await self.store.get_links(anchor)
+        except Exception as exc:  # store down: keep what we had, even if stale
+            self.stats.store_errors += 1
+            log.warning("store unavailable for GTIN data of %s: %s", gtin, exc)
+            return data
+        data = _GtinData(
+            tuple(overlays), tuple(chain_gtin), lot_links,
+            frozenset(a.serial for a in anchors if a.serial is not None),
+            any(type(o.scope).__name__ == "CounterRange" for o in overlays),
+            time.monotonic())
+        self._gtins[gtin] = data
+        return data
+
+    async def stored_links(self, gtin: str, lot: str | None, serial: str | None) -> StoredLinks:
+        data = await self.gtin_data(gtin)
+        if data is None:
+            return NO_STORED_LINKS
+        serial_links: tuple = ()
+        if serial is not None and serial in data.serial_anchors:
+            key = (gtin, serial)
+            serial_links = self._serial_links.get(key)
+            if serial_links is None:
+                try:
+                    chain = await self.store.get_link_chain(gtin, None, serial)
+                    serial_links = tuple(chain.serial)
+                except Exception as exc:
+                    self.stats.store_errors += 1
+                    log.warning("store unavailable for serial links %s/%s: %s", gtin, serial, exc)
+                    serial_links = ()
+                self._serial_links[key] = serial_links
+                if len(self._serial_links) > self._cache_size:
+                    self._serial_links.popitem(last=False)
+        lot_links = data.lot_links.get(lot, ()) if lot is not None else ()
+        if not (serial_links or lot_links or data.gtin_links):
+            return NO_STORED_LINKS
+        return StoredLinks(serial_links, lot_links, data.gtin_links)
+
+    # -- per unit ---------------------------------------------------------------------
+
+    async def _unit(self, gtin: str, serial: str):
+        key = (gtin, serial)
+        units = self._units
+        if key in units:
+            self.stats.unit_hits += 1
+            units.move_to_end(key)
+            return units[key]
+        self.stats.unit_misses += 1
+        unit = await self.store.get_unit(gtin, serial)
+        units[key] = unit
+        if len(units) > self._cache_size:
+            units.popitem(last=False)
+        return unit
+
+    async def facts(self, dl) -> UnitFacts:
+        """The state the rules route on, for this scan."""
+        gtin = dl.gtin
+        serial = dl.serial
+        if gtin is None:
+            return UnitFacts("unserialised", source="none")
+        data = await self.gtin_data(gtin)
+        overlays = data.overlays if data is not None else ()
+        lot = dl.lot
+        if serial is None:
+            flags = flags_for(overlays, lot=lot) if overlays else frozenset()
+            return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "scan")
+        try:
+            unit = await self._unit(gtin, serial)
+        except Exception as exc:
+            self.stats.store_errors += 1
+            self.stats.degraded += 1
+            log.warning("store unavailable for unit %s/%s: %s", gtin, serial, exc)
+            unit = self._units.get((gtin, serial))
+            if unit is None:
+                return await self._from_batch(gtin, serial, lot, dl, overlays, degraded=True)
+        if unit is not None:
+            lot = unit.lot or lot
+            flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
+            expiry = unit.expiry.strftime("%y%m%d") if unit.expiry else dl.get("17")
+            return UnitFacts(str(unit.state), unit.recalled or "recalled" in flags, unit.stolen or "stolen" in flags,
+                             lot, expiry, "record")
+        return await self._from_batch(gtin, serial, lot, dl, overlays)
+
+    async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl, overlays, degraded: bool = False) -> UnitFacts:
+        match = None
+        if self.verifier is not None:
+            try:
+                match = await self.verifier.issued_by(gtin, serial)
+            except Exception as exc:
+                self.stats.store_errors += 1
+                log.warning("verifier unavailable for %s/%s: %s", gtin, serial, exc)
+                degraded = True
+        if match is None:
+            if degraded:
+                flags = flags_for(overlays, lot=lot) if overlays else frozenset()
+                return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "degraded")
+            flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
+            return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it")
+        batch = match.batch
+        lot = getattr(batch, "lot", None) or lot
+        flags = flags_for(overlays, serial=serial, lot=lot, profile=match.profile, counter=match.counter) \
+            if overlays else frozenset()
+        status = str(getattr(batch, "status", "allocated"))
+        state = "decommissioned" if status == "voided" else "commissioned"
+        return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or dl.get("17"),
+                         f"batch {batch.id}")
+
+    # -- invalidation -------------------------------------------------------------------
+
+    def invalidate(self, gtin: str, kind: str = "", subject: str = "") -> None:
+        """Forget what a change makes stale (called by the change-feed follower and by
+        writes made in this process, so a worker sees its own writes at once)."""
+        if kind == "unit" and subject:
+            self._units.pop((gtin, subject), None)
+            return
+        self._gtins.pop(gtin, None)
+        if kind in ("", "links"):
+            for key in [k for k in self._serial_links if k[0] == gtin]:
+                del self._serial_links[key]
+        if kind in ("", "batch", "import") and self.verifier is not None:
+            self.verifier.invalidate(gtin)
+        if kind == "":
+            for key in [k for k in self._units if k[0] == gtin]:
+                del self._units[key]
+
+    def invalidate_all(self) -> None:
+        self._units.clear()
+        self._gtins.clear()
+        self._serial_links.clear()
+        if self.verifier is not None and hasattr(self.verifier, "invalidate_all"):
+            self.verifier.invalidate_all()
+
+    async def follow_changes(self, interval: float) -> None:
+        """Poll the store's change feed forever (a background task per worker)."""
+        while True:
+            try:
+                if self._cursor is None:
+                    self._cursor = await self.store.changes_cursor()
+                batch = await self.store.changes(self._cursor)
+                if batch.reset:
+                    self.invalidate_all()
+                for change in batch.changes:
+                    self.invalidate(change.gtin, change.kind, change.subject)
+                self._cursor = batch.cursor
+                if batch.changes:
+                    continue  # more may be waiting
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.store_errors += 1
+                log.warning("change feed unavailable: %s", exc)
+            await asyncio.sleep(interval)

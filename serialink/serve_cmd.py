@@ -1,0 +1,76 @@
+"""`serialink serve`: the resolver on Granian, N worker processes, each its own event loop.
+
+Flags override settings; settings travel to the workers through SERIALINK_* environment
+variables (every worker builds its app from the environment, see resolver.app.app_factory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from serialink.settings import load_settings
+
+
+def run(args: argparse.Namespace) -> int:
+    env = {}
+    if args.store:
+        env["SERIALINK_STORE_URL"] = args.store
+    if args.config:
+        env["SERIALINK_CONFIG_DIR"] = os.path.abspath(args.config)
+    if args.data_dir:
+        env["SERIALINK_DATA_DIR"] = os.path.abspath(args.data_dir)
+    if args.rules:
+        env["SERIALINK_RULES_FILE"] = os.path.abspath(args.rules)
+    os.environ.update(env)
+    settings = load_settings(host=args.host, port=args.port, workers=args.workers)
+    # validate the rules before forking workers: a broken file with no last good copy is fatal here
+    from resolver.rules import RulesInvalid, load_rules
+
+    try:
+        load_rules(settings.rules_file)
+    except RulesInvalid as exc:
+        last_good = settings.data_dir / "rules.last-good.yaml"
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        if not last_good.exists():
+            print(f"serialink serve: {settings.rules_file} is invalid and there is no last good copy", file=sys.stderr)
+            return 1
+        print(f"serialink serve: serving the last good rules from {last_good}", file=sys.stderr)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.secret()  # create the token secret once, before workers race for it
+    os.environ["SERIALINK_DATA_DIR"] = str(settings.data_dir.resolve())
+
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+
+    print(f"serialink: resolving on http://{settings.host}:{settings.port} with {settings.workers} worker(s), "
+          f"store {load_settings().masked()['store_url']}, rules {settings.rules_file}", file=sys.stderr)
+    Granian(
+        "resolver.app:app_factory",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.auto,
+        log_level=settings.log_level,
+        respawn_failed_workers=True,
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("serve", help="run the resolver (Granian, ASGI)",
+                       description="Serve GS1 Digital Link resolution, the APIs and the built-in pages. With no "
+                                   "configuration: the example rules in config/ on an embedded SQLite store in ./var.")
+    p.add_argument("--store", metavar="URL", help="sqlite:///path, redis://host:port/db or redis+cluster://h1:p1,h2:p2")
+    p.add_argument("--config", metavar="DIR", help="configuration directory (rules.yaml, settings.yaml, profiles)")
+    p.add_argument("--rules", metavar="FILE", help="rules file (default: <config>/rules.yaml)")
+    p.add_argument("--data-dir", metavar="DIR", help="where local data lives (default ./var)")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default 8080)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    p.set_defaults(run=run)
