@@ -42,6 +42,12 @@ def _anchor(value: object, field: str) -> Anchor:
     return Anchor(dl.gtin, dl.lot, dl.serial)
 
 
+def _list_field(item: dict, key: str):
+    """A list of strings becomes a tuple; anything else is passed on for check_links to name."""
+    value = item.get(key, [])
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _links(raw: object, field: str, rules) -> list[LinkRecord]:
     if not isinstance(raw, list):
         raise ApiError(422, "expected a list of links", field)
@@ -64,8 +70,7 @@ def _links(raw: object, field: str, rules) -> list[LinkRecord]:
             raise ApiError(422, f"the target host is not allowed (allowed: {', '.join(rules.allowed_hosts)})",
                            f"{where}.href")
         out.append(LinkRecord(link_type, href, item.get("title"), item.get("media"),
-                              tuple(item.get("lang", ())) if isinstance(item.get("lang", ()), list) else item.get("lang"),
-                              tuple(item.get("context", ())) if isinstance(item.get("context", ()), list) else item.get("context")))
+                              _list_field(item, "lang"), _list_field(item, "context")))
     return out
 
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from serialink.settings import load_settings
 
 
 def run(args: argparse.Namespace) -> int:
+    if bool(args.ssl_cert) != bool(args.ssl_key):
+        print("serialink serve: --ssl-cert and --ssl-key go together", file=sys.stderr)
+        return 2
     env = {}
     if args.store:
         env["SERIALINK_STORE_URL"] = args.store
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
-    print(f"serialink: resolving on http://{settings.host}:{settings.port} with {settings.workers} worker(s), "
+    scheme = "https" if args.ssl_cert else "http"
+    print(f"serialink: resolving on {scheme}://{settings.host}:{settings.port} with {settings.workers} worker(s), "
           f"store {load_settings().masked()['store_url']}, rules {settings.rules_file}", file=sys.stderr)
     Granian(
         "resolver.app:app_factory",
@@ -58,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         log_level=settings.log_level,
         respawn_failed_workers=True,
         backlog=2048,
+        **({"ssl_cert": Path(args.ssl_cert), "ssl_key": Path(args.ssl_key)} if args.ssl_cert else {}),
     ).serve()
     return 0
 
@@ -73,4 +79,6 @@ def register(sub) -> None:
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="port (default 8080)")
     p.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    p.add_argument("--ssl-cert", metavar="PEM", help="serve HTTPS with this certificate (with --ssl-key)")
+    p.add_argument("--ssl-key", metavar="PEM", help="private key of --ssl-cert")
     p.set_defaults(run=run)
