@@ -64,7 +64,13 @@ def _add_rules(sub: argparse._SubParsersAction) -> None:
     rules_cmd.register(sub)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert, _add_serve, _add_rules]
+def _add_mint(sub: argparse._SubParsersAction) -> None:
+    from serialink import mint_cmd
+
+    mint_cmd.register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert, _add_serve, _add_rules, _add_mint]
 
 
 def build_parser() -> argparse.ArgumentParser:
