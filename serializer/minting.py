@@ -1,0 +1,252 @@
+"""Minting a batch: validate the request, bind the profile, allocate durably, derive serials.
+
+``request → validate → bind profile to GTIN (key store) → guess-ratio check → allocate the
+counter range in the store (durable, idempotent per request id) → serials = permutation of
+the range``. Nothing is written to any file before the store has the batch; the same request
+id gives back the same batch, hence the same serials and byte-identical files.
+
+>>> import asyncio, tempfile, os
+>>> from twin.store import open_store
+>>> from twin.events import Actor
+>>> from serializer.keys import KeyStore
+>>> from serializer.profiles import load_profiles
+>>> from serializer.minting import BatchRequest, mint
+>>> async def demo(d):
+...     async with await open_store(f"sqlite:///{d}/twin.db") as store:
+...         request = BatchRequest.parse({"gtin": "09506000134352", "count": 3,
+...                                       "profile": "default", "request_id": "line7-0001"})
+...         keys = KeyStore(f"{d}/keys")
+...         batch = await mint(store, keys, load_profiles(), request, Actor("line", "line-7"))
+...         again = await mint(store, keys, load_profiles(), request, Actor("line", "line-7"))
+...         return batch.batch.id, batch.batch.count, batch.serials() == again.serials()
+>>> asyncio.run(demo(tempfile.mkdtemp()))
+('09506000134352.default.0', 3, True)
+>>> BatchRequest.parse({"gtin": "09506000134353", "count": 3, "profile": "default",
+...                     "request_id": "x"})
+Traceback (most recent call last):
+...
+serializer.minting.MintError: gtin: check digit is 2, not 3 ('09506000134353')
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Mapping
+
+import orjson
+
+from ext import compute_check_digit
+from twin.batch import MAX_ALLOCATION, Batch, BatchKind, BatchStatus
+from twin.errors import IdempotencyConflict, InvalidInput
+from twin.events import Actor
+from twin.identity import check_lot, check_name
+
+from serializer.keys import KeyStore, KeyStoreError, SourceConflict
+from serializer.profiles import GuessabilityError, SerialProfile, check_guessability
+
+#: The most serials one request may ask for (the store's cap per allocation).
+MAX_COUNT = MAX_ALLOCATION
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_DIGEST_VERSION = 1
+
+
+class MintError(ValueError):
+    """A request that cannot be served. ``field`` names the input; ``status`` is the HTTP
+    answer (400 malformed, 404 unknown, 409 conflict, 413 too many, 422 refused, 507 disk)."""
+
+    def __init__(self, field: str, reason: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+        self.status = status
+
+
+def normalise_gtin(value: object, field: str = "gtin") -> str:
+    """A GTIN-8/12/13/14 as the 14 digits Digital Link uses, check digit verified."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) not in (8, 12, 13, 14):
+        raise MintError(field, f"expected a GTIN of 8, 12, 13 or 14 digits, got {value!r}")
+    gtin = value.zfill(14)
+    expected = compute_check_digit(gtin[:13])
+    if str(expected) != gtin[13]:
+        raise MintError(field, f"check digit is {expected}, not {gtin[13]} ({value!r})")
+    return gtin
+
+
+def parse_expiry(value: object) -> date | None:
+    """ISO ``YYYY-MM-DD`` or AI (17) ``YYMMDD`` (a real day: 00 is not accepted here)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            if len(value) == 10:
+                return date.fromisoformat(value)
+            if len(value) == 6 and value.isdigit():
+                return date(2000 + int(value[:2]), int(value[2:4]), int(value[4:]))
+        except ValueError:
+            pass
+    raise MintError("expiry", f"expected a date YYYY-MM-DD (or YYMMDD), got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRequest:
+    """What a line asks for. Everything here is part of the idempotency digest."""
+
+    gtin: str
+    count: int
+    profile: str
+    request_id: str
+    lot: str | None = None
+    expiry: date | None = None
+    site: str | None = None
+    line: str | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> BatchRequest:
+        """Validate a JSON-ish mapping (the HTTP body, the CLI's flags); MintError names
+        the first bad field."""
+        if not isinstance(body, Mapping):
+            raise MintError("body", "expected a JSON object")
+        gtin = normalise_gtin(body.get("gtin"))
+        count = body.get("count")
+        if isinstance(count, str) and count.isdigit():
+            count = int(count)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise MintError("count", f"expected a whole number from 1 to {MAX_COUNT:,}, got {count!r}")
+        if count > MAX_COUNT:
+            raise MintError("count", f"{count:,} is over the cap of {MAX_COUNT:,} serials per "
+                                     f"request; split the run into several requests", 413)
+        profile = body.get("profile") or "default"
+        _name(profile, "profile")
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            raise MintError("request_id", "expected 1-100 characters of letters, digits and . _ : -")
+        lot = body.get("lot") or None
+        if lot is not None:
+            try:
+                check_lot(lot)
+            except InvalidInput as exc:
+                raise MintError("lot", exc.problem) from None
+        site, line = body.get("site") or None, body.get("line") or None
+        if site is not None:
+            _name(site, "site")
+        if line is not None:
+            _name(line, "line")
+        return cls(gtin, count, profile, request_id, lot, parse_expiry(body.get("expiry")), site, line)
+
+    def params_digest(self) -> str:
+        """What a retry with the same request id must repeat (everything but the id)."""
+        body = {"v": _DIGEST_VERSION, "kind": "minted", "gtin": self.gtin, "count": self.count,
+                "profile": self.profile, "lot": self.lot,
+                "expiry": self.expiry.isoformat() if self.expiry else None,
+                "site": self.site, "line": self.line}
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class MintedBatch:
+    """A durable batch with what it takes to regenerate its serials."""
+
+    batch: Batch
+    profile: SerialProfile
+    permutation: Any  # ext.permutation.SerialPermutation
+
+    def serials(self, offset: int = 0, count: int | None = None) -> list[str]:
+        """Serials of the batch (a slice of it): for tests and small runs, not for millions."""
+        count = self.batch.count - offset if count is None else count
+        return self.permutation.encode_range(self.batch.start + offset, count)
+
+    def serial(self, index: int) -> str:
+        return self.permutation.encode(self.batch.start + index)
+
+
+def _name(value: object, field: str) -> str:
+    try:
+        return check_name(value, field)
+    except InvalidInput as exc:
+        raise MintError(field, exc.problem) from None
+
+
+def find_profile(profiles: Mapping[str, SerialProfile], name: str) -> SerialProfile:
+    profile = profiles.get(name)
+    if profile is None:
+        raise MintError("profile", f"unknown profile {name!r}; known: {', '.join(profiles)}", 422)
+    return profile
+
+
+async def mint(store, keys: KeyStore, profiles: Mapping[str, SerialProfile], request: BatchRequest,
+               actor: Actor) -> MintedBatch:
+    """Allocate (or find again) the batch of ``request``; nothing leaves before this returns."""
+    profile = find_profile(profiles, request.profile)
+    if profile.max_issuable < request.count:
+        raise MintError("profile", _guess_text(profile, request.count, 0), 422)
+    record = await _bind(keys.bind_profile, request.gtin, profile)
+    digest = request.params_digest()
+    ranges = await store.batch_ranges(request.gtin, profile.name)
+    issued_end = max((r.start + r.count for r in ranges), default=0)
+    try:
+        check_guessability(profile, issued_end + request.count)
+    except GuessabilityError:
+        # a retry of an already allocated request is not a new issue
+        if await _existing(store, request) is None:
+            raise MintError("count", _guess_text(profile, request.count, issued_end), 422) from None
+    try:
+        batch = await store.allocate_range(
+            request.gtin, profile.name, request.count, request.request_id, digest, actor=actor,
+            lot=request.lot, expiry=request.expiry, line=request.line, site=request.site)
+    except IdempotencyConflict:
+        raise MintError("request_id", f"{request.request_id!r} was already used for a batch with other "
+                                      f"parameters (GTIN, count, profile, lot, expiry, site or line); "
+                                      f"use a new request id", 409) from None
+    except InvalidInput as exc:
+        raise MintError(exc.field, exc.problem) from None
+    if batch.kind is not BatchKind.MINTED:
+        raise MintError("request_id", f"{request.request_id!r} names an import, not a minted batch", 409)
+    if batch.end > profile.max_issuable:
+        # a concurrent allocation took the last of the allowed serials: this one never issues
+        if batch.status is not BatchStatus.VOIDED:
+            await store.set_batch_status(batch.id, BatchStatus.VOIDED, Actor("system", "serializer"),
+                                         "guess ratio limit reached by concurrent allocations; never issued")
+        raise MintError("count", _guess_text(profile, request.count, batch.start), 422)
+    if batch.status is BatchStatus.VOIDED:
+        raise MintError("request_id", f"batch {batch.id} of request {request.request_id!r} was voided"
+                                      f" ({batch.status_reason or 'no reason given'}); its serials are "
+                                      f"never reissued: use a new request id", 409)
+    return MintedBatch(batch, profile, profile.permutation(record.key, request.gtin))
+
+
+async def regenerate(batch: Batch, keys: KeyStore, profiles: Mapping[str, SerialProfile]) -> MintedBatch:
+    """The MintedBatch of a stored batch (downloads, retries after a crash)."""
+    profile = find_profile(profiles, batch.profile)
+    record = await _bind(keys.bind_profile, batch.gtin, profile)
+    return MintedBatch(batch, profile, profile.permutation(record.key, batch.gtin))
+
+
+async def _bind(fn, *args):
+    try:
+        return await asyncio.to_thread(fn, *args)
+    except SourceConflict as exc:
+        raise MintError(exc.field, exc.reason, 409) from None
+    except KeyStoreError as exc:
+        raise MintError(exc.field, exc.reason, exc.status) from None
+
+
+async def _existing(store, request: BatchRequest) -> Batch | None:
+    for batch in await store.list_batches(request.gtin, request.profile):
+        if batch.request_id == request.request_id:
+            return batch
+    return None
+
+
+def _guess_text(profile: SerialProfile, count: int, issued: int) -> str:
+    return (f"{count:,} more serials of profile {profile.name!r} (after {issued:,} issued for this "
+            f"GTIN) would pass its limit of {profile.max_issuable:,} per GTIN — the guess ratio "
+            f"issued/space must stay below 1/10,000 (EU 2016/161 Art. 4(c)) and its space is "
+            f"{profile.space:,}; use a profile with a larger space")

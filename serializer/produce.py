@@ -1,0 +1,100 @@
+"""Writing a batch's files: the formats a line asked for, then the manifest.
+
+>>> from serializer.produce import parse_formats
+>>> parse_formats("csv,zpl,jsonl")
+('csv', 'zpl', 'jsonl')
+>>> parse_formats("csv,gif")
+Traceback (most recent call last):
+...
+serializer.minting.MintError: format: unknown format 'gif'; known: csv, zpl, jsonl, epcis, svg, png, pdf
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from serializer.codes import CodeShape
+from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
+from serializer.minting import MintError, MintedBatch
+from serializer.output import OutputError, Progress, check_free_space, remove_stale_temporaries
+
+# format -> (module, output file name, rough bytes per unit for the free-space check)
+FORMATS: dict[str, tuple[str, str, int]] = {
+    "csv": ("serializer.csv_writer", "codes.csv", 260),
+    "zpl": ("serializer.zpl", "labels.zpl", 460),
+    "jsonl": ("serializer.jsonl", "codes.jsonl", 300),
+    "epcis": ("serializer.epcis", "epcis.jsonld", 70),
+    "svg": ("serializer.images", "qr-svg.zip", 3000),
+    "png": ("serializer.images", "qr-png.zip", 1200),
+    "pdf": ("serializer.images", "labels.pdf", 4000),
+}
+IMAGE_FORMATS = ("svg", "png", "pdf")
+#: Images are for proofs and small runs: printers and label software render the rest.
+MAX_IMAGE_UNITS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutputOptions:
+    zpl_template: Path | None = None
+    image_workers: int | None = None  # None: one per CPU
+
+
+def parse_formats(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ("csv",)
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out: list[str] = []
+    for item in items:
+        name = str(item).strip().lower()
+        if not name:
+            continue
+        if name not in FORMATS:
+            raise MintError("format", f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise MintError("format", "name at least one format")
+    return tuple(out)
+
+
+def check_request_formats(formats: tuple[str, ...], count: int) -> None:
+    images = [f for f in formats if f in IMAGE_FORMATS]
+    if images and count > MAX_IMAGE_UNITS:
+        raise MintError("format", f"{', '.join(images)} images are for proofs and small runs (at most "
+                                  f"{MAX_IMAGE_UNITS:,} units); {count:,} units go to printers as "
+                                  f"csv or zpl", 413)
+
+
+def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], directory: Path,
+            progress: Progress | None = None, options: OutputOptions = OutputOptions()) -> dict:
+    """Write ``formats`` of the batch into ``directory`` (created), then the manifest.
+    Returns the manifest. Regenerating an existing batch rewrites identical bytes."""
+    check_request_formats(formats, minted.batch.count)
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError("out", f"cannot create {directory}: {exc.strerror}", 500) from None
+    existing = read_manifest(directory)
+    if existing is not None and existing.get("batch_id") != minted.batch.id:
+        raise OutputError("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
+                                 f"give each batch its own directory", 409)
+    names = [FORMATS[f][1] for f in formats] + [MANIFEST_NAME]
+    remove_stale_temporaries(directory, names)
+    check_free_space(directory, sum(FORMATS[f][2] for f in formats) * minted.batch.count + (1 << 20))
+    files = []
+    for fmt in formats:
+        module = importlib.import_module(FORMATS[fmt][0])
+        writer = getattr(module, "write" if fmt not in IMAGE_FORMATS else f"write_{fmt}")
+        if fmt == "zpl":
+            files.append(writer(minted, shape, directory, progress, template_path=options.zpl_template))
+        elif fmt in IMAGE_FORMATS:
+            files.append(writer(minted, shape, directory, progress, workers=options.image_workers))
+        else:
+            files.append(writer(minted, shape, directory, progress))
+    body = manifest_body(minted, shape.stem, files)
+    write_manifest(directory, body)
+    return body
