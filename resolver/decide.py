@@ -76,6 +76,7 @@ class Candidate(NamedTuple):
     context: tuple[str, ...]
     level: str
     origin: str  # where it was configured: file:line, or 'uploaded'
+    source: object = None  # the configured Link or Route it was rendered from (None: uploaded)
 
 
 class Decision(NamedTuple):
@@ -143,7 +144,7 @@ def _render(option, level: str, values: dict[str, str]) -> Candidate:
     if isinstance(option, Candidate):
         return option
     return Candidate(option.link_type, option.href.render(values), option.title, option.lang, option.media,
-                     option.context, level, option.where)
+                     option.context, level, option.where, option)
 
 
 def links_at(product: Product | None, stored: StoredLinks, level: str, link_type: str | None, role: str,
@@ -210,9 +211,62 @@ def default_link(rules: CompiledRules, product: Product | None, stored: StoredLi
     return choose(rules, product, stored, link_type, role, values, prefs, trace)
 
 
+MEMO_LIMIT = 50_000
+
+
 def decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,
            stored: StoredLinks = NO_STORED_LINKS, explain: bool = False) -> Decision:
-    """Where this scan goes, and (with ``explain``) why."""
+    """Where this scan goes, and (with ``explain``) why.
+
+    Scans of one product that agree on role, state, requested link type, preferences
+    and which identifiers they carry get the same *plan* — which route, which link —
+    and differ only in the values filled into its href. So plans are remembered per
+    compiled rules (a reload starts afresh) and only the href is rendered per scan.
+    Not remembered: traces, uploaded link data, products with date-windowed routes.
+    """
+    gtin = dl.gtin
+    product = rules.product_for(gtin) if gtin is not None else None
+    if explain or stored is not NO_STORED_LINKS or product is None or product.windowed:
+        return _decide(rules, dl, role, facts, request, stored, explain)
+    shape = tuple(ai for ai, _ in dl.elements)
+    key = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type, request.prefs, shape,
+           facts.lot is not None, facts.expiry is not None)
+    memo = rules.memo
+    plan = memo.get(key)
+    if plan is not None:
+        decision = _replay(plan, template_values(dl.elements, facts))
+        if decision is not None:
+            return decision
+    decision = _decide(rules, dl, role, facts, request, stored, False)
+    if len(memo) >= MEMO_LIMIT:
+        memo.clear()
+    chosen = decision.candidates or ((decision.link,) if decision.link is not None else ())
+    if all(c.source is not None for c in chosen):
+        memo[key] = (decision, tuple(c.source for c in chosen))
+    return decision
+
+
+def _replay(plan, values: dict[str, str]) -> Decision | None:
+    decision, sources = plan
+    rendered = []
+    for source in sources:
+        href = source.href.render(values)
+        if href is None:
+            return None
+        if isinstance(source, Link):
+            rendered.append(Candidate(source.link_type, href, source.title, source.lang, source.media,
+                                      source.context, decision.level, source.where, source))
+        else:
+            rendered.append(Candidate("route", href, source.title or "", (), None, (), "route", source.where, source))
+    if not rendered:
+        return decision
+    if decision.status == 300:
+        return decision._replace(candidates=tuple(rendered))
+    return decision._replace(href=rendered[0].href, link=rendered[0])
+
+
+def _decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,
+            stored: StoredLinks, explain: bool) -> Decision:
     trace: list[str] | None = [] if explain else None
     gtin = dl.gtin
     product = rules.product_for(gtin) if gtin is not None else None
@@ -245,7 +299,7 @@ def decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanR
                     continue
                 if trace is not None:
                     trace.append(f"route {route.name!r} ({route.where}): matched, target {href}")
-                link = Candidate("route", href, route.title or "", (), None, (), "route", route.where)
+                link = Candidate("route", href, route.title or "", (), None, (), "route", route.where, route)
                 return Decision(307, href=href, link=link, route=route.name, level="route",
                                 trace=tuple(trace) if trace is not None else ())
             if trace is not None:

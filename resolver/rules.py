@@ -160,7 +160,7 @@ class Product:
     """One product entry (a GTIN or a company prefix), compiled."""
 
     __slots__ = ("key", "by_prefix", "name", "default", "links", "links_by_type", "by_type_level", "routes",
-                 "_index", "where")
+                 "_index", "where", "windowed")
 
     def __init__(self, key: str, by_prefix: bool, name: str, default: str, links: tuple[Link, ...],
                  routes: tuple[Route, ...], where: str) -> None:
@@ -173,6 +173,7 @@ class Product:
         self.by_type_level = {(k, level): tuple(l for l in v if l.level == level)
                               for k, v in by_type.items() for level in ("serial", "lot", "gtin")}
         self.routes = routes
+        self.windowed = any(r.start_ms is not None or r.end_ms is not None for r in routes)
         self._index: dict[tuple[str, str, bool, bool], tuple[Route, ...]] = {}
         for role in ROLES:
             for state in STATES:
@@ -202,6 +203,7 @@ class CompiledRules:
         self.source = source
         self.version = hashlib.sha256(text.encode()).hexdigest()[:12]
         self.warnings = warnings
+        self.memo: dict = {}  # decision plans (resolver.decide), valid for these rules only
         self.by_gtin: dict[str, Product] = {}
         self.by_prefix: dict[str, Product] = {}
         for product in products:

@@ -1,0 +1,217 @@
+"""Resolver throughput on loopback: Serialink against its ceiling, in one run.
+
+Server pinned to one core, wrk pinned to the other (Redis, when used, shares wrk's core):
+
+  (a) ceiling: a bare Granian + Starlette app answering a constant 307;
+  (b) Serialink resolving distinct serials (every request another unit, minted in a real
+      batch so role and state routing run) on SQLite and on Redis;
+  (c) Serialink on GTIN-only URIs;
+  plus, with --scaling, Serialink on distinct serials with 1 and 2 workers unpinned.
+
+Targets (issue 4): (b) ≥ 60 % of (a) on both stores, (c) ≥ 75 % of (a), p99 ≤ 10 ms at
+64 connections, zero responses other than 307.
+
+    python loadtests/throughput.py                 # 10 s per measurement
+    python loadtests/throughput.py --duration 30 --scaling
+
+Needs wrk and redis-server (Debian packages). Results: stdout and loadtests/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+GTIN = "09506000134352"
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def pinned(core: str | None, cmd: list[str]) -> list[str]:
+    return (["taskset", "-c", core] + cmd) if core is not None and shutil.which("taskset") else cmd
+
+
+def start(cmd: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+    out = log.open("w") if log else subprocess.DEVNULL
+    return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def wrk(base: str, paths: Path, duration: int, connections: int, core: str | None) -> dict:
+    cmd = pinned(core, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
+                        "-s", str(HERE / "distinct.lua"), base, "--", str(paths), "307"])
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT"))
+    fields = dict(kv.split("=") for kv in line.split()[1:])
+    result = {k: int(v) for k, v in fields.items()}
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def mint_serials(store_url: str, data_dir: Path, count: int) -> list[str]:
+    """Serials of a real batch, so the resolver routes on batch state (commissioned)."""
+    out = data_dir / "mint"
+    cmd = [PYTHON, "-m", "serialink", "mint", "--gtin", GTIN, "--count", str(count), "--profile", "default",
+           "--format", "jsonl", "--out", str(out), "--request-id", f"load-{count}", "--store", store_url]
+    env = {"SERIALINK_DATA_DIR": str(data_dir), "SERIALINK_KEY_DIR": str(data_dir / "keys")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if proc.returncode != 0:
+        raise RuntimeError(f"minting failed: {proc.stderr[-2000:]}")
+    serials = []
+    for path in out.glob("*.jsonl"):
+        with path.open() as fh:
+            for line in fh:
+                serials.append(json.loads(line)["serial"])
+    if not serials:
+        raise RuntimeError("minting produced no serials")
+    return serials
+
+
+def serialink(store_url: str, data_dir: Path, core: str | None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = pinned(core, [PYTHON, "-m", "serialink", "serve", "--port", str(port), "--data-dir", str(data_dir),
+                        "--store", store_url, "--workers", str(workers)])
+    proc = start(cmd, {"SERIALINK_KEY_DIR": str(data_dir / "keys"), "SERIALINK_LOG_LEVEL": "warning"},
+                 data_dir / f"serve-{port}.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/healthz")
+    return proc, base
+
+
+def measure_store(label: str, store_url: str, data_dir: Path, args, serials: list[str], core: str | None,
+                  results: dict) -> None:
+    distinct = data_dir / "distinct.txt"
+    rng = random.Random(7)
+    rng.shuffle(serials)
+    distinct.write_text("".join(f"/01/{GTIN}/21/{s}\n" for s in serials))
+    gtin_only = data_dir / "gtin.txt"
+    gtin_only.write_text(f"/01/{GTIN}\n" * 100)
+    proc, base = serialink(store_url, data_dir, core)
+    try:
+        wrk(base, distinct, 2, args.connections, args.load_core)  # warm up
+        results[f"distinct serials, {label}"] = wrk(base, distinct, args.duration, args.connections, args.load_core)
+        if label == "SQLite":
+            results["GTIN only, SQLite"] = wrk(base, gtin_only, args.duration, args.connections, args.load_core)
+    finally:
+        stop(proc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--serials", type=int, default=200_000)
+    parser.add_argument("--server-core", default="0")
+    parser.add_argument("--load-core", default="1")
+    parser.add_argument("--scaling", action="store_true", help="also measure 1 vs 2 workers (unpinned)")
+    parser.add_argument("--skip-redis", action="store_true")
+    args = parser.parse_args()
+    for tool in ("wrk",) + (() if args.skip_redis else ("redis-server",)):
+        if not shutil.which(tool):
+            print(f"{tool} is needed: apt-get install {'wrk' if tool == 'wrk' else 'redis-server'}", file=sys.stderr)
+            return 2
+    results: dict[str, dict] = {}
+    work = Path(tempfile.mkdtemp(prefix="serialink-load-"))
+    try:
+        # (a) the ceiling
+        port = free_port()
+        ceiling = start(pinned(args.server_core, [PYTHON, "-m", "granian", "--interface", "asgi", "--port", str(port),
+                                                  "--log-level", "warning", "--working-dir", str(HERE),
+                                                  "ceiling_app:app"]))
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/x")
+            paths = work / "ceiling.txt"
+            paths.write_text(f"/01/{GTIN}/21/ABC\n" * 10)
+            wrk(base, paths, 2, args.connections, args.load_core)
+            results["ceiling: Granian + Starlette constant 307"] = wrk(base, paths, args.duration, args.connections,
+                                                                        args.load_core)
+        finally:
+            stop(ceiling)
+        # (b), (c) on SQLite
+        sqlite_dir = work / "sqlite"
+        sqlite_dir.mkdir()
+        sqlite_url = f"sqlite:///{sqlite_dir / 'serialink.db'}"
+        serials = mint_serials(sqlite_url, sqlite_dir, args.serials)
+        measure_store("SQLite", sqlite_url, sqlite_dir, args, list(serials), args.server_core, results)
+        # (b) on Redis
+        if not args.skip_redis:
+            redis_dir = work / "redis"
+            redis_dir.mkdir()
+            rport = free_port()
+            redis = start(pinned(args.load_core, ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                                                  "--dir", str(redis_dir), "--appendonly", "yes",
+                                                  "--appendfsync", "always", "--save", ""]))
+            try:
+                time.sleep(0.5)
+                redis_url = f"redis://127.0.0.1:{rport}/0"
+                serials = mint_serials(redis_url, redis_dir, args.serials)
+                measure_store("Redis", redis_url, redis_dir, args, list(serials), args.server_core, results)
+                if args.scaling:
+                    for workers in (1, 2):
+                        proc, base = serialink(redis_url, redis_dir, None, workers)
+                        try:
+                            paths = redis_dir / "distinct.txt"
+                            wrk(base, paths, 2, args.connections, None)
+                            results[f"scaling: distinct serials, Redis, {workers} worker(s), unpinned"] = wrk(
+                                base, paths, args.duration, args.connections, None)
+                        finally:
+                            stop(proc)
+            finally:
+                stop(redis)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ceiling_rps = results["ceiling: Granian + Starlette constant 307"]["rps"]
+    print(f"\n{'measurement':<58}{'req/s':>10}{'of ceiling':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-307':>9}")
+    for name, r in results.items():
+        print(f"{name:<58}{r['rps']:>10,.0f}{r['rps'] / ceiling_rps:>12.0%}{r['p50_us'] / 1000:>9.2f}"
+              f"{r['p99_us'] / 1000:>9.2f}{r['unexpected'] + r['errors']:>9}")
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"throughput-{stamp}.json").write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
