@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Mapping
 
@@ -157,6 +157,7 @@ class MintedBatch:
     batch: Batch
     profile: SerialProfile
     permutation: Any  # ext.permutation.SerialPermutation
+    key: bytes | None = field(default=None, repr=False)  # for worker processes (images)
 
     def serials(self, offset: int = 0, count: int | None = None) -> list[str]:
         """Serials of the batch (a slice of it): for tests and small runs, not for millions."""
@@ -219,14 +220,14 @@ async def mint(store, keys: KeyStore, profiles: Mapping[str, SerialProfile], req
         raise MintError("request_id", f"batch {batch.id} of request {request.request_id!r} was voided"
                                       f" ({batch.status_reason or 'no reason given'}); its serials are "
                                       f"never reissued: use a new request id", 409)
-    return MintedBatch(batch, profile, profile.permutation(record.key, request.gtin))
+    return MintedBatch(batch, profile, profile.permutation(record.key, request.gtin), record.key)
 
 
 async def regenerate(batch: Batch, keys: KeyStore, profiles: Mapping[str, SerialProfile]) -> MintedBatch:
     """The MintedBatch of a stored batch (downloads, retries after a crash)."""
     profile = find_profile(profiles, batch.profile)
     record = await _bind(keys.bind_profile, batch.gtin, profile)
-    return MintedBatch(batch, profile, profile.permutation(record.key, batch.gtin))
+    return MintedBatch(batch, profile, profile.permutation(record.key, batch.gtin), record.key)
 
 
 async def _bind(fn, *args):
