@@ -92,7 +92,9 @@ async def put_links(request: Request) -> Response:
             try:
                 links = list(check_links(anchor, links))
             except TwinError as exc:
-                raise twin_error(exc) from None
+                error = twin_error(exc)
+                error.field = f"linksets[{i}].{error.field}" if error.field else f"linksets[{i}]"
+                raise error from None
             plan.append((anchor, links))
         # authorise every anchor before writing any (all or nothing on scope)
         gtins = {anchor.gtin for anchor, _ in plan}

@@ -39,6 +39,17 @@ class Resolver:
     def auth(self, role: str, **kwargs) -> dict[str, str]:
         return {"authorization": f"Bearer {self.token(role, **kwargs)}"}
 
+    def unit(self, gtin: str, serial: str, *events: str, **data) -> None:
+        """Give a unit a real history in the store: commission, then ``events`` in order."""
+        from twin.events import Actor, make_event
+
+        actor = Actor("manufacturer", "test")
+        store = self.services.store
+        for kind in ("commission",) + events:
+            fields = data.get(kind, {})
+            self.client.portal.call(lambda: store.append_event(gtin, serial, make_event(kind, actor, "test", **fields)))
+        self.services.lookup.invalidate(gtin, "unit", serial)
+
 
 @contextlib.contextmanager
 def running_resolver(data_dir: Path, store_url: str | None = None, rules_text: str | None = None):
