@@ -1,0 +1,168 @@
+"""Did this system issue a scanned serial, and in which batch? (The resolver's ``unknown``.)
+
+A minted serial is the permutation of a counter: inverting the permutation of each profile
+bound to the GTIN gives the counter, and the GTIN's range index says which batch holds it.
+No per-serial storage, no store read on the hot path once a GTIN is cached; imported serials
+are looked up in the store. The resolver's change-feed follower calls :meth:`invalidate` when
+a GTIN's batches change; a counter beyond every known range also refreshes the index (at
+most once a second per profile), so a batch minted a moment ago is found before the feed
+catches up.
+
+>>> import asyncio, tempfile
+>>> from twin.store import open_store
+>>> from twin.events import Actor
+>>> from serializer.keys import KeyStore
+>>> from serializer.profiles import load_profiles
+>>> from serializer.minting import BatchRequest, mint
+>>> from serializer.verify import SerialVerifier
+>>> async def demo(d):
+...     async with await open_store(f"sqlite:///{d}/twin.db") as store:
+...         keys, profiles = KeyStore(f"{d}/keys"), load_profiles()
+...         request = BatchRequest.parse({"gtin": "09506000134352", "count": 5,
+...                                       "profile": "default", "request_id": "r1"})
+...         minted = await mint(store, keys, profiles, request, Actor("line", "l1"))
+...         verifier = SerialVerifier(store, keys, profiles)
+...         hit = await verifier.issued_by("09506000134352", minted.serial(3))
+...         miss = await verifier.issued_by("09506000134352", "ZZZZZZZZZZZZ")
+...         return hit.batch_id, hit.counter, hit.status, miss
+>>> asyncio.run(demo(tempfile.mkdtemp()))
+('09506000134352.default.0', 3, 'allocated', None)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+from twin.batch import RangeIndex
+
+from serializer.keys import KeyStore
+from serializer.profiles import SerialProfile
+
+#: How often a counter beyond the known ranges may trigger a refresh of one index.
+REFRESH_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedMatch:
+    """Where a serial came from: its batch, the profile and counter (minted) or ``None``
+    counter (imported), and the batch's status (allocated, committed, voided)."""
+
+    gtin: str
+    serial: str
+    batch_id: str
+    profile: str
+    counter: int | None
+    status: str
+    kind: str
+
+
+class _Gtin:
+    """One GTIN's cache: permutations of its bound profiles and their range indexes."""
+
+    __slots__ = ("permutations", "indexes", "ends", "refreshed")
+
+    def __init__(self) -> None:
+        self.permutations: list[tuple[str, object]] = []
+        self.indexes: dict[str, RangeIndex] = {}
+        self.ends: dict[str, int] = {}
+        self.refreshed: dict[str, float] = {}
+
+
+class SerialVerifier:
+    """``await verifier.issued_by(gtin, serial) -> IssuedMatch | None``."""
+
+    def __init__(self, store, keys: KeyStore, profiles: Mapping[str, SerialProfile], *,
+                 max_gtins: int = 100_000) -> None:
+        self.store = store
+        self.keys = keys
+        self.profiles = profiles
+        self._gtins: dict[str, _Gtin] = {}
+        self._batches: dict[str, tuple[str, str]] = {}  # batch id -> (status, kind)
+        self._loading: dict[str, asyncio.Future] = {}
+        self._max = max_gtins
+
+    def invalidate(self, gtin: str | None = None) -> None:
+        """Forget what is cached for ``gtin`` (every GTIN when None): its batches changed."""
+        if gtin is None:
+            self._gtins.clear()
+            self._batches.clear()
+            return
+        self._gtins.pop(gtin, None)
+        prefix = gtin + "."
+        for batch_id in [b for b in self._batches if b.startswith(prefix)]:
+            del self._batches[batch_id]
+
+    async def issued_by(self, gtin: str, serial: str) -> IssuedMatch | None:
+        cache = self._gtins.get(gtin)
+        if cache is None:
+            cache = await self._load(gtin)
+        for name, permutation in cache.permutations:
+            counter = permutation.decode(serial)
+            if counter is None:
+                continue
+            index = cache.indexes.get(name)
+            if index is None or counter >= cache.ends.get(name, 0):
+                index = await self._refresh(gtin, name, cache)
+            batch_id = index.find(counter)
+            if batch_id is None:
+                continue
+            status, kind = await self._batch(batch_id)
+            return IssuedMatch(gtin, serial, batch_id, name, counter, status, kind)
+        imported = await self.store.find_imported(gtin, serial)
+        if imported is None:
+            return None
+        status, kind = await self._batch(imported)
+        batch = await self.store.get_batch(imported)
+        return IssuedMatch(gtin, serial, imported, batch.profile if batch else "", None, status, kind)
+
+    async def _load(self, gtin: str) -> _Gtin:
+        pending = self._loading.get(gtin)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._loading[gtin] = future
+        try:
+            record = await asyncio.to_thread(self.keys.record, gtin)
+            cache = _Gtin()
+            if record is not None:
+                for bound in record.profiles:
+                    profile = self.profiles.get(bound.name)
+                    if profile is None:
+                        continue
+                    cache.permutations.append((bound.name, profile.permutation(record.key, gtin)))
+            if len(self._gtins) >= self._max:
+                self._gtins.pop(next(iter(self._gtins)))
+            self._gtins[gtin] = cache
+            future.set_result(cache)
+            return cache
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            self._loading.pop(gtin, None)
+
+    async def _refresh(self, gtin: str, profile: str, cache: _Gtin) -> RangeIndex:
+        now = time.monotonic()
+        index = cache.indexes.get(profile)
+        if index is not None and now - cache.refreshed.get(profile, 0.0) < REFRESH_SECONDS:
+            return index
+        ranges = await self.store.batch_ranges(gtin, profile)
+        index = RangeIndex(ranges)
+        cache.indexes[profile] = index
+        cache.ends[profile] = max((r.start + r.count for r in ranges), default=0)
+        cache.refreshed[profile] = now
+        return index
+
+    async def _batch(self, batch_id: str) -> tuple[str, str]:
+        known = self._batches.get(batch_id)
+        if known is not None:
+            return known
+        batch = await self.store.get_batch(batch_id)
+        if batch is None:
+            return ("unknown", "unknown")
+        known = (str(batch.status), str(batch.kind))
+        self._batches[batch_id] = known
+        return known
