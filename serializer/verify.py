@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Mapping
 
-from twin.batch import RangeIndex
+from twin.batch import Batch, RangeIndex
 
 from serializer.keys import KeyStore
 from serializer.profiles import SerialProfile
@@ -47,16 +47,26 @@ REFRESH_SECONDS = 1.0
 
 @dataclass(frozen=True, slots=True)
 class IssuedMatch:
-    """Where a serial came from: its batch, the profile and counter (minted) or ``None``
-    counter (imported), and the batch's status (allocated, committed, voided)."""
+    """Where a serial came from: its batch (``twin.batch.Batch``: status, lot, expiry…),
+    the profile, and the counter (minted) or ``None`` (imported)."""
 
     gtin: str
     serial: str
-    batch_id: str
+    batch: Batch
     profile: str
     counter: int | None
-    status: str
-    kind: str
+
+    @property
+    def batch_id(self) -> str:
+        return self.batch.id
+
+    @property
+    def status(self) -> str:
+        return str(self.batch.status)
+
+    @property
+    def kind(self) -> str:
+        return str(self.batch.kind)
 
 
 class _Gtin:
@@ -80,9 +90,23 @@ class SerialVerifier:
         self.keys = keys
         self.profiles = profiles
         self._gtins: dict[str, _Gtin] = {}
-        self._batches: dict[str, tuple[str, str]] = {}  # batch id -> (status, kind)
+        self._batches: dict[str, Batch] = {}
         self._loading: dict[str, asyncio.Future] = {}
         self._max = max_gtins
+
+    @classmethod
+    def from_settings(cls, store, settings) -> SerialVerifier:
+        """The verifier a resolver app builds: key directory from SERIALINK_KEY_DIR or
+        ``settings.key_dir`` (default var/keys), profiles from the config directory."""
+        from pathlib import Path
+
+        from serializer.keys import key_dir_from_env
+        from serializer.profiles import load_profiles
+
+        config_dir = getattr(settings, "config_dir", None)
+        path = Path(config_dir) / "serial-profiles.yaml" if config_dir is not None else None
+        profiles = load_profiles(path if path is not None and path.exists() else None)
+        return cls(store, KeyStore(key_dir_from_env(settings=settings)), profiles)
 
     def invalidate(self, gtin: str | None = None) -> None:
         """Forget what is cached for ``gtin`` (every GTIN when None): its batches changed."""
@@ -109,14 +133,15 @@ class SerialVerifier:
             batch_id = index.find(counter)
             if batch_id is None:
                 continue
-            status, kind = await self._batch(batch_id)
-            return IssuedMatch(gtin, serial, batch_id, name, counter, status, kind)
+            batch = await self._batch(batch_id)
+            if batch is None:
+                continue
+            return IssuedMatch(gtin, serial, batch, name, counter)
         imported = await self.store.find_imported(gtin, serial)
         if imported is None:
             return None
-        status, kind = await self._batch(imported)
-        batch = await self.store.get_batch(imported)
-        return IssuedMatch(gtin, serial, imported, batch.profile if batch else "", None, status, kind)
+        batch = await self._batch(imported)
+        return None if batch is None else IssuedMatch(gtin, serial, batch, batch.profile, None)
 
     async def _load(self, gtin: str) -> _Gtin:
         pending = self._loading.get(gtin)
@@ -156,13 +181,13 @@ class SerialVerifier:
         cache.refreshed[profile] = now
         return index
 
-    async def _batch(self, batch_id: str) -> tuple[str, str]:
+    async def _batch(self, batch_id: str) -> Batch | None:
         known = self._batches.get(batch_id)
         if known is not None:
             return known
         batch = await self.store.get_batch(batch_id)
-        if batch is None:
-            return ("unknown", "unknown")
-        known = (str(batch.status), str(batch.kind))
-        self._batches[batch_id] = known
-        return known
+        if batch is not None:
+            if len(self._batches) >= self._max:
+                self._batches.pop(next(iter(self._batches)))
+            self._batches[batch_id] = batch
+        return batch
