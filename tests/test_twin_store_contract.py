@@ -388,6 +388,23 @@ async def test_links_are_stored_per_anchor_and_read_as_one_chain(store: Any) -> 
     assert await store.get_links(Anchor(GTIN)) == (pip,)
 
 
+async def test_bulk_link_writes_are_validated_whole_and_fed_once_per_gtin(store: Any) -> None:
+    link = LinkRecord("gs1:pip", "https://example.com/p", "Product")
+    entries = [(Anchor(GTIN, serial=f"S{i}"), [link._replace(href=f"https://example.com/s/{i}")]) for i in range(2500)]
+    entries += [(Anchor(OTHER_GTIN), [link]), (Anchor(GTIN, lot="GONE"), [])]
+    await store.put_links(Anchor(GTIN, lot="GONE"), [link], QA)
+    with pytest.raises(InvalidInput, match=r"^entries\[2\].links\[0\].href"):
+        await store.put_links_many([entries[0], entries[1], (Anchor(GTIN), [link._replace(href="nope")])], QA)
+    assert await store.get_links(Anchor(GTIN, serial="S0")) == ()  # nothing of the bad batch written
+    cursor = await store.changes_cursor()
+    assert await store.put_links_many(entries, QA) == 2502
+    assert (await store.get_link_chain(GTIN, "GONE", "S2499")).serial[0].href == "https://example.com/s/2499"
+    assert await store.get_links(Anchor(GTIN, lot="GONE")) == ()
+    assert await store.get_links(Anchor(OTHER_GTIN)) == (link,)
+    fed = (await store.changes(cursor)).changes
+    assert {(c.gtin, c.kind, c.subject) for c in fed} == {(GTIN, "links", "*"), (OTHER_GTIN, "links", "*")}
+
+
 # -- scans, audit, change feed -----------------------------------------------------------
 
 

@@ -74,6 +74,7 @@ from twin.store import (
     ChangeBatch,
     check_chain_key,
     check_gtin_key,
+    check_link_entries,
     check_idempotency_key,
     check_import_serials,
     check_limit,
@@ -177,6 +178,14 @@ if ARGV[11] == '' then redis.call('HDEL', KEYS[3], ARGV[10]) else redis.call('HS
 return {'ok', tail(3, ARGV[5], ARGV[6])}
 """
 
+# KEYS 3 the hash. ARGV 10… pairs of field, value ("" deletes).
+_PUT_MANY = _TAIL + """
+for i = 10, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[3], ARGV[i]) else redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1]) end
+end
+return {'ok', tail(3, ARGV[5], ARGV[6])}
+"""
+
 # KEYS: imported-serial keys of one GTIN. ARGV 1 batch id. All or nothing per chunk.
 _IMPORT = """
 for i, k in ipairs(KEYS) do
@@ -252,6 +261,7 @@ class RedisStore:
                 ("append", _APPEND),
                 ("allocate", _ALLOCATE),
                 ("put_field", _PUT_FIELD),
+                ("put_many", _PUT_MANY),
                 ("import", _IMPORT),
                 ("find_batch", _FIND_BATCH),
             )
@@ -693,6 +703,25 @@ class RedisStore:
             kind="links",
         )
         return reply[1]
+
+    @_guard
+    async def put_links_many(self, entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]], actor: Actor) -> int:
+        by_gtin = check_link_entries(entries)
+        check_actor(actor, "actor")
+
+        async def put(gtin: str, items: list[tuple[str, tuple[LinkRecord, ...]]]) -> None:
+            for i in range(0, len(items), 1000):  # bound one script's run time
+                chunk = items[i : i + 1000]
+                args: list[Any] = []
+                for subject, links in chunk:
+                    args += [subject, codec.encode_links(links) if links else ""]
+                await self._script(
+                    "put_many", gtin, [self.keys.g(gtin) + "lnk"], args,
+                    actor=actor, action="links:put-many", subject="*", detail={"count": len(chunk)}, kind="links",
+                )
+
+        await asyncio.gather(*(put(g, items) for g, items in by_gtin.items()))
+        return sum(len(items) for items in by_gtin.values())
 
     @_guard
     async def get_links(self, anchor: Anchor) -> tuple[LinkRecord, ...]:

@@ -43,6 +43,7 @@ from twin.store import (
     ChangeBatch,
     check_chain_key,
     check_gtin_key,
+    check_link_entries,
     check_idempotency_key,
     check_import_serials,
     check_limit,
@@ -520,6 +521,23 @@ class SQLiteStore:
                 c.execute("DELETE FROM links WHERE gtin = ? AND subject = ?", (g, subject))
             self._audit(c, g, actor, "links:put" if links else "links:delete", subject, {"count": len(links)})
             return self._changed(c, g, "links", subject)
+
+        return await self._write(put)
+
+    async def put_links_many(self, entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]], actor: Actor) -> int:
+        by_gtin = check_link_entries(entries)
+        check_actor(actor, "actor")
+
+        def put(c: sqlite3.Connection) -> int:
+            for g, items in by_gtin.items():
+                c.executemany(
+                    "INSERT OR REPLACE INTO links VALUES (?, ?, ?)",
+                    ((g, subject, codec.encode_links(links)) for subject, links in items if links),
+                )
+                c.executemany("DELETE FROM links WHERE gtin = ? AND subject = ?", ((g, s) for s, links in items if not links))
+                self._audit(c, g, actor, "links:put-many", "*", {"count": len(items)})
+                self._changed(c, g, "links", "*")
+            return sum(len(items) for items in by_gtin.values())
 
         return await self._write(put)
 

@@ -40,7 +40,7 @@ from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, check_count
 from twin.errors import IdempotencyConflict, InvalidInput, StaleVersion
 from twin.events import Actor, Event, check_actor
 from twin.identity import check_gtin, check_lot, check_name, check_serial
-from twin.links import Anchor, LinkChain, LinkRecord
+from twin.links import Anchor, LinkChain, LinkRecord, check_links
 from twin.overlays import Overlay, Scope
 from twin.ownership import PersonalData
 from twin.scans import ScanEvent
@@ -206,6 +206,11 @@ class UnitStore(Protocol):
 
     async def put_links(self, anchor: Anchor, links: Sequence[LinkRecord], actor: Actor) -> int:
         """Replace the linkset of one anchor (empty: delete it); returns the GTIN version."""
+
+    async def put_links_many(self, entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]], actor: Actor) -> int:
+        """Bulk link management: replace many linksets (empty: delete) in few round trips,
+        all validated before any is written. Audited and fed once per GTIN, with subject
+        ``*`` (drop every cached link of that GTIN). Returns how many were written."""
 
     async def get_links(self, anchor: Anchor) -> tuple[LinkRecord, ...]: ...
 
@@ -406,3 +411,22 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 @functools.lru_cache(maxsize=65536)
 def _gtin_ok(gtin: str) -> str:
     return check_gtin(gtin)
+
+
+def check_link_entries(
+    entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]],
+) -> dict[str, list[tuple[str, tuple[LinkRecord, ...]]]]:
+    """Validate a bulk link write; group it by GTIN as ``{gtin: [(subject, links)]}``."""
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+        raise InvalidInput("entries", "expected a list of (anchor, links)")
+    by_gtin: dict[str, list[tuple[str, tuple[LinkRecord, ...]]]] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, tuple) or len(entry) != 2:
+            raise InvalidInput(f"entries[{i}]", "expected (anchor, links)")
+        anchor, links = entry
+        try:
+            checked = check_links(anchor, links)
+        except InvalidInput as exc:
+            raise InvalidInput(f"entries[{i}].{exc.field}", exc.problem) from None
+        by_gtin.setdefault(anchor.gtin, []).append((anchor.subject, checked))
+    return by_gtin
