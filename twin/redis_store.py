@@ -57,7 +57,6 @@ from twin.errors import (
     NotFound,
     StaleVersion,
     StoreError,
-    TwinError,
     UnsafeDurability,
 )
 from twin.events import Actor, Event, check_actor, check_event, now_utc

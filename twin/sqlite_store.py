@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -28,9 +27,9 @@ import msgpack
 
 from twin import codec
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, batch_id, check_status_move, parse_batch_id, MAX_COUNTER
-from twin.errors import CorruptRecord, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound, StoreError, TwinError
+from twin.errors import CorruptRecord, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound, StoreError
 from twin.events import Actor, Event, check_actor, check_event, now_utc
-from twin.identity import check_name, check_serial, check_text
+from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
@@ -349,6 +348,7 @@ class SQLiteStore:
             n = c.execute("DELETE FROM personal WHERE gtin = ? AND serial = ? AND owner = ?", (gtin, serial, owner)).rowcount
             if n:
                 self._audit(c, gtin, actor, "personal:erase", serial, {"owner": owner, "reason": reason})
+                self._changed(c, gtin, "personal", serial)
             return bool(n)
 
         return await self._write(erase)

@@ -7,9 +7,11 @@
 =================================  ==============================================
 
 Query parameters: ``prefix=`` (Redis key namespace, default ``sl``), ``max_connections=``
-(Redis pool size, default 64), ``durability=relaxed`` (accept a backend that may lose
-the last second of acknowledged writes on power loss; refused for range allocation
-otherwise), ``feed_maxlen=`` (change-feed retention, default 100000).
+(Redis pool size per node, default 64), ``max_inflight=`` (coalesced round trips in flight,
+default 4), ``durability=relaxed`` (accept a backend that may lose the last second of
+acknowledged writes on power loss; refused for range allocation otherwise),
+``feed_maxlen=`` (change-feed retention, default 100000), ``scan_maxlen=`` (Redis: cap a
+GTIN's scan stream, in chunks).
 
 >>> import asyncio, tempfile, os
 >>> from twin.store import open_store
@@ -76,7 +78,7 @@ class Change(NamedTuple):
 
     cursor: str
     gtin: str
-    kind: str  # unit | batch | overlay | links | import
+    kind: str  # unit | batch | overlay | links | personal
     subject: str  # serial, batch id, overlay id, link anchor subject
     version: int  # the GTIN's version after the change
 
