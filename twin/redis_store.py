@@ -80,6 +80,7 @@ from twin.store import (
     check_unit_key,
     draft_batch,
     event_digest,
+    int_param,
     new_overlay_id,
     next_unit,
     personal_owner,
@@ -209,6 +210,8 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
 
     @functools.wraps(method)
     async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise StoreError(f"{self.url}: store is closed")
         try:
             return await method(self, *args, **kwargs)
         except RedisError as exc:
@@ -250,9 +253,8 @@ class RedisStore:
             raise InvalidInput("store_url.prefix", f"expected 1-64 of [A-Za-z0-9_.-], got {prefix!r}")
         self.keys = Keys(prefix)
         self._relaxed = params.get("durability", "strict") == "relaxed"
-        self._feed_maxlen = int(params.get("feed_maxlen", "100000"))
-        scan_maxlen = params.get("scan_maxlen")
-        self._scan_maxlen = int(scan_maxlen) if scan_maxlen else None
+        self._feed_maxlen = int_param(params, "feed_maxlen", 100_000)
+        self._scan_maxlen = int_param(params, "scan_maxlen", 0) or None
         self.durability = "unknown"
         self._scripts = {
             name: client.register_script(body)
@@ -265,7 +267,7 @@ class RedisStore:
                 ("find_batch", _FIND_BATCH),
             )
         }
-        inflight = int(params.get("max_inflight", "4"))
+        inflight = int_param(params, "max_inflight", 4)
         self._reader: Coalescer[str, bytes | None] = Coalescer(self._mget, max_inflight=inflight)
         self._allocator: Coalescer[tuple[Batch, str], list[Any]] = Coalescer(
             self._allocate_many, max_batch=64, max_inflight=inflight
@@ -279,7 +281,7 @@ class RedisStore:
         params = url_params(url)
         if params.get("durability", "strict") not in ("strict", "relaxed"):
             raise InvalidInput("store_url.durability", f"expected strict or relaxed, got {params['durability']!r}")
-        max_connections = int(params.get("max_connections", "64"))
+        max_connections = int_param(params, "max_connections", 64)
         parts = urlsplit(url)
         cluster = parts.scheme.endswith("+cluster")
         try:
@@ -294,8 +296,12 @@ class RedisStore:
                 await client.ping()
         except RedisError as exc:
             raise StoreError(f"{redact(url)}: cannot connect: {exc}") from exc
-        self = cls(url, client, cluster, params)
-        self.durability = await self._server_durability()
+        try:
+            self = cls(url, client, cluster, params)
+            self.durability = await self._server_durability()
+        except BaseException:
+            await client.aclose()
+            raise
         return self
 
     async def _server_durability(self) -> str:
@@ -379,6 +385,8 @@ class RedisStore:
 
     async def get_unit(self, gtin: str, serial: str) -> Unit | None:
         check_unit_key(gtin, serial)
+        if self._closed:
+            raise StoreError(f"{self.url}: store is closed")
         key = self.keys.unit(gtin, serial)
         blob = await self._reader.get(key)
         return None if blob is None else codec.decode_unit(blob, gtin, serial, key)
@@ -572,6 +580,8 @@ class RedisStore:
 
     async def find_imported(self, gtin: str, serial: str) -> str | None:
         check_unit_key(gtin, serial)
+        if self._closed:
+            raise StoreError(f"{self.url}: store is closed")
         blob = await self._reader.get(self.keys.imported(gtin, serial))
         return None if blob is None else _s(blob)
 

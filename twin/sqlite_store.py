@@ -49,6 +49,7 @@ from twin.store import (
     check_unit_key,
     draft_batch,
     event_digest,
+    int_param,
     new_overlay_id,
     next_unit,
     personal_owner,
@@ -134,14 +135,18 @@ class SQLiteStore:
         durability = params.get("durability", "strict")
         if durability not in ("strict", "relaxed"):
             raise InvalidInput("store_url.durability", f"expected strict or relaxed, got {durability!r}")
-        feed_maxlen = int(params.get("feed_maxlen", "100000"))
+        feed_maxlen = int_param(params, "feed_maxlen", 100_000)
         path = _path_of(url)
         parent = os.path.dirname(path)
         if parent:
             os.makedirs(parent, exist_ok=True)
         self = cls(url, path, "FULL" if durability == "strict" else "NORMAL", feed_maxlen)
-        await self._in_writer(self._open_writer)
-        self._r = self._connect()
+        try:
+            await self._in_writer(self._open_writer)
+            self._r = self._connect()
+        except sqlite3.Error as exc:
+            self._executor.shutdown(wait=False)
+            raise StoreError(f"{path}: cannot open the store: {exc}") from exc
         return self
 
     def _connect(self) -> sqlite3.Connection:
@@ -625,4 +630,5 @@ def _int_cursor(after: str | None) -> int:
     if not isinstance(after, str) or not after.isdigit():
         raise InvalidInput("after", f"expected a cursor this store returned, got {after!r}")
     return int(after)
+
 

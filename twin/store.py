@@ -263,6 +263,16 @@ def url_params(url: str) -> dict[str, str]:
     return {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
 
 
+def int_param(params: Mapping[str, str], name: str, default: int) -> int:
+    """A positive integer URL parameter (0 allowed only as the default: "off")."""
+    value = params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise InvalidInput(f"store_url.{name}", f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def redact(url: str) -> str:
     """The URL without its password, for logs and errors."""
     parts = urlsplit(url)
