@@ -11,10 +11,7 @@ their compressed segments match the vectors bit for bit.
 
 from __future__ import annotations
 
-import json
 import re
-from functools import cache
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -23,21 +20,16 @@ from hypothesis import strategies as st
 
 from ext.ai_table import ENTRIES
 from ext.compression import CompressionError, Decompressed, compress, decompress, is_compressed
+from tests.conformance import load_vectors
 
-GS1 = Path(__file__).resolve().parents[2] / "shared" / "gs1"
 B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 PROTOTYPE = "computed-compression-prototype.jsonl"
 DLJS = "digital-link-js-legacy.jsonl"
 
 
-@cache
 def _vectors(name: str) -> tuple[dict, ...]:
-    path = GS1 / "vectors" / name
-    if not path.is_file():
-        pytest.fail(f"GS1 vector file missing: {path} (tests read ../shared/gs1 beside the repo)",
-                    pytrace=False)
-    return tuple(json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line)
+    return load_vectors(name)
 
 
 def _params(name: str, kinds: tuple[str, ...] = ()) -> list:

@@ -185,3 +185,12 @@ def test_resolver_check(check_id, kind, conformant, conformance):
 def test_every_check_of_the_suite_is_covered():
     assert len(CHECKS) == 31
     assert HANDLED_ELSEWHERE <= set(CHECKS)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["id"]) for c in load_vectors("gs1-linkset-examples.jsonl")])
+def test_linkset_examples_against_the_schema_we_serve(case, conformance):
+    """The linkset schema Serialink validates its own linksets with agrees with GS1's examples."""
+    errors = list(jsonschema.Draft7Validator(LINKSET_SCHEMA).iter_errors(case["input"]))
+    outcome = "pass" if (not errors) == case["valid"] else "fail"
+    conformance.record("gs1-linkset-examples", case["id"], outcome)
+    assert (not errors) == case["valid"], errors
