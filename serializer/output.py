@@ -129,13 +129,13 @@ class AtomicFile:
 
     def _write_out(self, stage: mmap.mmap, used: int) -> None:
         try:
-            view = memoryview(stage)[:used]
-            self._hash.update(view)
-            written = 0
-            while written < used:
-                written += os.write(self._fd, view[written:])
+            with memoryview(stage) as whole, whole[:used] as view:
+                self._hash.update(view)
+                written = 0
+                while written < used:
+                    with view[written:] as rest:
+                        written += os.write(self._fd, rest)
             self._size += used
-            view.release()
         except BaseException as exc:  # reported by _wait() in the caller's thread
             self._error = exc
 
@@ -159,13 +159,13 @@ class AtomicFile:
         if used > aligned:
             # the tail is not a whole direct-I/O unit: write it through the page cache
             fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~os.O_DIRECT)
-            tail = memoryview(self._stage)[aligned:used]
-            self._hash.update(tail)
-            written = 0
-            while written < len(tail):
-                written += os.write(self._fd, tail[written:])
-            self._size += len(tail)
-            tail.release()
+            with memoryview(self._stage) as whole, whole[aligned:used] as tail:
+                self._hash.update(tail)
+                written = 0
+                while written < len(tail):
+                    with tail[written:] as rest:
+                        written += os.write(self._fd, rest)
+                self._size += len(tail)
         self._used = 0
         os.fsync(self._fd)
 
@@ -175,7 +175,10 @@ class AtomicFile:
             self._fd = -1
         for buf in (self._stage, self._spare):
             if buf is not None:
-                buf.close()
+                try:
+                    buf.close()
+                except BufferError:  # a view is still alive: the buffer goes with it
+                    pass
         self._stage = self._spare = None
 
     def __exit__(self, kind, exc, tb) -> None:
@@ -195,6 +198,8 @@ class AtomicFile:
         except OSError as exc:
             self._close()
             _unlink(self.tmp)
+            if isinstance(exc, OutputError):
+                raise
             raise _output_error(exc, self.path) from None
         except BaseException:
             self._close()

@@ -32,6 +32,7 @@ catches up.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Mapping
@@ -72,9 +73,10 @@ class IssuedMatch:
 class _Gtin:
     """One GTIN's cache: permutations of its bound profiles and their range indexes."""
 
-    __slots__ = ("permutations", "indexes", "ends", "refreshed")
+    __slots__ = ("permutations", "indexes", "ends", "refreshed", "record_mtime")
 
     def __init__(self) -> None:
+        self.record_mtime: int | None = None
         self.permutations: list[tuple[str, object]] = []
         self.indexes: dict[str, RangeIndex] = {}
         self.ends: dict[str, int] = {}
@@ -123,6 +125,20 @@ class SerialVerifier:
         cache = self._gtins.get(gtin)
         if cache is None:
             cache = await self._load(gtin)
+        match = await self._find(gtin, serial, cache)
+        if match is None and self._record_mtime(gtin) != cache.record_mtime:
+            # a profile was bound since the GTIN was cached: its serials are new to us
+            self._gtins.pop(gtin, None)
+            match = await self._find(gtin, serial, await self._load(gtin))
+        return match
+
+    def _record_mtime(self, gtin: str) -> int | None:
+        try:
+            return os.stat(self.keys.path(gtin)).st_mtime_ns
+        except (FileNotFoundError, ValueError):
+            return None
+
+    async def _find(self, gtin: str, serial: str, cache: _Gtin) -> IssuedMatch | None:
         for name, permutation in cache.permutations:
             counter = permutation.decode(serial)
             if counter is None:
@@ -152,6 +168,7 @@ class SerialVerifier:
         try:
             record = await asyncio.to_thread(self.keys.record, gtin)
             cache = _Gtin()
+            cache.record_mtime = self._record_mtime(gtin)
             if record is not None:
                 for bound in record.profiles:
                     profile = self.profiles.get(bound.name)
