@@ -1,0 +1,103 @@
+"""Importing externally issued codes (a national issuer's list) into a batch.
+
+The list file has one code per line: ``GTIN,serial`` / ``GTIN<TAB>serial``, an element string
+``(01)…(21)…`` or ``^01…21…``, or a DL URI. Every line is validated (GTIN check digit, the
+batch's GTIN, CSET 82 serial, no repeats) and a bad line is refused by number before anything
+is stored; serials that a profile bound to the GTIN could mint are refused too (see
+serializer.keys). The batch then lives in the store like a minted one — same states, void and
+decommission — and the verifier finds its serials through ``store.find_imported``.
+
+>>> from serializer.imports import parse_line
+>>> parse_line("09506000134352,ABC123", 1), parse_line("(01)09506000134352(21)X/1", 2)
+(('09506000134352', 'ABC123'), ('09506000134352', 'X/1'))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from ext import GS1Error, parse, parse_element_string
+from twin.errors import IdempotencyConflict, InvalidInput
+from twin.events import Actor
+from twin.identity import check_serial
+
+from serializer.keys import KeyStore, KeyStoreError
+from serializer.minting import MintError, normalise_gtin, parse_expiry
+
+#: The profile name imported batches are filed under (their own counter space).
+IMPORT_PROFILE = "imported"
+MAX_IMPORT = 1_000_000
+
+
+def parse_line(line: str, number: int) -> tuple[str, str]:
+    text = line.strip()
+    field = f"line {number}"
+    try:
+        if text.startswith(("http://", "https://", "HTTP://", "HTTPS://")):
+            dl = parse(text)
+            gtin, serial = dl.gtin, dl.serial
+        elif text.startswith(("(", "^", "]")):
+            elements = dict(parse_element_string(text).elements)
+            gtin, serial = elements.get("01"), elements.get("21")
+        else:
+            sep = "\t" if "\t" in text else ","
+            gtin, _, serial = text.partition(sep)
+            gtin, serial = gtin.strip(), serial.strip()
+    except GS1Error as exc:
+        raise MintError(field, f"not a GS1 code: {exc}") from None
+    if not gtin or not serial:
+        raise MintError(field, "expected a GTIN and a serial")
+    gtin = normalise_gtin(gtin, field)
+    try:
+        check_serial(serial, field)
+    except InvalidInput as exc:
+        raise MintError(field, exc.problem) from None
+    return gtin, serial
+
+
+def read_codes(lines: Iterable[str], gtin: str) -> list[str]:
+    serials: list[str] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        code_gtin, serial = parse_line(line, number)
+        if code_gtin != gtin:
+            raise MintError(f"line {number}", f"GTIN {code_gtin} is not the batch's GTIN {gtin}")
+        if serial in seen:
+            raise MintError(f"line {number}", f"serial {serial!r} is listed twice")
+        seen.add(serial)
+        serials.append(serial)
+        if len(serials) > MAX_IMPORT:
+            raise MintError("file", f"more than {MAX_IMPORT:,} codes: split the list", 413)
+    if not serials:
+        raise MintError("file", "the list holds no codes")
+    return serials
+
+
+async def import_codes(store, keys: KeyStore, gtin: str, lines: Iterable[str], request_id: str, actor: Actor, *,
+                       lot: str | None = None, expiry=None, site: str | None = None, line: str | None = None):
+    """Validate the list, bind its shapes to the GTIN, record the imported batch."""
+    gtin = normalise_gtin(gtin)
+    serials = read_codes(lines, gtin)
+    expiry = parse_expiry(expiry)
+    digest = hashlib.sha256("\n".join([gtin, lot or "", str(expiry or ""), site or "", line or "", *serials])
+                            .encode()).hexdigest()[:32]
+    try:
+        await asyncio.to_thread(keys.bind_imports, gtin, serials)
+    except KeyStoreError as exc:
+        raise MintError(exc.field, exc.reason, exc.status) from None
+    try:
+        return await store.import_serials(gtin, IMPORT_PROFILE, serials, request_id, digest, actor=actor,
+                                          lot=lot, expiry=expiry, line=line, site=site)
+    except IdempotencyConflict:
+        raise MintError("request_id", f"{request_id!r} was used for another import", 409) from None
+    except InvalidInput as exc:
+        raise MintError(exc.field, exc.problem, 409 if "already imported" in exc.problem else 400) from None
+
+
+def import_file(path: Path) -> list[str]:
+    return Path(path).read_text(encoding="utf-8").splitlines()
