@@ -114,11 +114,11 @@ def test_two_profiles_whose_serials_could_collide_never_share_a_gtin(tmp_path):
 
 
 def _worker(args):
-    tmp, worker, batches = args
+    url, tmp, worker, batches = args
     out = []
 
     async def go():
-        async with await open_store(f"sqlite:///{tmp}/twin.db") as store:
+        async with await open_store(url) as store:
             keys, profiles = KeyStore(Path(tmp) / "keys"), load_profiles()
             for i in range(batches):
                 count = 1 + (worker * 7919 + i * 104729) % 3000
@@ -128,9 +128,11 @@ def _worker(args):
     return out
 
 
-def test_eight_processes_minting_many_batches_never_overlap(tmp_path):
+def test_eight_processes_minting_many_batches_never_overlap(tmp_path, store_url):
+    """On every backend (SQLite file, Redis, Redis Cluster), across processes."""
     with ProcessPoolExecutor(8) as pool:
-        results = [r for chunk in pool.map(_worker, [(str(tmp_path), w, 12) for w in range(8)]) for r in chunk]
+        jobs = [(store_url, str(tmp_path), w, 12) for w in range(8)]
+        results = [r for chunk in pool.map(_worker, jobs) for r in chunk]
     assert len(results) == 96
     ranges = sorted((start, count) for start, count, _ in results)
     for (s1, c1), (s2, _) in zip(ranges, ranges[1:]):
