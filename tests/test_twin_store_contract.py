@@ -504,3 +504,16 @@ async def test_a_consumer_behind_a_trimmed_feed_is_told_to_reset(store_url: str)
         await store.put_links(Anchor(GTIN, lot="LAST"), [link], QA)
         tail = await store.changes(recent)
         assert not tail.reset and [c.subject for c in tail.changes] == ["lot:LAST"]
+
+
+async def test_reads_across_hundreds_of_gtins_at_once_are_one_batch(store: Any) -> None:
+    from twin.identity import gtin_check_digit
+
+    gtins = [f"{body}{gtin_check_digit(body)}" for body in (f"0950600{n:06d}" for n in range(300))]
+    for gtin in gtins[:10]:
+        await store.append_event(gtin, "S1", ev("commission", lot="L7"))
+    pairs = [(g, s) for g in gtins for s in ("S1", "S2")]
+    units = await asyncio.gather(*(store.get_unit(g, s) for g, s in pairs))
+    assert [u is not None for u in units] == [g in gtins[:10] and s == "S1" for g, s in pairs]
+    imported = await asyncio.gather(*(store.find_imported(g, "S1") for g in gtins))
+    assert imported == [None] * 300

@@ -213,7 +213,10 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         if self._closed:
             raise StoreError(f"{self.url}: store is closed")
         try:
-            return await method(self, *args, **kwargs)
+            if self._limit is None:
+                return await method(self, *args, **kwargs)
+            async with self._limit:
+                return await method(self, *args, **kwargs)
         except RedisError as exc:
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
 
@@ -248,6 +251,10 @@ class RedisStore:
         self.url = redact(url)
         self.cluster = cluster
         self._r = client
+        # redis-py's Cluster nodes raise MaxConnectionsError instead of waiting for a free
+        # connection (the single-node pool blocks): queue operations here instead.
+        max_connections = int_param(params, "max_connections", 64)
+        self._limit = asyncio.Semaphore(max(1, max_connections // 2)) if cluster else None
         prefix = params.get("prefix", "sl")
         if not prefix.replace("_", "").replace("-", "").replace(".", "").isalnum() or len(prefix) > 64:
             raise InvalidInput("store_url.prefix", f"expected 1-64 of [A-Za-z0-9_.-], got {prefix!r}")
@@ -337,19 +344,22 @@ class RedisStore:
     # -- plumbing -------------------------------------------------------------------------
 
     async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        """MGET; on a Cluster one MGET per slot, all sent as one pipeline (one connection
+        and one round trip per node, however many GTINs the batch touches)."""
         if not self.cluster:
             return await self._r.execute_command("MGET", *keys)
         groups: dict[int, list[int]] = {}
         for i, k in enumerate(keys):
             groups.setdefault(key_slot(k.encode()), []).append(i)
+        if len(groups) == 1:
+            return await self._r.execute_command("MGET", *keys)
+        pipe = self._r.pipeline()
+        for indexes in groups.values():
+            pipe.execute_command("MGET", *[keys[i] for i in indexes])
         values: list[bytes | None] = [None] * len(keys)
-
-        async def one(indexes: list[int]) -> None:
-            got = await self._r.execute_command("MGET", *[keys[i] for i in indexes])
+        for indexes, got in zip(groups.values(), await pipe.execute()):
             for i, v in zip(indexes, got):
                 values[i] = v
-
-        await asyncio.gather(*(one(ix) for ix in groups.values()))
         return values
 
     async def _script(
