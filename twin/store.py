@@ -109,7 +109,8 @@ class UnitStore(Protocol):
     # -- units ------------------------------------------------------------------------
     async def get_unit(self, gtin: str, serial: str) -> Unit | None:
         """The unit's own record, or ``None`` if it has no events (then its batch speaks).
-        Concurrent calls are coalesced into one round trip."""
+        On Redis, concurrent calls are coalesced into one round trip; on SQLite it is a
+        point lookup on the caller's thread."""
 
     async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
         """Many units in one round trip (per cluster slot), in the order asked."""
