@@ -70,7 +70,15 @@ def _add_mint(sub: argparse._SubParsersAction) -> None:
     mint_cmd.register(sub)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_add_parse, _add_convert, _add_serve, _add_rules, _add_mint]
+def _add_config(sub: argparse._SubParsersAction) -> None:
+    from serialink import config_cmd
+
+    config_cmd.register(sub)
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_config,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
