@@ -261,8 +261,9 @@ def _replay(plan, values: dict[str, str]) -> Decision | None:
     if not rendered:
         return decision
     if decision.status == 300:
-        return decision._replace(candidates=tuple(rendered))
-    return decision._replace(href=rendered[0].href, link=rendered[0])
+        return Decision(300, None, None, tuple(rendered), decision.route, decision.level, decision.reason)
+    first = rendered[0]
+    return Decision(decision.status, first.href, first, (), decision.route, decision.level)
 
 
 def _decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,

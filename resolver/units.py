@@ -46,6 +46,9 @@ class _GtinData(NamedTuple):
     loaded_at: float
 
 
+_MISSING = object()
+
+
 class LookupStats:
     __slots__ = ("unit_hits", "unit_misses", "store_errors", "degraded")
 
@@ -63,7 +66,7 @@ class UnitLookup:
         self.store = store
         self.verifier = verifier
         self.stats = LookupStats()
-        self._units: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._units: dict[tuple[str, str], Any] = {}
         self._cache_size = cache_size
         self._gtins: dict[str, _GtinData] = {}
         self._serial_links: OrderedDict[tuple[str, str], tuple] = OrderedDict()
@@ -124,17 +127,19 @@ class UnitLookup:
     # -- per unit ---------------------------------------------------------------------
 
     async def _unit(self, gtin: str, serial: str):
+        # insertion-ordered dict, oldest evicted first: LRU-like without the bookkeeping cost
+        # on every hit (most scans are of distinct units and never hit)
         key = (gtin, serial)
         units = self._units
-        if key in units:
+        unit = units.get(key, _MISSING)
+        if unit is not _MISSING:
             self.stats.unit_hits += 1
-            units.move_to_end(key)
-            return units[key]
+            return unit
         self.stats.unit_misses += 1
         unit = await self.store.get_unit(gtin, serial)
         units[key] = unit
         if len(units) > self._cache_size:
-            units.popitem(last=False)
+            del units[next(iter(units))]
         return unit
 
     async def facts(self, dl) -> UnitFacts:

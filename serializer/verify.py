@@ -34,8 +34,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from twin.batch import Batch, RangeIndex
 
@@ -46,10 +45,10 @@ from serializer.profiles import SerialProfile
 REFRESH_SECONDS = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedMatch:
+class IssuedMatch(NamedTuple):
     """Where a serial came from: its batch (``twin.batch.Batch``: status, lot, expiry…),
-    the profile, and the counter (minted) or ``None`` (imported)."""
+    the profile, and the counter (minted) or ``None`` (imported). A NamedTuple: the
+    resolver makes one per scan of a unit without a record."""
 
     gtin: str
     serial: str
@@ -149,7 +148,7 @@ class SerialVerifier:
             batch_id = index.find(counter)
             if batch_id is None:
                 continue
-            batch = await self._batch(batch_id)
+            batch = self._batches.get(batch_id) or await self._batch(batch_id)
             if batch is None:
                 continue
             return IssuedMatch(gtin, serial, batch, name, counter)
