@@ -80,6 +80,16 @@ async def test_a_unit_with_no_events_has_no_record(store: Any) -> None:
     assert await store.get_events(GTIN, "NOPE") == []
 
 
+async def test_unit_keys_lists_exactly_the_units_with_a_record(store: Any) -> None:
+    assert [keys async for keys in store.unit_keys()] == []
+    wanted = {(GTIN, f"K{i}") for i in range(25)} | {(OTHER_GTIN, "K:1/x")}
+    for gtin, serial in wanted:
+        await store.append_event(gtin, serial, ev("commission"))
+    chunks = [keys async for keys in store.unit_keys(chunk=10)]
+    assert all(1 <= len(c) <= 10 for c in chunks)
+    assert {k for c in chunks for k in c} == wanted and sum(len(c) for c in chunks) == len(wanted)
+
+
 async def test_events_append_in_order_and_the_record_is_their_fold(store: Any) -> None:
     owner = new_owner_id()
     events = [

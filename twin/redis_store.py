@@ -411,6 +411,24 @@ class RedisStore:
             None if b is None else codec.decode_unit(b, g, s, k) for (g, s), k, b in zip(keys, names, blobs)
         ]
 
+    async def unit_keys(self, chunk: int = 10_000):
+        # SCAN walks every primary of a cluster (redis-py scan_iter does); unit keys are
+        # "<prefix>:{<gtin>}:u:<serial>" and a serial may itself contain ':'.
+        pattern = f"{self.keys.p}:{{*}}:u:*"
+        out: list[tuple[str, str]] = []
+        try:
+            async for key in self._r.scan_iter(match=pattern, count=1000):
+                text = _s(key)
+                head, _, serial = text.partition("}:u:")
+                out.append((head.rpartition("{")[2], serial))
+                if len(out) >= chunk:
+                    yield out
+                    out = []
+        except RedisError as exc:
+            raise StoreError(f"{redact(self.url)}: scan failed: {exc}") from exc
+        if out:
+            yield out
+
     @_guard
     async def get_events(self, gtin: str, serial: str) -> list[Event]:
         check_unit_key(gtin, serial)

@@ -264,6 +264,18 @@ class SQLiteStore:
             check_unit_key(gtin, serial)
         return [self._unit_row(g, s) for g, s in keys]
 
+    async def unit_keys(self, chunk: int = 10_000):
+        assert self._r is not None, "store is closed"
+        cursor = self._r.execute("SELECT gtin, serial FROM units")
+        while True:
+            try:
+                rows = cursor.fetchmany(chunk)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: read failed: {exc}") from exc
+            if not rows:
+                return
+            yield [(g, s) for g, s in rows]
+
     async def get_events(self, gtin: str, serial: str) -> list[Event]:
         check_unit_key(gtin, serial)
         rows = self._read("SELECT version, body FROM events WHERE gtin = ? AND serial = ? ORDER BY version", (gtin, serial))

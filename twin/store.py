@@ -33,7 +33,7 @@ import functools
 import hashlib
 import secrets
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Protocol, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -114,6 +114,10 @@ class UnitStore(Protocol):
 
     async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
         """Many units in one round trip (per cluster slot), in the order asked."""
+
+    def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
+        """Every (gtin, serial) that has a record, in chunks, in no particular order: what a
+        resolver needs to know which scans can skip the store (most units never get one)."""
 
     async def get_events(self, gtin: str, serial: str) -> list[Event]:
         """The unit's events in order; event *i* produced version *i + 1*."""
