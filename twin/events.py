@@ -51,6 +51,7 @@ MAX_EVENT_DATA_BYTES = 64 * 1024
 MAX_REASON = 1000
 MAX_WHERE = 200
 MAX_PRINCIPAL = 200
+MAX_LIST = 50
 
 _JURISDICTION = re.compile(r"[A-Z]{2,3}(-[A-Z0-9]{1,3})?")
 _OWNER_ID = re.compile(r"[A-Za-z0-9_-]{8,64}")
@@ -79,7 +80,7 @@ class Event:
 
 
 class _Field(NamedTuple):
-    kind: str  # text | date | datetime | hex64 | owner | jurisdiction | lot | url | document
+    kind: str  # text | texts | date | datetime | hex64 | owner | jurisdiction | lot | url | document
     required: bool = False
     max_len: int = 200
 
@@ -102,7 +103,9 @@ EVENT_DATA: dict[str, dict[str, _Field]] = {
     },
     "start_service": {"ticket": _Field("text", max_len=100)},
     "end_service": {"ticket": _Field("text", max_len=100)},
-    "service": {"summary": _Field("text", True, 2000), "ticket": _Field("text", max_len=100)},
+    # parts fitted and fault codes read: lists of short texts (part numbers, codes as shown)
+    "service": {"summary": _Field("text", True, 2000), "ticket": _Field("text", max_len=100),
+                "parts": _Field("texts", max_len=100), "fault_codes": _Field("texts", max_len=64)},
     "firmware": {"version": _Field("text", True, 64)},
     "transfer_offer": {"code_hash": _Field("hex64", True), "expires_at": _Field("datetime", True)},
     "transfer_cancel": {},
@@ -145,6 +148,10 @@ def _check_value(kind: _Field, value: Any, where: str) -> Any:
     """Validate one data value and return its stored (JSON-typed) form."""
     if kind.kind == "text":
         return check_text(value, where, max_len=kind.max_len)
+    if kind.kind == "texts":
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or len(value) > MAX_LIST:
+            raise InvalidInput(where, f"expected a list of up to {MAX_LIST} texts")
+        return [check_text(v, f"{where}[{i}]", max_len=kind.max_len) for i, v in enumerate(value)]
     if kind.kind == "lot":
         return check_lot(value, where)
     if kind.kind == "date":
