@@ -44,11 +44,14 @@ import msgpack
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ClusterDownError, MasterDownError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from twin import codec
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, MAX_COUNTER, check_status_move, parse_batch_id
 from twin.coalesce import Coalescer
+from twin.health import StoreHealth
 from twin.errors import (
     CorruptRecord,
     IdempotencyConflict,
@@ -91,7 +94,14 @@ from twin.store import (
 from twin.unit import Unit
 
 T = TypeVar("T")
-_OUR_PARAMS = ("prefix", "max_connections", "durability", "feed_maxlen", "scan_maxlen", "max_inflight")
+#: Seconds any store call may take (``timeout=``), and a coalesced unit read (``read_timeout=``).
+DEFAULT_TIMEOUT = 2.0
+DEFAULT_READ_TIMEOUT = 0.5
+_OUR_PARAMS = ("prefix", "max_connections", "durability", "feed_maxlen", "scan_maxlen", "max_inflight", "timeout",
+               "read_timeout", "cooldown")
+#: Errors that say the server is unreachable (they open the breaker, see twin.health).
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ClusterDownError, MasterDownError, TryAgainError, TimeoutError,
+                OSError)
 _IMPORT_CHUNK = 2000
 
 # Every mutating script starts with KEYS[1] = the GTIN's audit stream, KEYS[2] = its version
@@ -212,13 +222,25 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
         if self._closed:
             raise StoreError(f"{self.url}: store is closed")
+        health = self.health
+        if health.down_until and not health.available():
+            raise StoreError(health.refusal(self.url))
         try:
-            if self._limit is None:
-                return await method(self, *args, **kwargs)
-            async with self._limit:
-                return await method(self, *args, **kwargs)
+            async with asyncio.timeout(self._timeout):
+                if self._limit is None:
+                    result = await method(self, *args, **kwargs)
+                else:
+                    async with self._limit:
+                        result = await method(self, *args, **kwargs)
+        except TimeoutError as exc:  # asyncio's: the call took longer than the store's timeout
+            health.failed(exc)
+            raise StoreError(f"{self.url}: no answer within {self._timeout:g}s") from exc
         except RedisError as exc:
+            health.failed(exc)
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
+        if health.down_until:
+            health.ok()
+        return result
 
     return wrapper
 
@@ -275,9 +297,15 @@ class RedisStore:
             )
         }
         inflight = int_param(params, "max_inflight", 4)
-        self._reader: Coalescer[str, bytes | None] = Coalescer(self._mget, max_inflight=inflight)
+        # Bounded waits (see twin.health): every call, and a coalesced unit read — the scan
+        # path's only store read — sooner; after a connection failure, fail fast for a moment.
+        self._timeout = seconds_param(params, "timeout", DEFAULT_TIMEOUT)
+        self.health = StoreHealth(seconds_param(params, "cooldown", 1.0), _UNREACHABLE)
+        self._reader: Coalescer[str, bytes | None] = Coalescer(
+            self._mget, max_inflight=inflight, timeout=seconds_param(params, "read_timeout", DEFAULT_READ_TIMEOUT),
+            health=self.health)
         self._allocator: Coalescer[tuple[Batch, str], list[Any]] = Coalescer(
-            self._allocate_many, max_batch=64, max_inflight=inflight
+            self._allocate_many, max_batch=64, max_inflight=inflight, timeout=self._timeout, health=self.health
         )
         self._closed = False
 
@@ -291,14 +319,19 @@ class RedisStore:
         max_connections = int_param(params, "max_connections", 64)
         parts = urlsplit(url)
         cluster = parts.scheme.endswith("+cluster")
+        timeout = seconds_param(params, "timeout", DEFAULT_TIMEOUT)
         try:
             if cluster:
-                client = _cluster_client(parts, max_connections)
+                client = _cluster_client(parts, max_connections, timeout)
                 await client.initialize()
             else:
                 query = "&".join(p for p in parts.query.split("&") if p and p.split("=")[0] not in _OUR_PARAMS)
                 plain = urlunsplit(parts._replace(query=query))
-                pool = aredis.BlockingConnectionPool.from_url(plain, max_connections=max_connections, timeout=30)
+                # socket timeouts tear down a connection to a server that stopped answering
+                # (redis-py's default is 5 s per attempt, retried); ours are the call's bound
+                pool = aredis.BlockingConnectionPool.from_url(
+                    plain, max_connections=max_connections, timeout=timeout,
+                    socket_timeout=timeout, socket_connect_timeout=min(timeout, 1.0))  # the URL may override
                 client = aredis.Redis(connection_pool=pool)
                 await client.ping()
         except RedisError as exc:
@@ -890,7 +923,21 @@ def _id_ok(value: str) -> bool:
     return ms.isdigit() and seq.isdigit()
 
 
-def _cluster_client(parts: Any, max_connections: int) -> RedisCluster:
+def seconds_param(params: Mapping[str, str], name: str, default: float) -> float:
+    """A positive number of seconds from the URL (``timeout=0.5``)."""
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise InvalidInput(f"store_url.{name}", f"expected seconds (0-3600), got {value!r}")
+    return seconds
+
+
+def _cluster_client(parts: Any, max_connections: int, timeout: float = 2.0) -> RedisCluster:
     """``redis+cluster://[user:pass@]h1:p1,h2:p2`` → RedisCluster with those seed nodes."""
     netloc = parts.netloc.rpartition("@")[2]
     nodes = []
@@ -905,4 +952,6 @@ def _cluster_client(parts: Any, max_connections: int) -> RedisCluster:
         password=unquote(parts.password) if parts.password else None,
         ssl=parts.scheme.startswith("rediss"),
         max_connections=max_connections,
+        socket_timeout=timeout,
+        socket_connect_timeout=min(timeout, 1.0),
     )
