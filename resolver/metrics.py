@@ -111,6 +111,9 @@ class Metrics:
             s = services.lookup.stats
             yield CounterMetricFamily("serialink_unit_cache_hits", "Unit reads answered from the cache", value=s.unit_hits)
             yield CounterMetricFamily("serialink_unit_cache_misses", "Unit reads sent to the store", value=s.unit_misses)
+            yield CounterMetricFamily("serialink_unit_reads_skipped",
+                                      "Unit reads answered by the presence filter (certainly no record)",
+                                      value=s.unit_skips)
             yield CounterMetricFamily("serialink_store_errors", "Store calls that failed", value=s.store_errors)
             yield CounterMetricFamily("serialink_degraded_scans", "Scans answered without the store", value=s.degraded)
 

@@ -55,7 +55,16 @@ class ScanHandler:
             await _send(send, 405, CORS + [(b"allow", b"GET, HEAD, OPTIONS"), (b"content-type", b"application/json")],
                         b'{"error":"method not allowed: a resolver answers GET, HEAD and OPTIONS"}')
             return
-        await self.resolve(scope, send, method == "HEAD", time.perf_counter())
+        try:
+            await self.resolve(scope, send, method == "HEAD", time.perf_counter())
+        except Exception:  # a bug must not take the worker down or leave the client hanging
+            log.exception("scan failed: %s", scope.get("path"))
+            self.services.metrics.observe_scan(500, 0.0)
+            try:
+                await _send(send, 500, CORS + [(b"content-type", b"application/problem+json")],
+                            b'{"status":500,"title":"internal error"}')
+            except Exception:
+                pass  # the response had already started
 
     async def resolve(self, scope: dict, send, head: bool, started: float) -> int:
         services = self.services
@@ -101,7 +110,11 @@ class ScanHandler:
             link_type = "linkset"
         prefs = Preferences(languages(accept_language), dl.param("context"), media_types(accept) if accept else ())
         facts = await services.lookup.facts(dl)
-        stored = await services.lookup.stored_links(gtin, facts.lot, serial) if gtin else NO_STORED_LINKS
+        lookup = services.lookup
+        if gtin is None or lookup.no_stored_links(gtin):
+            stored = NO_STORED_LINKS
+        else:
+            stored = await lookup.stored_links(gtin, facts.lot, serial)
         explain = debug is not None and claims is not None and claims.role in ("manufacturer", "admin")
         request = ScanRequest(link_type, prefs, int(time.time() * 1000))
         decision = decide(rules, dl, role, facts, request, stored, explain)

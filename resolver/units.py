@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from typing import Any, NamedTuple, Protocol
 
+from ext.bloom import BloomFilter
 from resolver.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
 from twin.overlays import flags_for
 
@@ -50,10 +51,11 @@ _MISSING = object()
 
 
 class LookupStats:
-    __slots__ = ("unit_hits", "unit_misses", "store_errors", "degraded")
+    __slots__ = ("unit_hits", "unit_misses", "unit_skips", "store_errors", "degraded", "presence_builds")
 
     def __init__(self) -> None:
-        self.unit_hits = self.unit_misses = self.store_errors = self.degraded = 0
+        self.unit_hits = self.unit_misses = self.unit_skips = self.store_errors = self.degraded = 0
+        self.presence_builds = 0
 
 
 def _expiry(batch) -> str | None:
@@ -72,8 +74,19 @@ class UnitLookup:
         self._serial_links: OrderedDict[tuple[str, str], tuple] = OrderedDict()
         self._gtin_ttl = gtin_ttl
         self._cursor: str | None = None
+        # Which units have a record of their own (a Bloom filter; None until first built).
+        # Most scanned units never get one, and "certainly no record" saves the store read.
+        self.presence: BloomFilter | None = None
+        self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
 
     # -- per GTIN ---------------------------------------------------------------------
+
+    def cached_gtin_data(self, gtin: str) -> _GtinData | None:
+        """The GTIN's cached data if fresh — the scan path's fast path, no coroutine."""
+        data = self._gtins.get(gtin)
+        if data is not None and time.monotonic() - data.loaded_at < self._gtin_ttl:
+            return data
+        return None
 
     async def gtin_data(self, gtin: str) -> _GtinData | None:
         data = self._gtins.get(gtin)
@@ -99,6 +112,11 @@ class UnitLookup:
             time.monotonic())
         self._gtins[gtin] = data
         return data
+
+    def no_stored_links(self, gtin: str) -> bool:
+        """True when the GTIN is known (cached) to have no uploaded link data at all."""
+        data = self.cached_gtin_data(gtin)
+        return data is not None and not (data.gtin_links or data.lot_links or data.serial_anchors)
 
     async def stored_links(self, gtin: str, lot: str | None, serial: str | None) -> StoredLinks:
         data = await self.gtin_data(gtin)
@@ -135,6 +153,10 @@ class UnitLookup:
         if unit is not _MISSING:
             self.stats.unit_hits += 1
             return unit
+        presence = self.presence
+        if presence is not None and key not in presence:
+            self.stats.unit_skips += 1
+            return None
         self.stats.unit_misses += 1
         unit = await self.store.get_unit(gtin, serial)
         units[key] = unit
@@ -148,7 +170,7 @@ class UnitLookup:
         serial = dl.serial
         if gtin is None:
             return UnitFacts("unserialised", source="none")
-        data = await self.gtin_data(gtin)
+        data = self.cached_gtin_data(gtin) or await self.gtin_data(gtin)
         overlays = data.overlays if data is not None else ()
         lot = dl.lot
         if serial is None:
@@ -202,6 +224,7 @@ class UnitLookup:
         writes made in this process, so a worker sees its own writes at once)."""
         if kind == "unit" and subject:
             self._units.pop((gtin, subject), None)
+            self._note_record(gtin, subject)
             return
         self._gtins.pop(gtin, None)
         if kind in ("", "links"):
@@ -220,15 +243,58 @@ class UnitLookup:
         if self.verifier is not None and hasattr(self.verifier, "invalidate_all"):
             self.verifier.invalidate_all()
 
-    async def follow_changes(self, interval: float) -> None:
-        """Poll the store's change feed forever (a background task per worker)."""
+    def _note_record(self, gtin: str, serial: str) -> None:
+        if self.presence is not None:
+            self.presence.add((gtin, serial))
+        if self._presence_adds is not None:
+            self._presence_adds.append((gtin, serial))
+
+    async def build_presence(self) -> None:
+        """(Re)build the filter of units with a record from the store, then swap it in.
+
+        Call it only after the change-feed cursor is taken: a unit written later is then
+        either in the scan or in the feed. Units recorded while the scan runs are kept
+        aside and added to the new filter before the swap.
+        """
+        self._presence_adds = []
+        try:
+            keys: list[tuple[str, str]] = []
+            async for chunk in self.store.unit_keys():
+                keys.extend(chunk)
+                await asyncio.sleep(0)  # let scans through while a big table is read
+            fresh = BloomFilter.for_capacity(max(len(keys) * 2, 1 << 16))
+            for key in keys:
+                fresh.add(key)
+            for key in self._presence_adds:
+                fresh.add(key)
+            self.presence = fresh
+            self.stats.presence_builds += 1
+        finally:
+            self._presence_adds = None
+
+    async def follow_changes(self, interval: float, presence_rebuild: float = 600.0) -> None:
+        """Poll the store's change feed forever (a background task per worker).
+
+        The first round takes the cursor, then builds the presence filter; every
+        ``presence_rebuild`` seconds (or when it fills up) the filter is rebuilt, a
+        backstop against a feed entry lost between a write and its feed append.
+        """
+        next_rebuild = 0.0
         while True:
             try:
                 if self._cursor is None:
                     self._cursor = await self.store.changes_cursor()
+                    await self.build_presence()
+                    next_rebuild = time.monotonic() + presence_rebuild
+                elif time.monotonic() > next_rebuild or (self.presence is not None and self.presence.load > 1 / 12):
+                    await self.build_presence()
+                    next_rebuild = time.monotonic() + presence_rebuild
                 batch = await self.store.changes(self._cursor)
                 if batch.reset:
                     self.invalidate_all()
+                    self.presence = None  # rebuilt from a fresh cursor next round
+                    self._cursor = None
+                    continue
                 for change in batch.changes:
                     self.invalidate(change.gtin, change.kind, change.subject)
                 self._cursor = batch.cursor
