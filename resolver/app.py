@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from resolver import logs
 from resolver.description import description
 from resolver.metrics import Metrics
 from resolver.rules_holder import RulesHolder
@@ -31,6 +32,7 @@ from resolver.scan import CORS, ScanHandler
 from resolver.tokens import TokenIssuer
 from resolver.units import UnitLookup
 from serialink.settings import Settings, load_settings
+from twin.errors import StoreError
 from twin.scans import ScanBuffer
 from twin.store import open_store
 
@@ -106,21 +108,33 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """``ready`` or ``degraded`` (store unreachable: scans are answered from caches, writes
+    get 503). Both are 200: taking every resolver out of a load balancer because the shared
+    store is down would turn a degraded service into none. ``?strict=1`` answers 503 when
+    degraded, for checks that must gate on the store (e.g. before a migration)."""
     services: Services = request.app.state.services
     checks: dict[str, Any] = {"rules": services.rules.current.version}
     try:
         await asyncio.wait_for(services.store.gtin_version("00000000000000"), 2.0)
         checks["store"] = "ok"
-        status = 200
+        ready = True
     except Exception as exc:
         checks["store"] = f"unavailable: {type(exc).__name__}"
-        status = 503
+        ready = False
     stats = services.scans.stats() if services.scans else None
     if stats is not None:
         checks["scan_buffer"] = {"buffered": stats.buffered, "dropped": stats.dropped,
                                  "failed_flushes": stats.failed_flushes}
-    return JSONResponse({"status": "ready" if status == 200 else "degraded", **checks}, status_code=status,
-                        headers={"Retry-After": "5"} if status != 200 else None)
+    status = 503 if not ready and request.query_params.get("strict") in ("1", "true") else 200
+    return JSONResponse({"status": "ready" if ready else "degraded", **checks}, status_code=status,
+                        headers={"Retry-After": "5"} if not ready else None)
+
+
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """Any API or page whose store call failed: 503 + Retry-After, never a 500."""
+    log.warning("store unavailable: %s", exc)
+    return JSONResponse({"error": {"reason": "the store is unavailable; try again shortly"}}, status_code=503,
+                        headers={"Retry-After": "2"})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -200,7 +214,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *page_routes(),
         Mount("/", app=scans),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(ScansFirst, scans=scans)])
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={StoreError: store_unavailable},
+                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds)])
     app.state.services = services
     app.state.scan_handler = scans
     app.state.settings = settings
@@ -212,8 +227,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 def app_factory() -> Starlette:
     """Granian entry point (factory=True): one app per worker process."""
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}')
+    from urllib.parse import urlsplit
+
+    logs.configure(settings.log_level, secrets=[settings.secret().decode(), urlsplit(settings.store_url).password or ""])
     app = create_app(settings)
     # In front of Starlette's own middleware stack as well: scans skip even its error
     # middleware's per-message wrapper (~2 µs a request); the scan handler answers its

@@ -20,6 +20,8 @@ import orjson
 
 from ext import GS1Error, parse
 from resolver import linkset as linksets
+from resolver import logs
+from resolver.logs import REQUEST_ID
 from resolver.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
 from resolver.linktypes import normalise
 from resolver.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
@@ -47,6 +49,12 @@ class ScanHandler:
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
             return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value
+                break
+        logs.bind(rid)  # echoed by _send, carried by any log line of this scan
         method = scope["method"]
         if method == "OPTIONS":
             await _send(send, 204, PREFLIGHT, b"")
@@ -184,7 +192,7 @@ def _trace_header(decision: Decision) -> bytes:
 
 
 async def _send(send, status: int, headers: list, body: bytes, head: bool = False) -> None:
-    headers = headers + [(b"content-length", str(len(body)).encode())]
+    headers = headers + [(b"content-length", str(len(body)).encode()), (b"x-request-id", REQUEST_ID.get())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 
