@@ -11,7 +11,7 @@ Server pinned to one core, wrk pinned to the other (Redis, when used, shares wrk
 Targets (issue 4): (b) ≥ 60 % of (a) on both stores, (c) ≥ 75 % of (a), p99 ≤ 10 ms at
 64 connections, zero responses other than 307.
 
-    python loadtests/throughput.py                 # 10 s per measurement
+    python loadtests/throughput.py                 # 3 alternating rounds of 10 s each, best round reported
     python loadtests/throughput.py --duration 30 --scaling
 
 Needs wrk and redis-server (Debian packages). Results: stdout and loadtests/results/*.json.
@@ -118,27 +118,18 @@ def serialink(store_url: str, data_dir: Path, core: str | None, workers: int = 1
     return proc, base
 
 
-def measure_store(label: str, store_url: str, data_dir: Path, args, serials: list[str], core: str | None,
-                  results: dict) -> None:
+def paths_file(data_dir: Path, serials: list[str]) -> Path:
     distinct = data_dir / "distinct.txt"
     rng = random.Random(7)
     rng.shuffle(serials)
     distinct.write_text("".join(f"/01/{GTIN}/21/{s}\n" for s in serials))
-    gtin_only = data_dir / "gtin.txt"
-    gtin_only.write_text(f"/01/{GTIN}\n" * 100)
-    proc, base = serialink(store_url, data_dir, core)
-    try:
-        wrk(base, distinct, 2, args.connections, args.load_core)  # warm up
-        results[f"distinct serials, {label}"] = wrk(base, distinct, args.duration, args.connections, args.load_core)
-        if label == "SQLite":
-            results["GTIN only, SQLite"] = wrk(base, gtin_only, args.duration, args.connections, args.load_core)
-    finally:
-        stop(proc)
+    return distinct
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--serials", type=int, default=200_000)
     parser.add_argument("--server-core", default="0")
@@ -150,67 +141,84 @@ def main() -> int:
         if not shutil.which(tool):
             print(f"{tool} is needed: apt-get install {'wrk' if tool == 'wrk' else 'redis-server'}", file=sys.stderr)
             return 2
-    results: dict[str, dict] = {}
     work = Path(tempfile.mkdtemp(prefix="serialink-load-"))
+    procs: list[subprocess.Popen] = []
+    targets: dict[str, tuple[str, Path]] = {}
     try:
         # (a) the ceiling
         port = free_port()
-        ceiling = start(pinned(args.server_core, [PYTHON, "-m", "granian", "--interface", "asgi", "--port", str(port),
-                                                  "--log-level", "warning", "--working-dir", str(HERE),
-                                                  "ceiling_app:app"]))
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(base + "/x")
-            paths = work / "ceiling.txt"
-            paths.write_text(f"/01/{GTIN}/21/ABC\n" * 10)
-            wrk(base, paths, 2, args.connections, args.load_core)
-            results["ceiling: Granian + Starlette constant 307"] = wrk(base, paths, args.duration, args.connections,
-                                                                        args.load_core)
-        finally:
-            stop(ceiling)
-        # (b), (c) on SQLite
+        procs.append(start(pinned(args.server_core, [PYTHON, "-m", "granian", "--interface", "asgi", "--port",
+                                                     str(port), "--log-level", "warning", "--working-dir", str(HERE),
+                                                     "ceiling_app:app"])))
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/x")
+        ceiling_paths = work / "ceiling.txt"
+        ceiling_paths.write_text(f"/01/{GTIN}/21/ABC\n" * 10)
+        targets[CEILING] = (base, ceiling_paths)
+        # (b), (c) on SQLite: serials of a real minted batch
         sqlite_dir = work / "sqlite"
         sqlite_dir.mkdir()
         sqlite_url = f"sqlite:///{sqlite_dir / 'serialink.db'}"
-        serials = mint_serials(sqlite_url, sqlite_dir, args.serials)
-        measure_store("SQLite", sqlite_url, sqlite_dir, args, list(serials), args.server_core, results)
-        # (b) on Redis
+        distinct = paths_file(sqlite_dir, mint_serials(sqlite_url, sqlite_dir, args.serials))
+        proc, base = serialink(sqlite_url, sqlite_dir, args.server_core)
+        procs.append(proc)
+        gtin_only = work / "gtin.txt"
+        gtin_only.write_text(f"/01/{GTIN}\n" * 100)
+        targets["distinct serials, SQLite"] = (base, distinct)
+        targets["GTIN only, SQLite"] = (base, gtin_only)
+        # (b) on Redis (AOF, fsync always), Redis itself on the load core
         if not args.skip_redis:
             redis_dir = work / "redis"
             redis_dir.mkdir()
             rport = free_port()
-            redis = start(pinned(args.load_core, ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
-                                                  "--dir", str(redis_dir), "--appendonly", "yes",
-                                                  "--appendfsync", "always", "--save", ""]))
-            try:
-                time.sleep(0.5)
-                redis_url = f"redis://127.0.0.1:{rport}/0"
-                serials = mint_serials(redis_url, redis_dir, args.serials)
-                measure_store("Redis", redis_url, redis_dir, args, list(serials), args.server_core, results)
-                if args.scaling:
-                    for workers in (1, 2):
-                        proc, base = serialink(redis_url, redis_dir, None, workers)
-                        try:
-                            paths = redis_dir / "distinct.txt"
-                            wrk(base, paths, 2, args.connections, None)
-                            results[f"scaling: distinct serials, Redis, {workers} worker(s), unpinned"] = wrk(
-                                base, paths, args.duration, args.connections, None)
-                        finally:
-                            stop(proc)
-            finally:
-                stop(redis)
+            procs.append(start(pinned(args.load_core, ["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                                                       "--dir", str(redis_dir), "--appendonly", "yes",
+                                                       "--appendfsync", "always", "--save", ""])))
+            time.sleep(0.5)
+            redis_url = f"redis://127.0.0.1:{rport}/0"
+            distinct_redis = paths_file(redis_dir, mint_serials(redis_url, redis_dir, args.serials))
+            proc, base = serialink(redis_url, redis_dir, args.server_core)
+            procs.append(proc)
+            targets["distinct serials, Redis"] = (base, distinct_redis)
+        for name, (base, paths) in targets.items():
+            wrk(base, paths, 2, args.connections, args.load_core)  # warm up
+        rounds: dict[str, list[dict]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (base, paths) in targets.items():
+                rounds[name].append(wrk(base, paths, args.duration, args.connections, args.load_core))
+        results = {name: max(runs, key=lambda r: r["rps"]) for name, runs in rounds.items()}
+        for name, runs in rounds.items():
+            results[name]["all_rounds_rps"] = [round(r["rps"]) for r in runs]
+        if args.scaling and not args.skip_redis:
+            for p in procs[-1:]:
+                stop(p)
+            for workers in (1, 2):
+                proc, base = serialink(redis_url, redis_dir, None, workers)
+                try:
+                    wrk(base, distinct_redis, 2, args.connections, None)
+                    results[f"scaling: distinct serials, Redis, {workers} worker(s), unpinned"] = max(
+                        (wrk(base, distinct_redis, args.duration, args.connections, None) for _ in range(args.rounds)),
+                        key=lambda r: r["rps"])
+                finally:
+                    stop(proc)
     finally:
+        for p in reversed(procs):
+            stop(p)
         shutil.rmtree(work, ignore_errors=True)
-    ceiling_rps = results["ceiling: Granian + Starlette constant 307"]["rps"]
-    print(f"\n{'measurement':<58}{'req/s':>10}{'of ceiling':>12}{'p50 ms':>9}{'p99 ms':>9}{'non-307':>9}")
+    ceiling_rps = results[CEILING]["rps"]
+    print(f"\n{'measurement (best of ' + str(args.rounds) + ' alternating rounds)':<62}{'req/s':>10}{'of ceiling':>12}"
+          f"{'p50 ms':>9}{'p99 ms':>9}{'non-307':>9}")
     for name, r in results.items():
-        print(f"{name:<58}{r['rps']:>10,.0f}{r['rps'] / ceiling_rps:>12.0%}{r['p50_us'] / 1000:>9.2f}"
+        print(f"{name:<62}{r['rps']:>10,.0f}{r['rps'] / ceiling_rps:>12.0%}{r['p50_us'] / 1000:>9.2f}"
               f"{r['p99_us'] / 1000:>9.2f}{r['unexpected'] + r['errors']:>9}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"throughput-{stamp}.json").write_text(json.dumps(results, indent=2))
     return 0
+
+
+CEILING = "ceiling: Granian + Starlette constant 307"
 
 
 if __name__ == "__main__":
