@@ -148,13 +148,22 @@ def api_routes() -> list[BaseRoute]:
     from resolver import links_api
 
     routes: list[BaseRoute] = list(links_api.routes)
-    for module_name in ("resolver.batch_api", "resolver.twin_api"):
+    for module_name in ("resolver.twin_api",):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ImportError:
             continue
         routes.extend(module.routes)
     return routes
+
+
+def line_routes() -> list[BaseRoute]:
+    """The factory line API: its routes carry their /v1 prefix (they are not mounted)."""
+    try:
+        from resolver import batch_api
+    except ImportError:
+        return []
+    return list(batch_api.routes)
 
 
 def page_routes() -> list[BaseRoute]:
@@ -210,6 +219,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/readyz", readyz, methods=["GET", "HEAD"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
+        *line_routes(),
         Mount("/v1", routes=api_routes()),
         *page_routes(),
         Mount("/", app=scans),
