@@ -748,7 +748,6 @@ def escape(str value, bint query=False) -> str:
     cdef bytes raw = value.encode("utf-8")
     cdef const unsigned char* s = raw
     cdef Py_ssize_t n = len(raw), i, j = 0
-    cdef unsigned char c
     for i in range(n):
         if not UNRESERVED[s[i]]:
             break
@@ -756,19 +755,7 @@ def escape(str value, bint query=False) -> str:
         return value
     out = bytearray(3 * n)
     cdef unsigned char* o = out
-    for i in range(n):
-        c = s[i]
-        if UNRESERVED[c]:
-            o[j] = c
-            j += 1
-        elif c == 32 and query:
-            o[j] = 43
-            j += 1
-        else:
-            o[j] = 37
-            o[j + 1] = HEXDIGITS[c >> 4]
-            o[j + 2] = HEXDIGITS[c & 15]
-            j += 3
+    j = _put_escaped(o, 0, s, n, query)
     return PyUnicode_DecodeASCII(<const char*>o, j, NULL)
 
 
