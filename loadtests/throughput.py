@@ -118,6 +118,28 @@ def serialink(store_url: str, data_dir: Path, core: str | None, workers: int = 1
     return proc, base
 
 
+def register_share(store_url: str, serials: list[str], share: float) -> int:
+    """Give a share of the minted units a record of their own (sold and registered), so
+    those scans read the store instead of being answered from the batch."""
+    import asyncio
+
+    from twin.events import Actor, make_event
+    from twin.store import open_store
+
+    chosen = serials[: int(len(serials) * share)]
+
+    async def run() -> None:
+        async with await open_store(store_url) as store:
+            actor = Actor("manufacturer", "loadtest")
+            for i, serial in enumerate(chosen):
+                for kind, data in (("commission", {}), ("sell", {"purchase_date": "2026-01-02"}),
+                                   ("register", {"owner": f"owner-{i:08d}"})):
+                    await store.append_event(GTIN, serial, make_event(kind, actor, "load test", **data))
+
+    asyncio.run(run())
+    return len(chosen)
+
+
 def paths_file(data_dir: Path, serials: list[str]) -> Path:
     distinct = data_dir / "distinct.txt"
     rng = random.Random(7)
@@ -136,6 +158,8 @@ def main() -> int:
     parser.add_argument("--load-core", default="1")
     parser.add_argument("--scaling", action="store_true", help="also measure 1 vs 2 workers (unpinned)")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--registered", type=float, default=0.0, metavar="SHARE",
+                        help="share of scanned units that have their own record (default 0: all answered from the batch)")
     args = parser.parse_args()
     for tool in ("wrk",) + (() if args.skip_redis else ("redis-server",)):
         if not shutil.which(tool):
@@ -159,12 +183,16 @@ def main() -> int:
         sqlite_dir = work / "sqlite"
         sqlite_dir.mkdir()
         sqlite_url = f"sqlite:///{sqlite_dir / 'serialink.db'}"
-        distinct = paths_file(sqlite_dir, mint_serials(sqlite_url, sqlite_dir, args.serials))
+        serials = mint_serials(sqlite_url, sqlite_dir, args.serials)
+        if args.registered:
+            register_share(sqlite_url, serials, args.registered)
+        distinct = paths_file(sqlite_dir, serials)
         proc, base = serialink(sqlite_url, sqlite_dir, args.server_core)
         procs.append(proc)
         gtin_only = work / "gtin.txt"
         gtin_only.write_text(f"/01/{GTIN}\n" * 100)
-        targets["distinct serials, SQLite"] = (base, distinct)
+        label = f", {args.registered:.0%} registered" if args.registered else ""
+        targets[f"distinct serials{label}, SQLite"] = (base, distinct)
         targets["GTIN only, SQLite"] = (base, gtin_only)
         # (b) on Redis (AOF, fsync always), Redis itself on the load core
         if not args.skip_redis:
@@ -176,10 +204,13 @@ def main() -> int:
                                                        "--appendfsync", "always", "--save", ""])))
             time.sleep(0.5)
             redis_url = f"redis://127.0.0.1:{rport}/0"
-            distinct_redis = paths_file(redis_dir, mint_serials(redis_url, redis_dir, args.serials))
+            serials = mint_serials(redis_url, redis_dir, args.serials)
+            if args.registered:
+                register_share(redis_url, serials, args.registered)
+            distinct_redis = paths_file(redis_dir, serials)
             proc, base = serialink(redis_url, redis_dir, args.server_core)
             procs.append(proc)
-            targets["distinct serials, Redis"] = (base, distinct_redis)
+            targets[f"distinct serials{label}, Redis"] = (base, distinct_redis)
         for name, (base, paths) in targets.items():
             wrk(base, paths, 2, args.connections, args.load_core)  # warm up
         rounds: dict[str, list[dict]] = {name: [] for name in targets}
