@@ -94,7 +94,7 @@ from twin.store import (
 from twin.unit import Unit
 
 T = TypeVar("T")
-#: Seconds any store call may take (``timeout=``), and a coalesced unit read (``read_timeout=``).
+#: Seconds any store call may take (``timeout=``), and a read a scan may wait on (``read_timeout=``).
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 0.5
 _OUR_PARAMS = ("prefix", "max_connections", "durability", "feed_maxlen", "scan_maxlen", "max_inflight", "timeout",
@@ -215,8 +215,16 @@ return {start, count, id, redis.call('HGET', KEYS[2], id)}
 """
 
 
+#: Small reads that a scan may wait on (through the resolver's caches and the serial
+#: verifier): bounded by ``read_timeout``, like the coalesced unit reads; the rest by ``timeout``.
+_SCAN_READS = frozenset({"get_units", "get_batch", "batch_ranges", "find_batch_by_counter", "get_overlays", "get_links",
+                         "get_link_chain", "list_link_anchors", "gtin_version", "changes_cursor", "changes"})
+
+
 def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
-    """Report Redis failures as StoreError (the caller cannot know whether a write landed)."""
+    """Report Redis failures as StoreError (the caller cannot know whether a write landed),
+    bound the call in time and fail fast while the store is known to be down."""
+    bound = "_read_timeout" if method.__name__ in _SCAN_READS else "_timeout"
 
     @functools.wraps(method)
     async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
@@ -225,8 +233,9 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         health = self.health
         if health.down_until and not health.available():
             raise StoreError(health.refusal(self.url))
+        timeout = getattr(self, bound)
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout):
                 if self._limit is None:
                     result = await method(self, *args, **kwargs)
                 else:
@@ -234,7 +243,7 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                         result = await method(self, *args, **kwargs)
         except TimeoutError as exc:  # asyncio's: the call took longer than the store's timeout
             health.failed(exc)
-            raise StoreError(f"{self.url}: no answer within {self._timeout:g}s") from exc
+            raise StoreError(f"{self.url}: no answer within {timeout:g}s") from exc
         except RedisError as exc:
             health.failed(exc)
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
@@ -300,10 +309,10 @@ class RedisStore:
         # Bounded waits (see twin.health): every call, and a coalesced unit read — the scan
         # path's only store read — sooner; after a connection failure, fail fast for a moment.
         self._timeout = seconds_param(params, "timeout", DEFAULT_TIMEOUT)
+        self._read_timeout = seconds_param(params, "read_timeout", DEFAULT_READ_TIMEOUT)
         self.health = StoreHealth(seconds_param(params, "cooldown", 1.0), _UNREACHABLE)
         self._reader: Coalescer[str, bytes | None] = Coalescer(
-            self._mget, max_inflight=inflight, timeout=seconds_param(params, "read_timeout", DEFAULT_READ_TIMEOUT),
-            health=self.health)
+            self._mget, max_inflight=inflight, timeout=self._read_timeout, health=self.health)
         self._allocator: Coalescer[tuple[Batch, str], list[Any]] = Coalescer(
             self._allocate_many, max_batch=64, max_inflight=inflight, timeout=self._timeout, health=self.health
         )
