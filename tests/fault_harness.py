@@ -134,6 +134,7 @@ class Request(NamedTuple):
 class KindStats:
     statuses: Counter = field(default_factory=Counter)
     transport_errors: int = 0
+    transport_kinds: Counter = field(default_factory=Counter)  # ConnectError (nobody listening), ReadError, …
     max_seconds: float = 0.0
     retry_after_missing: int = 0  # 503s without Retry-After
     failures: list[str] = field(default_factory=list)  # first few, for the assertion message
@@ -192,8 +193,10 @@ class Load:
                 r = await client.request(req.method, req.path, headers=req.headers, json=req.json)
             except httpx.TransportError as exc:
                 stats.transport_errors += 1
+                stats.transport_kinds[type(exc).__name__] += 1
                 if len(stats.failures) < 5:
                     stats.failures.append(f"{req.method} {req.path}: {type(exc).__name__}")
+                await asyncio.sleep(max(self.pace, 0.05))  # a dead server: do not spin
                 continue
             stats.max_seconds = max(stats.max_seconds, time.monotonic() - t0)
             stats.statuses[r.status_code] += 1
@@ -219,7 +222,7 @@ class Load:
         for name, s in sorted(self.stats.items()):
             statuses = ", ".join(f"{k}×{v}" for k, v in sorted(s.statuses.items()))
             parts.append(f"{name}: {s.total} in {seconds:.1f}s ({s.total / max(seconds, 1e-9):.0f}/s) [{statuses}]"
-                         f"{f' transport errors {s.transport_errors}' if s.transport_errors else ''}"
+                         f"{f' transport errors {dict(s.transport_kinds)}' if s.transport_errors else ''}"
                          f" max {s.max_seconds * 1000:.0f} ms")
         return "; ".join(parts)
 
@@ -246,7 +249,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interva
         try:
             if predicate():
                 return time.monotonic() - t0
-        except (httpx.TransportError, OSError):
+        except (httpx.TransportError, OSError, LookupError):
             pass
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"{what}: not within {timeout}s")
