@@ -20,10 +20,12 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import msgpack
+import orjson
 
 from twin import codec
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, batch_id, check_status_move, parse_batch_id, MAX_COUNTER
@@ -35,6 +37,14 @@ from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
 from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
+    audit_detail,
+    check_bucket,
+    check_record_id,
+    check_ttl,
+    expiry_ms,
+    journey_record,
+    same_overlay,
+    token_expiry_ms,
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
     AuditEntry,
@@ -101,6 +111,15 @@ CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, gtin TEXT NOT NULL, kind TEXT NOT NULL,
     subject TEXT NOT NULL, version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS gtin_versions (gtin TEXT PRIMARY KEY, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    gtin TEXT NOT NULL, serial TEXT NOT NULL, id TEXT NOT NULL, body BLOB NOT NULL, attempts INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL, PRIMARY KEY (gtin, serial, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, body BLOB NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked_tokens (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, role TEXT NOT NULL, principal TEXT NOT NULL,
+    action TEXT NOT NULL, subject TEXT NOT NULL, detail BLOB);
+CREATE TABLE IF NOT EXISTS hits (bucket TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -170,6 +189,9 @@ class SQLiteStore:
                 raise StoreError(f"{self.path}: written by a newer Serialink (schema {row[0]} > {SCHEMA_VERSION})")
             cutoff = (codec.to_ms(now_utc()) - IDEMPOTENCY_TTL_SECONDS * 1000)
             conn.execute("DELETE FROM idempotency WHERE scope != 'alloc' AND created_ms < ?", (cutoff,))
+            now_ms = codec.to_ms(now_utc())  # journeys' records past their time
+            for table in ("pending", "tokens", "revoked_tokens", "hits"):
+                conn.execute(f"DELETE FROM {table} WHERE expires_ms <= ?", (now_ms,))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -302,13 +324,16 @@ class SQLiteStore:
         idempotency_key: str | None = None,
         origin: Unit | None = None,
         personal: PersonalData | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> Appended:
         check_unit_key(gtin, serial)
         event = check_event(event)
         idem = check_idempotency_key(idempotency_key)
         owner = personal_owner(event, personal)
         digest = event_digest(event) if idem else ""
-        return await self._write(self._append, gtin, serial, event, expected_version, idem, digest, origin, owner, personal)
+        extra = audit_detail({}, audit)
+        return await self._write(self._append, gtin, serial, event, expected_version, idem, digest, origin, owner, personal,
+                                 extra)
 
     def _append(
         self,
@@ -322,6 +347,7 @@ class SQLiteStore:
         origin: Unit | None,
         owner: str | None,
         personal: PersonalData | None,
+        extra: Mapping[str, Any] | None = None,
     ) -> Appended:
         scope = f"unit {serial}"
         if idem is not None:
@@ -347,7 +373,7 @@ class SQLiteStore:
             )
         if owner is not None and personal is not None:
             c.execute("INSERT OR REPLACE INTO personal VALUES (?, ?, ?, ?)", (gtin, serial, owner, codec.encode_personal(personal)))
-        self._audit(c, gtin, event.actor, f"event:{event.type}", serial, {"version": unit.version})
+        self._audit(c, gtin, event.actor, f"event:{event.type}", serial, audit_detail({"version": unit.version}, extra))
         self._changed(c, gtin, "unit", serial)
         return Appended(unit.version, unit)
 
@@ -482,26 +508,47 @@ class SQLiteStore:
 
     # -- overlays -------------------------------------------------------------------------
 
-    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay:
+    async def put_overlay(
+        self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str, *, idempotency_key: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> Overlay:
         check_gtin_key(gtin)
         now = now_utc()
         overlay = Overlay(
             new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
             check_actor(actor, "actor"), now,
         )
+        idem = check_idempotency_key(idempotency_key)
+        detail = audit_detail({"kind": kind, "reason": reason}, audit)
 
         def put(c: sqlite3.Connection) -> Overlay:
+            if idem is not None:
+                row = c.execute(
+                    "SELECT body FROM idempotency WHERE gtin = ? AND scope = 'overlay' AND key = ?", (gtin, idem)
+                ).fetchone()
+                if row is not None:
+                    oid = row[0].decode()
+                    found = c.execute("SELECT body FROM overlays WHERE gtin = ? AND id = ?", (gtin, oid)).fetchone()
+                    if found is None:
+                        raise CorruptRecord(f"idempotency/{gtin}/overlay/{idem}", "points to a missing overlay")
+                    existing = codec.decode_overlay(found[0], f"overlays/{gtin}/{oid}")
+                    return same_overlay(existing, overlay.kind, overlay.scope, overlay.reason)
+                c.execute("INSERT INTO idempotency VALUES (?, 'overlay', ?, ?, ?)",
+                          (gtin, idem, overlay.id.encode(), codec.to_ms(now)))
             c.execute("INSERT INTO overlays VALUES (?, ?, ?)", (gtin, overlay.id, codec.encode_overlay(overlay)))
-            self._audit(c, gtin, actor, "overlay:put", overlay.id, {"kind": kind, "reason": reason})
+            self._audit(c, gtin, actor, "overlay:put", overlay.id, detail)
             self._changed(c, gtin, "overlay", overlay.id)
             return overlay
 
         return await self._write(put)
 
-    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay:
+    async def lift_overlay(
+        self, gtin: str, overlay_id: str, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> Overlay:
         check_gtin_key(gtin)
         check_actor(actor, "actor")
         check_text(reason, "reason", max_len=1000)
+        detail = audit_detail({"reason": reason}, audit)
 
         def lift(c: sqlite3.Connection) -> Overlay:
             row = c.execute("SELECT body FROM overlays WHERE gtin = ? AND id = ?", (gtin, overlay_id)).fetchone()
@@ -512,7 +559,7 @@ class SQLiteStore:
                 raise IllegalTransition("overlay:lift", None, f"overlay {overlay_id} was lifted at {overlay.lifted.at.isoformat()}")
             new = replace(overlay, lifted=Lift(now_utc(), actor, reason))
             c.execute("UPDATE overlays SET body = ? WHERE gtin = ? AND id = ?", (codec.encode_overlay(new), gtin, overlay_id))
-            self._audit(c, gtin, actor, "overlay:lift", overlay_id, {"reason": reason})
+            self._audit(c, gtin, actor, "overlay:lift", overlay_id, detail)
             self._changed(c, gtin, "overlay", overlay_id)
             return new
 
@@ -601,6 +648,134 @@ class SQLiteStore:
             if len(found) == limit:
                 break
         return found
+
+    # -- journeys: pending confirmations, tokens, rate counters ----------------------------
+
+    async def put_pending(
+        self, gtin: str, serial: str, pending_id: str, record: Mapping[str, Any], expires_at: datetime, actor: Actor,
+        *, audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+        body = journey_record(record, "record")
+        until = expiry_ms(expires_at)
+        check_actor(actor, "actor")
+        detail = audit_detail({"pending": pending_id}, audit)
+
+        def put(c: sqlite3.Connection) -> None:
+            c.execute(
+                "INSERT INTO pending VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (gtin, serial, id) "
+                "DO UPDATE SET body = excluded.body, expires_ms = excluded.expires_ms",
+                (gtin, serial, pending_id, body, until),
+            )
+            self._audit(c, gtin, actor, "pending:put", serial, detail)
+
+        await self._write(put)
+
+    async def get_pending(self, gtin: str, serial: str, pending_id: str) -> dict[str, Any] | None:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+        rows = self._read(
+            "SELECT body, attempts FROM pending WHERE gtin = ? AND serial = ? AND id = ? AND expires_ms > ?",
+            (gtin, serial, pending_id, codec.to_ms(now_utc())),
+        )
+        return {**orjson.loads(rows[0][0]), "attempts": rows[0][1]} if rows else None
+
+    async def fail_pending(self, gtin: str, serial: str, pending_id: str) -> int:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+
+        def fail(c: sqlite3.Connection) -> int:
+            row = c.execute(
+                "UPDATE pending SET attempts = attempts + 1 WHERE gtin = ? AND serial = ? AND id = ? AND expires_ms > ? "
+                "RETURNING attempts",
+                (gtin, serial, pending_id, codec.to_ms(now_utc())),
+            ).fetchone()
+            return row[0] if row else 0
+
+        return await self._write(fail)
+
+    def _log_token(self, c: sqlite3.Connection, actor: Actor, action: str, token_id: str, detail: Mapping[str, Any]) -> None:
+        c.execute(
+            "INSERT INTO token_log (at_ms, role, principal, action, subject, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (codec.to_ms(now_utc()), actor.role, actor.principal, action, token_id, msgpack.packb(dict(detail))),
+        )
+
+    async def record_token(
+        self, token_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        check_record_id(token_id, "token_id")
+        body = journey_record(record, "record")
+        until = token_expiry_ms(record)
+        check_actor(actor, "actor")
+        detail = audit_detail({"role": str(record.get("role", ""))[:40], "for": str(record.get("principal", ""))[:200]},
+                              audit)
+
+        def put(c: sqlite3.Connection) -> tuple[dict[str, Any], bool]:
+            row = c.execute("SELECT body FROM tokens WHERE id = ?", (token_id,)).fetchone()
+            if row is not None:
+                return orjson.loads(row[0]), True
+            c.execute("INSERT INTO tokens VALUES (?, ?, ?)", (token_id, body, until))
+            self._log_token(c, actor, "token:issue", token_id, detail)
+            return orjson.loads(body), False
+
+        return await self._write(put)
+
+    async def get_token(self, token_id: str) -> dict[str, Any] | None:
+        check_record_id(token_id, "token_id")
+        rows = self._read("SELECT body FROM tokens WHERE id = ? AND expires_ms > ?", (token_id, codec.to_ms(now_utc())))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    async def revoke_token(
+        self, token_id: str, expires_at: datetime, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> bool:
+        check_record_id(token_id, "token_id")
+        until = expiry_ms(expires_at)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+        detail = audit_detail({"reason": reason}, audit)
+
+        def revoke(c: sqlite3.Connection) -> bool:
+            if c.execute("SELECT 1 FROM revoked_tokens WHERE id = ?", (token_id,)).fetchone() is not None:
+                return False
+            c.execute("INSERT INTO revoked_tokens VALUES (?, ?)", (token_id, until))
+            self._log_token(c, actor, "token:revoke", token_id, detail)
+            return True
+
+        return await self._write(revoke)
+
+    async def revoked_tokens(self) -> dict[str, datetime]:
+        rows = self._read("SELECT id, expires_ms FROM revoked_tokens WHERE expires_ms > ?", (codec.to_ms(now_utc()),))
+        return {token_id: codec.from_ms(ms) for token_id, ms in rows}
+
+    async def token_log(self, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        check_limit(limit)
+        rows = self._read(
+            "SELECT seq, at_ms, role, principal, action, subject, detail FROM token_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (_int_cursor(after), limit),
+        )
+        return [
+            AuditEntry(str(seq), codec.from_ms(at), Actor(role, principal), action, subject, msgpack.unpackb(detail) if detail else {})
+            for seq, at, role, principal, action, subject, detail in rows
+        ]
+
+    async def count_hit(self, bucket: str, ttl_seconds: int) -> int:
+        check_bucket(bucket)
+        check_ttl(ttl_seconds)
+
+        def hit(c: sqlite3.Connection) -> int:
+            now = codec.to_ms(now_utc())
+            count = c.execute(
+                "INSERT INTO hits VALUES (?, 1, ?) ON CONFLICT (bucket) DO UPDATE SET "
+                "count = CASE WHEN expires_ms <= ? THEN 1 ELSE count + 1 END, "
+                "expires_ms = CASE WHEN expires_ms <= ? THEN excluded.expires_ms ELSE expires_ms END RETURNING count",
+                (bucket, now + ttl_seconds * 1000, now, now),
+            ).fetchone()[0]
+            if count == 1 and now % 64 == 0:  # now and then, forget windows long gone
+                c.execute("DELETE FROM hits WHERE expires_ms <= ?", (now,))
+            return count
+
+        return await self._write(hit)
 
     # -- audit and feed -----------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import secrets
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Protocol, Sequence
@@ -132,6 +133,7 @@ class UnitStore(Protocol):
         idempotency_key: str | None = None,
         origin: Unit | None = None,
         personal: PersonalData | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> Appended:
         """Validate ``event``, check it against the lifecycle and append it.
 
@@ -140,6 +142,7 @@ class UnitStore(Protocol):
         batch-implied unit (twin.unit.unit_from_batch) a unit with no record starts
         from; without it the first event must be ``commission``. ``personal``: the
         owner's name/contact for ``register``/``transfer_claim``, stored apart.
+        ``audit``: what the caller adds to the audit entry (client address, channel…).
         """
 
     async def get_personal_data(self, gtin: str, serial: str) -> dict[str, PersonalData]:
@@ -205,9 +208,16 @@ class UnitStore(Protocol):
         """allocated → committed → voided; refused backwards (IllegalTransition)."""
 
     # -- overlays and links ---------------------------------------------------------
-    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay: ...
+    async def put_overlay(
+        self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str, *, idempotency_key: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> Overlay:
+        """Put a recall or theft overlay. With ``idempotency_key`` a retry returns the overlay
+        the key made (IdempotencyConflict if its kind, scope or reason differ)."""
 
-    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay: ...
+    async def lift_overlay(
+        self, gtin: str, overlay_id: str, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> Overlay: ...
 
     async def get_overlays(self, gtin: str, *, include_lifted: bool = False) -> tuple[Overlay, ...]: ...
 
@@ -232,6 +242,52 @@ class UnitStore(Protocol):
 
     async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
         """The unit's most recent scans, newest first."""
+
+    # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
+    async def put_pending(
+        self,
+        gtin: str,
+        serial: str,
+        pending_id: str,
+        record: Mapping[str, Any],
+        expires_at: datetime,
+        actor: Actor,
+        *,
+        audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Keep a confirmation waiting for the unit (a registration until its code comes
+        back) until ``expires_at``; writing it again replaces the record and keeps the count
+        of wrong codes. Audited under the GTIN (the record is not: it holds personal data)."""
+
+    async def get_pending(self, gtin: str, serial: str, pending_id: str) -> dict[str, Any] | None:
+        """The record plus ``attempts`` (wrong codes so far); None once absent or expired."""
+
+    async def fail_pending(self, gtin: str, serial: str, pending_id: str) -> int:
+        """Count one wrong code against a pending confirmation: the new count (0: none pending)."""
+
+    async def record_token(
+        self, token_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Remember an issued token (its grant, never the token) until ``record["exp"]``
+        (epoch seconds). An id already recorded returns that record and True: a retry."""
+
+    async def get_token(self, token_id: str) -> dict[str, Any] | None: ...
+
+    async def revoke_token(
+        self, token_id: str, expires_at: datetime, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Add a token id to the revocation list every worker reads, until the token would
+        have expired anyway. False if it was already there (nothing written)."""
+
+    async def revoked_tokens(self) -> dict[str, datetime]:
+        """Every revoked token id not yet expired, with its expiry."""
+
+    async def token_log(self, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit of token issuance and revocation (subject: the token id), oldest first."""
+
+    async def count_hit(self, bucket: str, ttl_seconds: int) -> int:
+        """Add one to a counter that lives ``ttl_seconds`` from its first hit: the count
+        (rate limits; shared by every worker and host)."""
 
     # -- audit and change feed ------------------------------------------------------
     async def audit(self, gtin: str, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]: ...
@@ -447,3 +503,82 @@ def check_link_entries(
             raise InvalidInput(f"entries[{i}].{exc.field}", exc.problem) from None
         by_gtin.setdefault(anchor.gtin, []).append((anchor.subject, checked))
     return by_gtin
+
+
+# -- journeys: shared checks for pending confirmations, tokens, rate counters, audit extras
+
+MAX_JOURNEY_RECORD_BYTES = 8 * 1024
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BUCKET = re.compile(r"[A-Za-z0-9_.:/-]{1,200}")
+
+
+def check_record_id(value: object, field: str) -> str:
+    """Ids of pending confirmations and tokens: store keys, so short and plain."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidInput(field, "expected 1-64 characters of [A-Za-z0-9_-]")
+    return value
+
+
+def check_bucket(bucket: object) -> str:
+    if not isinstance(bucket, str) or not _BUCKET.fullmatch(bucket):
+        raise InvalidInput("bucket", "expected 1-200 characters of [A-Za-z0-9_.:/-]")
+    return bucket
+
+
+def check_ttl(seconds: object) -> int:
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or not 1 <= seconds <= 366 * 24 * 3600:
+        raise InvalidInput("ttl_seconds", f"expected 1..{366 * 24 * 3600} seconds, got {seconds!r}")
+    return seconds
+
+
+def journey_record(record: object, field: str) -> bytes:
+    """A small JSON-typed mapping, encoded (pending confirmations, token grants)."""
+    if not isinstance(record, Mapping):
+        raise InvalidInput(field, f"expected a mapping, got {type(record).__name__}")
+    try:
+        body = orjson.dumps(record)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidInput(field, f"is not JSON-serialisable: {exc}") from None
+    if len(body) > MAX_JOURNEY_RECORD_BYTES:
+        raise InvalidInput(field, f"is {len(body)} bytes encoded, the limit is {MAX_JOURNEY_RECORD_BYTES}")
+    return body
+
+
+def audit_detail(base: Mapping[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """An audit entry's detail: what the store records, plus what the caller adds (the
+    client address, the channel, the idempotency key). The store's own keys win."""
+    if extra is None:
+        return dict(base)
+    if not isinstance(extra, Mapping) or len(extra) > 16:
+        raise InvalidInput("audit", "expected a mapping of at most 16 entries")
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        if not isinstance(key, str) or len(key) > 40:
+            raise InvalidInput("audit", f"expected short text keys, got {key!r:.50}")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InvalidInput(f"audit.{key}", f"expected a string, number or boolean, got {type(value).__name__}")
+        if isinstance(value, str) and len(value) > 300:
+            raise InvalidInput(f"audit.{key}", "at most 300 characters")
+        out[key] = value
+    out.update(base)
+    return out
+
+
+def expiry_ms(at: object, field: str = "expires_at") -> int:
+    if not isinstance(at, datetime) or at.tzinfo is None:
+        raise InvalidInput(field, "expected a timezone-aware datetime")
+    return int(at.timestamp() * 1000)
+
+
+def same_overlay(existing: Overlay, kind: str, scope: Scope, reason: str) -> Overlay:
+    """An overlay write retried with its idempotency key must repeat the same overlay."""
+    if (existing.kind, existing.scope, existing.reason) != (kind, scope, reason):
+        raise IdempotencyConflict(f"idempotency_key was used for overlay {existing.id} with other content")
+    return existing
+
+
+def token_expiry_ms(record: Mapping[str, Any]) -> int:
+    exp = record.get("exp")
+    if not isinstance(exp, int) or isinstance(exp, bool) or exp <= 0:
+        raise InvalidInput("record.exp", "expected the token's expiry in epoch seconds")
+    return exp * 1000
