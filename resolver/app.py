@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from typing import Any
 
 from starlette.applications import Starlette
@@ -64,7 +65,8 @@ class Services:
         self.verifier = _make_verifier(self.store, self.settings)
         self.lookup = UnitLookup(self.store, self.verifier)
         self.scans = ScanBuffer(self.store, max_events=self.settings.scan_buffer_size,
-                                interval=self.settings.scan_flush_seconds, on_error=self.metrics.scan_flush_failed)
+                                interval=self.settings.scan_flush_seconds, on_error=self.metrics.scan_flush_failed,
+                                on_flush=self.metrics.scan_flushed)
         self.metrics.bind(self)
         # A resolver allocates many short-lived objects and keeps large caches; the default
         # cyclic-GC thresholds make it walk those caches over and over, which shows up as
@@ -77,6 +79,12 @@ class Services:
             asyncio.create_task(self.lookup.follow_changes(self.settings.changes_poll_seconds), name="change-feed"),
             asyncio.create_task(self.rules.watch(self.settings.rules_poll_seconds), name="rules-watcher"),
         ]
+        shared = os.environ.get("SERIALINK_METRICS_DIR")  # set by `serialink serve`: sum every worker's numbers
+        if shared:
+            from resolver.metrics_shared import SharedMetrics
+
+            self.metrics.shared = SharedMetrics(shared)
+            self.tasks.append(asyncio.create_task(self.metrics.shared.run(self.metrics.snapshot), name="metrics"))
 
     async def stop(self) -> None:
         for task in self.tasks:

@@ -45,6 +45,15 @@ def _mint_error(exc) -> ApiError:
     return ApiError(getattr(exc, "status", 400), exc.reason, exc.field)
 
 
+def _count_minted(request: Request, batch) -> None:
+    """serialink_batches_minted_total / serialink_units_minted_total, by profile (retries included:
+    a replayed request id counts again, so the rate is what lines asked for)."""
+    services = getattr(request.app.state, "services", None)
+    if services is not None:
+        services.metrics.inc("serialink_batches_minted", profile=batch.profile)
+        services.metrics.inc("serialink_units_minted", profile=batch.profile, by=batch.count)
+
+
 def _batch_dir(request: Request, batch_id: str) -> Path:
     return Path(request.app.state.settings.data_dir) / "batches" / batch_id
 
@@ -156,6 +165,7 @@ async def create_batch(request: Request) -> Response:
         except InvalidInput as exc:
             raise ApiError(400, exc.problem, exc.field) from None
         batch = minted.batch
+        _count_minted(request, batch)
         directory = _batch_dir(request, batch.id)
         output, manifest = _output_state(directory, formats)
         if output == "ready":

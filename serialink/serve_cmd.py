@@ -45,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.secret()  # create the token secret once, before workers race for it
     os.environ["SERIALINK_DATA_DIR"] = str(settings.data_dir.resolve())
+    # every worker writes its metrics snapshot here; /metrics on any worker sums them all
+    os.environ["SERIALINK_METRICS_DIR"] = str(_fresh_metrics_dir(settings.data_dir.resolve() / "metrics"))
 
     from granian import Granian
     from granian.constants import Interfaces, Loops
@@ -66,6 +68,25 @@ def run(args: argparse.Namespace) -> int:
         **({"ssl_cert": Path(args.ssl_cert), "ssl_key": Path(args.ssl_key)} if args.ssl_cert else {}),
     ).serve()
     return 0
+
+
+def _fresh_metrics_dir(root: Path) -> Path:
+    """``<root>/<this pid>``, after removing the directories of runs that are gone."""
+    import shutil
+
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.iterdir():
+        if old.name.isdigit() and int(old.name) != os.getpid():
+            try:
+                os.kill(int(old.name), 0)
+            except ProcessLookupError:
+                shutil.rmtree(old, ignore_errors=True)
+            except PermissionError:
+                pass
+    mine = root / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    return mine
 
 
 def register(sub) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import msgpack
@@ -97,7 +98,7 @@ class ScanBuffer:
     """Bounded in-memory buffer of scans, flushed to ``store.append_scans`` in batches.
 
     ``on_error(exc, scans_pending)`` is called for every failed flush (default: log an
-    error). Run :meth:`run` as a background task, or call :meth:`flush` yourself.
+    error), ``on_flush(scans, seconds)`` for every batch written. Run :meth:`run` as a background task, or call :meth:`flush` yourself.
     """
 
     def __init__(
@@ -108,12 +109,14 @@ class ScanBuffer:
         batch_size: int = SCAN_CHUNK,
         interval: float = 0.25,
         on_error: Callable[[BaseException, int], None] | None = None,
+        on_flush: Callable[[int, float], None] | None = None,
     ) -> None:
         self._store = store
         self._max = max_events
         self._batch = batch_size
         self._interval = interval
         self._on_error = on_error
+        self._on_flush = on_flush  # (scans written, seconds the write took): flush latency for metrics
         self._buf: collections.deque[ScanEvent] = collections.deque()
         self._flushed = 0
         self._dropped = 0
@@ -146,6 +149,7 @@ class ScanBuffer:
         while self._buf:
             n = min(self._batch, len(self._buf))
             batch = [self._buf.popleft() for _ in range(n)]
+            started = time.perf_counter()
             try:
                 await self._store.append_scans(batch)
             except Exception as exc:
@@ -163,6 +167,8 @@ class ScanBuffer:
                 raise
             written += n
             self._flushed += n
+            if self._on_flush is not None:
+                self._on_flush(n, time.perf_counter() - started)
         return written
 
     async def run(self) -> None:
