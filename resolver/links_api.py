@@ -76,6 +76,7 @@ def _links(raw: object, field: str, rules) -> list[LinkRecord]:
 
 async def put_links(request: Request) -> Response:
     try:
+        claims(request, WRITERS)  # who may write at all, before reading the body
         body = await json_body(request)
         if not isinstance(body, dict) or not isinstance(body.get("linksets"), list):
             raise ApiError(422, 'expected {"linksets": [{"anchor": DL URI, "links": [...]}, ...]}', "linksets")

@@ -48,6 +48,20 @@ class _GtinData(NamedTuple):
 
 
 _MISSING = object()
+_WARN_EVERY = 10.0
+_last_warned: dict[str, float] = {}
+_suppressed: dict[str, int] = {}
+
+
+def _warn(kind: str, message: str, *args) -> None:
+    """A store outage fails every scan's read: log it once per kind every 10 s, with a count."""
+    now = time.monotonic()
+    if now - _last_warned.get(kind, -_WARN_EVERY) < _WARN_EVERY:
+        _suppressed[kind] = _suppressed.get(kind, 0) + 1
+        return
+    _last_warned[kind] = now
+    skipped = _suppressed.pop(kind, 0)
+    log.warning(message + (f" (and {skipped} more like it in the last {_WARN_EVERY:.0f} s)" if skipped else ""), *args)
 
 
 class LookupStats:
@@ -103,7 +117,7 @@ class UnitLookup:
                     lot_links[anchor.lot] = await self.store.get_links(anchor)
         except Exception as exc:  # store down: keep what we had, even if stale
             self.stats.store_errors += 1
-            log.warning("store unavailable for GTIN data of %s: %s", gtin, exc)
+            _warn("gtin", "store unavailable for GTIN data of %s: %s", gtin, exc)
             return data
         data = _GtinData(
             tuple(overlays), tuple(chain_gtin), lot_links,
@@ -132,7 +146,7 @@ class UnitLookup:
                     serial_links = tuple(chain.serial)
                 except Exception as exc:
                     self.stats.store_errors += 1
-                    log.warning("store unavailable for serial links %s/%s: %s", gtin, serial, exc)
+                    _warn("links", "store unavailable for serial links %s/%s: %s", gtin, serial, exc)
                     serial_links = ()
                 self._serial_links[key] = serial_links
                 if len(self._serial_links) > self._cache_size:
@@ -181,7 +195,7 @@ class UnitLookup:
         except Exception as exc:
             self.stats.store_errors += 1
             self.stats.degraded += 1
-            log.warning("store unavailable for unit %s/%s: %s", gtin, serial, exc)
+            _warn("unit", "store unavailable for unit %s/%s: %s", gtin, serial, exc)
             unit = self._units.get((gtin, serial))
             if unit is None:
                 return await self._from_batch(gtin, serial, lot, dl, overlays, degraded=True)
@@ -200,7 +214,7 @@ class UnitLookup:
                 match = await self.verifier.issued_by(gtin, serial)
             except Exception as exc:
                 self.stats.store_errors += 1
-                log.warning("verifier unavailable for %s/%s: %s", gtin, serial, exc)
+                _warn("verifier", "verifier unavailable for %s/%s: %s", gtin, serial, exc)
                 degraded = True
         if match is None:
             if degraded:
@@ -226,7 +240,9 @@ class UnitLookup:
             self._units.pop((gtin, subject), None)
             self._note_record(gtin, subject)
             return
-        self._gtins.pop(gtin, None)
+        data = self._gtins.get(gtin)
+        if data is not None:  # stale, not gone: if the store is down the old data still serves
+            self._gtins[gtin] = data._replace(loaded_at=float("-inf"))
         if kind in ("", "links"):
             for key in [k for k in self._serial_links if k[0] == gtin]:
                 del self._serial_links[key]
@@ -304,5 +320,5 @@ class UnitLookup:
                 raise
             except Exception as exc:
                 self.stats.store_errors += 1
-                log.warning("change feed unavailable: %s", exc)
+                _warn("feed", "change feed unavailable: %s", exc)
             await asyncio.sleep(interval)

@@ -142,8 +142,9 @@ class ScanBuffer:
     async def flush(self) -> int:
         """Write everything buffered now, batch by batch; returns how many were written.
 
-        On failure the unwritten scans go back to the front of the buffer (the oldest
-        are dropped and counted if that overflows it) and the error is reported.
+        On failure the unwritten scans go back to the front of the buffer (if that
+        overflows it, the newest are dropped and counted: the oldest are next to be written)
+        and the error is reported.
         """
         written = 0
         while self._buf:
