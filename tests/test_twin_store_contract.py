@@ -527,3 +527,88 @@ async def test_reads_across_hundreds_of_gtins_at_once_are_one_batch(store: Any) 
     assert [u is not None for u in units] == [g in gtins[:10] and s == "S1" for g, s in pairs]
     imported = await asyncio.gather(*(store.find_imported(g, "S1") for g in gtins))
     assert imported == [None] * 300
+
+
+# -- journeys: audit extras, idempotent overlays, pending confirmations, tokens, rate counters
+
+
+async def test_writes_carry_the_callers_audit_detail(store: Any) -> None:
+    where = {"client": "203.0.113.9", "via": "api", "idempotency_key": "k-1"}
+    await store.append_event(GTIN, "S1", ev("commission"), audit={**where, "version": 99})
+    overlay = await store.put_overlay(GTIN, "recalled", LotScope("L1"), QA, "seal", audit=where)
+    await store.lift_overlay(GTIN, overlay.id, QA, "fixed", audit=where)
+    entries = await store.audit(GTIN)
+    assert [e.action for e in entries] == ["event:commission", "overlay:put", "overlay:lift"]
+    assert all(e.detail["client"] == "203.0.113.9" and e.detail["via"] == "api" for e in entries)
+    assert entries[0].detail["version"] == 1  # the store's own detail wins over the caller's
+    with pytest.raises(InvalidInput, match="audit"):
+        await store.append_event(GTIN, "S1", ev("ship"), audit={"client": {"nested": 1}})
+    assert (await store.get_unit(GTIN, "S1")).version == 1
+
+
+async def test_an_overlay_with_an_idempotency_key_is_written_once(store: Any) -> None:
+    first = await store.put_overlay(GTIN, "recalled", LotScope("L1"), QA, "seal", idempotency_key="rk-1")
+    again = await store.put_overlay(GTIN, "recalled", LotScope("L1"), QA, "seal", idempotency_key="rk-1")
+    assert again == first and len(await store.get_overlays(GTIN)) == 1
+    with pytest.raises(IdempotencyConflict):
+        await store.put_overlay(GTIN, "recalled", LotScope("L2"), QA, "seal", idempotency_key="rk-1")
+    other = await store.put_overlay(GTIN, "recalled", LotScope("L1"), QA, "seal", idempotency_key="rk-2")
+    assert other.id != first.id and len(await store.get_overlays(GTIN)) == 2
+    assert [e.action for e in await store.audit(GTIN)] == ["overlay:put", "overlay:put"]
+
+
+async def test_pending_confirmations_wait_count_wrong_codes_and_expire(store: Any) -> None:
+    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    record = {"owner": "o_abcdefgh", "name": "Ana", "contact": "ana@example.com", "code_hash": "x" * 64}
+    assert await store.get_pending(GTIN, "S1", "p1") is None
+    assert await store.fail_pending(GTIN, "S1", "p1") == 0
+    await store.put_pending(GTIN, "S1", "p1", record, soon, Actor("consumer", "anonymous"), audit={"client": "c"})
+    assert await store.get_pending(GTIN, "S1", "p1") == {**record, "attempts": 0}
+    assert [await store.fail_pending(GTIN, "S1", "p1") for _ in range(3)] == [1, 2, 3]
+    await store.put_pending(GTIN, "S1", "p1", {**record, "used_by": "k"}, soon, Actor("owner", "o_abcdefgh"))
+    assert await store.get_pending(GTIN, "S1", "p1") == {**record, "used_by": "k", "attempts": 3}
+    assert await store.get_pending(GTIN, "S2", "p1") is None and await store.get_pending(GTIN, "S1", "p2") is None
+    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    await store.put_pending(GTIN, "S1", "gone", record, past, Actor("consumer", "anonymous"))
+    assert await store.get_pending(GTIN, "S1", "gone") is None and await store.fail_pending(GTIN, "S1", "gone") == 0
+    audit = await store.audit(GTIN)
+    assert [e.action for e in audit] == ["pending:put"] * 3 and audit[0].detail == {"pending": "p1", "client": "c"}
+    assert "Ana" not in repr(audit) and "ana@example.com" not in repr(audit)
+    assert await store.get_unit(GTIN, "S1") is None  # a pending confirmation is no event
+    with pytest.raises(InvalidInput, match="pending_id"):
+        await store.put_pending(GTIN, "S1", "bad id!", record, soon, Actor("consumer", "anonymous"))
+    with pytest.raises(InvalidInput, match="record"):
+        await store.put_pending(GTIN, "S1", "p3", {"blob": "x" * 10_000}, soon, Actor("consumer", "anonymous"))
+
+
+async def test_issued_tokens_are_recorded_once_and_revocations_are_shared(store: Any) -> None:
+    exp = int(datetime.now(timezone.utc).timestamp()) + 3600
+    grant = {"principal": "tech:ana", "role": "technician", "iat": exp - 3600, "exp": exp, "gtins": [GTIN]}
+    assert await store.record_token("t1", grant, QA, audit={"client": "c"}) == (grant, False)
+    assert await store.record_token("t1", {**grant, "role": "admin"}, QA) == (grant, True)
+    assert await store.get_token("t1") == grant and await store.get_token("nope") is None
+    assert await store.revoked_tokens() == {}
+    until = datetime.fromtimestamp(exp, timezone.utc)
+    assert await store.revoke_token("t1", until, QA, "left", audit={"client": "c"}) is True
+    assert await store.revoke_token("t1", until, QA, "left") is False
+    assert await store.revoke_token("never-recorded", until, QA, "lost") is True
+    assert await store.revoked_tokens() == {"t1": until, "never-recorded": until}
+    await store.revoke_token("t-expired", datetime.now(timezone.utc) - timedelta(seconds=1), QA, "old")
+    assert "t-expired" not in await store.revoked_tokens()
+    log = await store.token_log()
+    assert [(e.action, e.subject) for e in log] == [("token:issue", "t1"), ("token:revoke", "t1"),
+                                                    ("token:revoke", "never-recorded"), ("token:revoke", "t-expired")]
+    assert log[0].detail == {"role": "technician", "for": "tech:ana", "client": "c"} and log[1].detail["reason"] == "left"
+    assert [e.subject for e in await store.token_log(after=log[1].cursor)] == ["never-recorded", "t-expired"]
+    with pytest.raises(InvalidInput, match="record.exp"):
+        await store.record_token("t2", {"principal": "x"}, QA)
+
+
+async def test_rate_counters_count_per_bucket_and_start_over_after_their_ttl(store: Any) -> None:
+    assert [await store.count_hit("register:203.0.113.9:1", 60) for _ in range(3)] == [1, 2, 3]
+    assert await store.count_hit("register:198.51.100.1:1", 60) == 1
+    assert await store.count_hit("short:x", 1) == 1
+    await asyncio.sleep(1.1)
+    assert await store.count_hit("short:x", 1) == 1
+    with pytest.raises(InvalidInput, match="bucket"):
+        await store.count_hit("{evil}", 60)

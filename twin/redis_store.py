@@ -19,6 +19,12 @@ Lua script touches keys of that slot only)::
     sl:{G}:audit              stream  one entry per write: t r p a s d
     sl:{G}:ver                string  the GTIN's version (INCR per cacheable change)
     sl:{feed}:changes         stream  change feed: g k s v (MAXLEN ~ feed_maxlen)
+    sl:{G}:pend:<serial>      hash    pending confirmation id -> record, <id>#x expiry ms, <id>#n wrong codes
+    sl:{G}:iko:<key>          string  idempotency key of an overlay write -> overlay id, EX 7 d
+    sl:{tokens}:t:<id>        string  issued token grant (PXAT its expiry)
+    sl:{tokens}:revoked       hash    revoked token id -> expiry ms
+    sl:{tokens}:log           stream  token issuance and revocation audit
+    sl:rl:<bucket>            string  rate-limit counter (PEXPIRE its window)
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
 writes and fsyncs the AOF before it answers, so a range it allocated survives a crash of
@@ -37,10 +43,12 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgpack
+import orjson
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
@@ -69,6 +77,14 @@ from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
 from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
+    audit_detail,
+    check_bucket,
+    check_record_id,
+    check_ttl,
+    expiry_ms,
+    journey_record,
+    same_overlay,
+    token_expiry_ms,
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
     AuditEntry,
@@ -220,6 +236,62 @@ return {start, count, id, redis.call('HGET', KEYS[2], id)}
 _SCAN_READS = frozenset({"get_units", "get_batch", "batch_ranges", "find_batch_by_counter", "get_overlays", "get_links",
                          "get_link_chain", "list_link_anchors", "gtin_version", "changes_cursor", "changes"})
 
+# Journeys. Audit-only scripts take ARGV[1..6] = at_ms, role, principal, action, subject, detail.
+_AUDIT = """
+local function audit(key)
+  redis.call('XADD', key, '*', 't', ARGV[1], 'r', ARGV[2], 'p', ARGV[3], 'a', ARGV[4], 's', ARGV[5], 'd', ARGV[6])
+end
+"""
+
+# KEYS 1 the GTIN's audit, 2 the unit's pending hash. ARGV 7 id, 8 record, 9 expires_ms, 10 ttl_ms.
+# Fields: <id> the record, <id>#x its expiry, <id>#n the wrong codes so far (kept on rewrite).
+_PUT_PENDING = _AUDIT + """
+redis.call('HSET', KEYS[2], ARGV[7], ARGV[8], ARGV[7] .. '#x', ARGV[9])
+local ttl = tonumber(ARGV[10])
+if ttl > 0 and redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+audit(KEYS[1])
+return 1
+"""
+
+# KEYS 1 the pending hash. ARGV 1 id, 2 now_ms.
+_FAIL_PENDING = """
+local x = redis.call('HGET', KEYS[1], ARGV[1] .. '#x')
+if not x or tonumber(x) <= tonumber(ARGV[2]) then return 0 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1] .. '#n', 1)
+"""
+
+# KEYS 1 token log, 2 the token's key. ARGV 7 record, 8 expiry (unix ms).
+_RECORD_TOKEN = _AUDIT + """
+local cur = redis.call('GET', KEYS[2])
+if cur then return {'dup', cur} end
+redis.call('SET', KEYS[2], ARGV[7], 'PXAT', ARGV[8])
+audit(KEYS[1])
+return {'ok', ARGV[7]}
+"""
+
+# KEYS 1 token log, 2 revoked hash. ARGV 7 token id, 8 expiry (unix ms).
+_REVOKE_TOKEN = _AUDIT + """
+if redis.call('HSETNX', KEYS[2], ARGV[7], ARGV[8]) == 0 then return 0 end
+audit(KEYS[1])
+return 1
+"""
+
+# KEYS 1 the counter. ARGV 1 ttl_ms.
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+# KEYS 3 overlays hash, 4 the idempotency key. ARGV 10 overlay id, 11 record, 12 ttl (s).
+_PUT_OVERLAY = _TAIL + """
+local seen = redis.call('GET', KEYS[4])
+if seen then return {'dup', seen, redis.call('HGET', KEYS[3], seen)} end
+redis.call('HSET', KEYS[3], ARGV[10], ARGV[11])
+redis.call('SET', KEYS[4], ARGV[10], 'EX', ARGV[12])
+return {'ok', tail(4, ARGV[5], ARGV[6])}
+"""
+
 
 def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
     """Report Redis failures as StoreError (the caller cannot know whether a write landed),
@@ -260,6 +332,7 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.p = prefix
         self.feed = f"{prefix}:{{feed}}:changes"
+        self.tokens = f"{prefix}:{{tokens}}:"  # issued tokens, the revocation list, the token log: one slot
 
     def g(self, gtin: str) -> str:
         return f"{self.p}:{{{gtin}}}:"
@@ -303,6 +376,12 @@ class RedisStore:
                 ("put_many", _PUT_MANY),
                 ("import", _IMPORT),
                 ("find_batch", _FIND_BATCH),
+                ("put_overlay", _PUT_OVERLAY),
+                ("put_pending", _PUT_PENDING),
+                ("fail_pending", _FAIL_PENDING),
+                ("record_token", _RECORD_TOKEN),
+                ("revoke_token", _REVOKE_TOKEN),
+                ("hit", _HIT),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -499,12 +578,14 @@ class RedisStore:
         idempotency_key: str | None = None,
         origin: Unit | None = None,
         personal: PersonalData | None = None,
+        audit: Mapping[str, Any] | None = None,
     ) -> Appended:
         check_unit_key(gtin, serial)
         event = check_event(event)
         idem = check_idempotency_key(idempotency_key)
         owner = personal_owner(event, personal)
         digest = event_digest(event) if idem else ""
+        extra = audit_detail({}, audit)
         g = self.keys.g(gtin)
         head_key, idem_key = self.keys.unit(gtin, serial), f"{g}ik:{serial} {idem or ''}"
         keys = [head_key, f"{g}e:{serial}", idem_key, f"{g}pd:{serial}"]
@@ -522,7 +603,8 @@ class RedisStore:
                     unit.version - 1, codec.encode_unit(unit), event_blob, "1" if idem else "0",
                     codec.encode_record(digest, unit.version), IDEMPOTENCY_TTL_SECONDS, owner or "", personal_blob,
                 ],
-                actor=event.actor, action=f"event:{event.type}", subject=serial, detail={"version": unit.version},
+                actor=event.actor, action=f"event:{event.type}", subject=serial,
+                detail=audit_detail({"version": unit.version}, extra),
                 kind="unit",
             )
             if reply[0] == "ok":
@@ -724,26 +806,47 @@ class RedisStore:
     # -- overlays -------------------------------------------------------------------------
 
     @_guard
-    async def put_overlay(self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str) -> Overlay:
+    async def put_overlay(
+        self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str, *, idempotency_key: str | None = None,
+        audit: Mapping[str, Any] | None = None,
+    ) -> Overlay:
         check_gtin_key(gtin)
         now = now_utc()
         overlay = Overlay(
             new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
             check_actor(actor, "actor"), now,
         )
+        idem = check_idempotency_key(idempotency_key)
+        detail = audit_detail({"kind": kind, "reason": reason}, audit)
+        g = self.keys.g(gtin)
+        if idem is not None:
+            reply = await self._script(
+                "put_overlay", gtin, [g + "ovl", f"{g}iko:{idem}"],
+                [overlay.id, codec.encode_overlay(overlay), IDEMPOTENCY_TTL_SECONDS],
+                actor=actor, action="overlay:put", subject=overlay.id, detail=detail, kind="overlay",
+            )
+            if reply[0] == "dup":
+                if reply[2] is None:
+                    raise CorruptRecord(f"{g}iko:{idem}", "points to a missing overlay")
+                existing = codec.decode_overlay(reply[2], f"{g}ovl/{_s(reply[1])}")
+                return same_overlay(existing, overlay.kind, overlay.scope, overlay.reason)
+            return overlay
         reply = await self._script(
-            "put_field", gtin, [self.keys.g(gtin) + "ovl"], [overlay.id, codec.encode_overlay(overlay), "new", ""],
-            actor=actor, action="overlay:put", subject=overlay.id, detail={"kind": kind, "reason": reason}, kind="overlay",
+            "put_field", gtin, [g + "ovl"], [overlay.id, codec.encode_overlay(overlay), "new", ""],
+            actor=actor, action="overlay:put", subject=overlay.id, detail=detail, kind="overlay",
         )
         if reply[0] != "ok":
             raise StoreError(f"overlay id {overlay.id} collided; retry")
         return overlay
 
     @_guard
-    async def lift_overlay(self, gtin: str, overlay_id: str, actor: Actor, reason: str) -> Overlay:
+    async def lift_overlay(
+        self, gtin: str, overlay_id: str, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> Overlay:
         check_gtin_key(gtin)
         check_actor(actor, "actor")
         check_text(reason, "reason", max_len=1000)
+        detail = audit_detail({"reason": reason}, audit)
         key = self.keys.g(gtin) + "ovl"
         for _ in range(100):
             blob = await self._r.hget(key, overlay_id)
@@ -755,7 +858,7 @@ class RedisStore:
             new = replace(overlay, lifted=Lift(now_utc(), actor, reason))
             reply = await self._script(
                 "put_field", gtin, [key], [overlay_id, codec.encode_overlay(new), "cas", blob],
-                actor=actor, action="overlay:lift", subject=overlay_id, detail={"reason": reason}, kind="overlay",
+                actor=actor, action="overlay:lift", subject=overlay_id, detail=detail, kind="overlay",
             )
             if reply[0] == "ok":
                 return new
@@ -859,6 +962,114 @@ class RedisStore:
                     break
             upper = "(" + _s(entries[-1][0])
         return found
+
+    # -- journeys: pending confirmations, tokens, rate counters ----------------------------
+
+    def _audit_head(self, actor: Actor, action: str, subject: str, detail: Mapping[str, Any]) -> list[Any]:
+        return [codec.to_ms(now_utc()), actor.role, actor.principal, action, subject, msgpack.packb(dict(detail))]
+
+    @_guard
+    async def put_pending(
+        self, gtin: str, serial: str, pending_id: str, record: Mapping[str, Any], expires_at: datetime, actor: Actor,
+        *, audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+        body = journey_record(record, "record")
+        until = expiry_ms(expires_at)
+        check_actor(actor, "actor")
+        detail = audit_detail({"pending": pending_id}, audit)
+        g = self.keys.g(gtin)
+        ttl = max(0, until - codec.to_ms(now_utc()))
+        await self._scripts["put_pending"](
+            keys=[g + "audit", f"{g}pend:{serial}"],
+            args=[*self._audit_head(actor, "pending:put", serial, detail), pending_id, body, until, ttl],
+        )
+
+    @_guard
+    async def get_pending(self, gtin: str, serial: str, pending_id: str) -> dict[str, Any] | None:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+        body, until, attempts = await self._r.hmget(f"{self.keys.g(gtin)}pend:{serial}",
+                                                    [pending_id, f"{pending_id}#x", f"{pending_id}#n"])
+        if body is None or until is None or int(until) <= codec.to_ms(now_utc()):
+            return None
+        return {**orjson.loads(body), "attempts": int(attempts or 0)}
+
+    @_guard
+    async def fail_pending(self, gtin: str, serial: str, pending_id: str) -> int:
+        check_unit_key(gtin, serial)
+        check_record_id(pending_id, "pending_id")
+        return int(await self._scripts["fail_pending"](keys=[f"{self.keys.g(gtin)}pend:{serial}"],
+                                                       args=[pending_id, codec.to_ms(now_utc())]))
+
+    @_guard
+    async def record_token(
+        self, token_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        check_record_id(token_id, "token_id")
+        body = journey_record(record, "record")
+        until = token_expiry_ms(record)
+        check_actor(actor, "actor")
+        detail = audit_detail({"role": str(record.get("role", ""))[:40], "for": str(record.get("principal", ""))[:200]},
+                              audit)
+        reply = await self._scripts["record_token"](
+            keys=[self.keys.tokens + "log", self.keys.tokens + f"t:{token_id}"],
+            args=[*self._audit_head(actor, "token:issue", token_id, detail), body, until],
+        )
+        return orjson.loads(reply[1]), _s(reply[0]) == "dup"
+
+    @_guard
+    async def get_token(self, token_id: str) -> dict[str, Any] | None:
+        check_record_id(token_id, "token_id")
+        body = await self._r.get(self.keys.tokens + f"t:{token_id}")
+        return None if body is None else orjson.loads(body)
+
+    @_guard
+    async def revoke_token(
+        self, token_id: str, expires_at: datetime, actor: Actor, reason: str, *, audit: Mapping[str, Any] | None = None
+    ) -> bool:
+        check_record_id(token_id, "token_id")
+        until = expiry_ms(expires_at)
+        check_actor(actor, "actor")
+        check_text(reason, "reason", max_len=1000)
+        detail = audit_detail({"reason": reason}, audit)
+        reply = await self._scripts["revoke_token"](
+            keys=[self.keys.tokens + "log", self.keys.tokens + "revoked"],
+            args=[*self._audit_head(actor, "token:revoke", token_id, detail), token_id, until],
+        )
+        return bool(int(reply))
+
+    @_guard
+    async def revoked_tokens(self) -> dict[str, datetime]:
+        key = self.keys.tokens + "revoked"
+        now = codec.to_ms(now_utc())
+        out, expired = {}, []
+        for token_id, ms in (await self._r.hgetall(key)).items():
+            if int(ms) > now:
+                out[_s(token_id)] = codec.from_ms(int(ms))
+            else:
+                expired.append(token_id)
+        if expired:  # the token would be refused as expired anyway: forget it
+            await self._r.hdel(key, *expired)
+        return out
+
+    @_guard
+    async def token_log(self, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
+        check_limit(limit)
+        key = self.keys.tokens + "log"
+        entries = await self._r.xrange(key, "(" + _stream_cursor(after) if after else "-", "+", count=limit)
+        return [
+            AuditEntry(_s(i), codec.from_ms(int(f[b"t"])), Actor(_s(f[b"r"]), _s(f[b"p"])), _s(f[b"a"]), _s(f[b"s"]),
+                       msgpack.unpackb(f[b"d"]) if f.get(b"d") else {})
+            for i, f in entries
+        ]
+
+    @_guard
+    async def count_hit(self, bucket: str, ttl_seconds: int) -> int:
+        check_bucket(bucket)
+        check_ttl(ttl_seconds)
+        return int(await self._scripts["hit"](keys=[f"{self.keys.p}:rl:{bucket}"], args=[ttl_seconds * 1000]))
 
     # -- audit and feed -----------------------------------------------------------------
 
