@@ -1,0 +1,417 @@
+"""Built-in web pages: the journeys for a manufacturer without its own site.
+
+Server-rendered (Jinja2, autoescaped: whatever a person types — a name, a summary — is
+text on every page, never markup), no script, one small inline stylesheet, every
+control labelled, errors announced and linked to their field; a page is one request.
+
+=============================================  ================================================
+``/u/01/{gtin}``                               the product: name and links
+``/u/01/{gtin}/21/{serial}``                   the unit a consumer lands on: product, warranty,
+                                               register button, manuals, parts, recall banner;
+                                               the owner's registration and transfer for the owner
+``…/register`` → ``…/confirm``                 registration, confirmed with the code sent to the contact
+``…/claim``                                    take over with a transfer code
+``…/transfer``                                 (owner) create or cancel a transfer code
+``…/service``                                  (technician token) service history, log a visit
+=============================================  ================================================
+
+Language: Accept-Language, negotiated as the resolver does (resolver.i18n). Owners and
+technicians carry their token in the ``serialink_token`` cookie (HttpOnly, SameSite=Lax);
+forms that act with it also carry a CSRF value derived from the token id. Every form
+carries an idempotency key made when it was rendered, so a double submit is a replay.
+The OpenAPI document (``/openapi.json``, ``/docs``) is mounted here too: this module's
+routes are the ones the app mounts at its root.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import parse_qs, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ext import escape
+from resolver import i18n, openapi, unit_actions as actions
+from resolver.api_common import ApiError, twin_error
+from resolver.negotiate import languages
+from resolver.tokens import COOKIE, Claims, TokenError, token_from_headers
+from resolver.twin_api import parse_unit_path
+from resolver.twin_services import TwinServices, client_address, derive_text, twin
+from twin.errors import TwinError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"], default=True),
+                  trim_blocks=True, lstrip_blocks=True)
+MAX_FORM_BYTES = 64 * 1024
+SERVICE_ROLES = ("technician", "installer", "manufacturer", "admin")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # codes travel in confirmation links: never leak them onwards
+    "Cache-Control": "no-store",
+    "Vary": "Accept-Language, Cookie",
+}
+
+
+class Page:
+    """One request's page context: language, texts, the unit's base path."""
+
+    def __init__(self, request: Request, t: TwinServices, gtin: str, serial: str | None = None) -> None:
+        self.request, self.t, self.gtin, self.serial = request, t, gtin, serial
+        self.lang = i18n.negotiate(request.headers.get("accept-language"), t.rules.default_language)
+        self.texts = i18n.texts(self.lang)
+        self.languages = languages(request.headers.get("accept-language"))
+        self.base = f"/u/01/{gtin}" + (f"/21/{escape(serial)}" if serial is not None else "")
+
+    def render(self, template: str, status: int = 200, headers: Mapping[str, str] | None = None,
+               **context: Any) -> HTMLResponse:
+        html = ENV.get_template(template).render(lang=self.lang, t=self.texts, base=self.base, **context)
+        return HTMLResponse(html, status, {**SECURITY_HEADERS, "Content-Language": self.lang, **(headers or {})})
+
+    def message(self, status: int, title: str, text: str) -> HTMLResponse:
+        return self.render("message.html", status, title=title, text=text, back=self.base if self.serial else None)
+
+    def errors(self, exc: ApiError) -> dict[str, str]:
+        """The error as a message in the page's language, keyed by the form field at fault."""
+        field = (exc.field or "form").removeprefix("data.")
+        t = self.texts
+        if exc.status == 429:
+            seconds = (exc.headers or {}).get("Retry-After", "60")
+            return {field: t["err_429"].format(seconds=seconds)}
+        text = t.get(f"err_{exc.status}_{field}") or t.get(f"err_{field}")
+        return {field: text.format(reason=exc.reason) if text else exc.reason}
+
+    def redirect(self, path: str, notice: str | None = None, cookie: tuple[str, int] | None = None,
+                 clear_cookie: bool = False) -> Response:
+        location = path + (f"?{urlencode({'notice': notice})}" if notice else "")
+        response = RedirectResponse(location, 303, headers={"Cache-Control": "no-store"})
+        secure = self.request.url.scheme == "https"
+        if cookie is not None:
+            response.set_cookie(COOKIE, cookie[0], max_age=cookie[1], path="/", secure=secure, httponly=True,
+                                samesite="lax")
+        if clear_cookie:
+            response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+        return response
+
+    def channel(self, form: Mapping[str, str]) -> actions.Channel:
+        key = form.get("idempotency_key") or secrets.token_urlsafe(16)
+        return actions.Channel(client_address(self.request), "page", actions.check_key(key))
+
+
+def page_key(request: Request, suffix: str = "") -> tuple[str, str]:
+    raw = (request.scope.get("raw_path") or request.scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    return parse_unit_path(raw, "/u", suffix)
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form, bounded in size; the first value of each field."""
+    limit = min(request.app.state.settings.max_body_bytes, MAX_FORM_BYTES)
+    if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
+        raise ApiError(415, "expected a form (application/x-www-form-urlencoded)", "form")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the form is larger than {limit} bytes", "form")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the form is larger than {limit} bytes", "form")
+        chunks.append(chunk)
+    try:
+        fields = parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True, max_num_fields=50)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(400, "the form is not valid UTF-8 form data", "form") from None
+    return {k: v[0] for k, v in fields.items()}
+
+
+async def page_claims(request: Request, t: TwinServices, gtin: str, serial: str) -> Claims | None:
+    """The cookie's (or header's) token if valid and covering this unit; else anonymous."""
+    token = token_from_headers(request.headers.get("authorization"), request.headers.get("cookie"))
+    if token is None:
+        return None
+    try:
+        await t.revocations.fresh()
+        claims = request.app.state.token_verifier.verify(token)
+    except (TokenError, TwinError):
+        return None
+    return claims if claims.allows_unit(gtin, serial) else None
+
+
+def csrf_value(t: TwinServices, claims: Claims | None) -> str:
+    return derive_text(t.secret, "csrf", claims.token_id) if claims is not None else ""
+
+
+def check_csrf(t: TwinServices, claims: Claims, form: Mapping[str, str]) -> None:
+    if not hmac.compare_digest(csrf_value(t, claims).encode(), form.get("csrf", "").encode()):
+        raise ApiError(403, "this form is out of date; reload the page", "csrf")
+
+
+def _page(handler):
+    """Unknown units, store failures and malformed paths as pages, not stack traces."""
+    async def endpoint(request: Request) -> Response:
+        t = twin(request)
+        try:
+            return await handler(request, t)
+        except ApiError as exc:
+            lang = i18n.negotiate(request.headers.get("accept-language"), t.rules.default_language)
+            texts = i18n.texts(lang)
+            html = ENV.get_template("message.html").render(lang=lang, t=texts, title=texts["not_found_title"]
+                                                           if exc.status == 404 else str(exc.status), text=exc.reason,
+                                                           back=None)
+            return HTMLResponse(html, exc.status, {**SECURITY_HEADERS, **(exc.headers or {})})
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+async def _view(page: Page, claims: Claims | None):
+    """The snapshot and the view this visitor gets (a stale owner cookie: the consumer's)."""
+    snap = await actions.snapshot(page.t, page.gtin, page.serial)
+    if claims is not None and claims.role == "owner" and not actions.is_owner(claims, snap.unit):
+        claims = None
+    if claims is not None and claims.role not in ("owner",) + SERVICE_ROLES + ("regulator",):
+        claims = None
+    return snap, await actions.view_of(page.t, claims, snap, page.languages), claims
+
+
+def _recall_reasons(snap) -> list[str]:
+    return [o.reason for o in snap.overlays if o.kind == "recalled"]
+
+
+# -- the unit page ------------------------------------------------------------------------
+
+
+@_page
+async def unit_page(request: Request, t: TwinServices) -> Response:
+    gtin, serial = page_key(request)
+    page = Page(request, t, gtin, serial)
+    claims = await page_claims(request, t, gtin, serial)
+    snap, view, claims = await _view(page, claims)
+    here = t.rules.root + page.base  # the builtin rules' links to this very page: no use listing them
+    view["links"] = {group: [l for l in links if l["href"] != here] for group, links in view["links"].items()}
+    notice = {"registered": page.texts["registered_title"], "claimed": page.texts["claimed_title"]}.get(
+        request.query_params.get("notice", ""))
+    return page.render("unit.html", 200 if snap.known else 404, view=view, notice=notice,
+                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(t, claims),
+                       form_key=secrets.token_urlsafe(16), register_href=page.base + "/register",
+                       technician=claims is not None and claims.role in SERVICE_ROLES)
+
+
+@_page
+async def product_page(request: Request, t: TwinServices) -> Response:
+    gtin = request.path_params["gtin"]
+    if not (len(gtin) == 14 and gtin.isdigit()):
+        raise ApiError(404, "not a GTIN")
+    page = Page(request, t, gtin)
+    product = t.rules.product_for(gtin)
+    if product is None:
+        raise ApiError(404, f"no product {gtin} is known here")
+    _, links = await actions.product_links(t, gtin, "-", None, "consumer", page.languages)
+    from resolver.views import CONSUMER_LINKS
+
+    groups = [(g, [dict(l) for ty in types for l in links.get(ty, ()) if "{serial}" not in l["href"]])
+              for g, types in CONSUMER_LINKS.items()]
+    data = await t.lookup.gtin_data(gtin)
+    recalled = any(o.kind == "recalled" and o.lifted is None and type(o.scope).__name__ == "GtinScope"
+                   for o in (data.overlays if data else ()))
+    return page.render("product.html", name=product.name, gtin=gtin, groups=groups, recalled=recalled)
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def _needs_date(view: Mapping[str, Any]) -> bool:
+    return not (view.get("warranty") or {}).get("start")
+
+
+@_page
+async def register(request: Request, t: TwinServices) -> Response:
+    gtin, serial = page_key(request, "/register")
+    page = Page(request, t, gtin, serial)
+    snap, view, _ = await _view(page, None)
+    if not snap.known:
+        return page.render("unit.html", 404, view=view, recall_reasons=[], csrf="", form_key="", notice=None,
+                           register_href="", technician=False)
+    if request.method == "GET":
+        return page.render("register.html", view=view, form={}, errors=None, needs_date=_needs_date(view),
+                           form_key=secrets.token_urlsafe(16))
+    form = {}
+    try:
+        form = await read_form(request)
+        fields = {k: form.get(k, "") for k in ("name", "contact", "purchase_date")}
+        answer = await actions.request_registration(t, gtin, serial, fields, page.channel(form), page.lang)
+    except ApiError as exc:
+        return page.render("register.html", exc.status, exc.headers, view=view, form=form, errors=page.errors(exc),
+                           needs_date=_needs_date(view), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+    return page.render("confirm.html", 202, sent_to=answer["sent_to"], hours=int(actions.PENDING_TTL.total_seconds() // 3600),
+                       pending=answer["confirmation"], code="", errors=None, form_key=secrets.token_urlsafe(16))
+
+
+@_page
+async def confirm(request: Request, t: TwinServices) -> Response:
+    gtin, serial = page_key(request, "/confirm")
+    page = Page(request, t, gtin, serial)
+    if request.method == "GET":  # the link from the message: show the code, confirm with a POST
+        return page.render("confirm.html", pending=request.query_params.get("p", ""),
+                           code=request.query_params.get("code", ""), sent_to=None, errors=None,
+                           form_key=secrets.token_urlsafe(16))
+    form = {}
+    try:
+        form = await read_form(request)
+        grant = await actions.confirm_registration(t, gtin, serial, form.get("p", ""), form.get("code", ""),
+                                                   page.channel(form))
+    except ApiError as exc:
+        return page.render("confirm.html", exc.status, exc.headers, pending=form.get("p", ""), code="", sent_to=None,
+                           errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+    return page.redirect(page.base, "registered", cookie=(grant.token, _seconds_left(grant.expires_at)))
+
+
+# -- transfer ---------------------------------------------------------------------------------
+
+
+@_page
+async def transfer(request: Request, t: TwinServices) -> Response:
+    """The owner's two buttons: create a transfer code (shown once, here) or cancel it."""
+    gtin, serial = page_key(request, "/transfer")
+    page = Page(request, t, gtin, serial)
+    if request.method == "GET":
+        return page.redirect(page.base)
+    claims = await page_claims(request, t, gtin, serial)
+    form = await read_form(request)
+    if claims is None or claims.role != "owner":
+        raise ApiError(403, "only the owner may hand the product over; open the page on the owner's device")
+    check_csrf(t, claims, form)
+    version = form.get("expected_version", "")
+    expected = int(version) if version.isdigit() else None
+    try:
+        if form.get("action") == "cancel":
+            await actions.cancel_transfer(t, claims, gtin, serial, expected, page.channel(form))
+            return page.redirect(page.base)
+        code, expires, _, _ = await actions.offer_transfer(t, claims, gtin, serial, expected, page.channel(form))
+    except ApiError as exc:
+        return page.message(exc.status, page.texts["error_title"], next(iter(page.errors(exc).values())))
+    return page.render("transfer_code.html", code=code, expires=expires.strftime("%Y-%m-%d %H:%M UTC"))
+
+
+@_page
+async def claim(request: Request, t: TwinServices) -> Response:
+    gtin, serial = page_key(request, "/claim")
+    page = Page(request, t, gtin, serial)
+    snap, view, _ = await _view(page, None)
+    if request.method == "GET":
+        return page.render("claim.html", view=view, form={}, errors=None, form_key=secrets.token_urlsafe(16))
+    form = {}
+    try:
+        form = await read_form(request)
+        fields = {k: form.get(k, "") for k in ("code", "name", "contact")}
+        grant = await actions.claim_transfer(t, gtin, serial, fields, page.channel(form))
+    except ApiError as exc:
+        return page.render("claim.html", exc.status, exc.headers, view=view, form={**form, "code": ""},
+                           errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+    return page.redirect(page.base, "claimed", cookie=(grant.token, _seconds_left(grant.expires_at)))
+
+
+# -- technicians ----------------------------------------------------------------------------
+
+
+def _seconds_left(expires_at: int) -> int:
+    return max(1, int(expires_at - time.time()))
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("\r", "").split("\n") if line.strip()]
+
+
+@_page
+async def service(request: Request, t: TwinServices) -> Response:
+    """Technicians (a valid token covering the unit): the service record and a visit form."""
+    gtin, serial = page_key(request, "/service")
+    page = Page(request, t, gtin, serial)
+    claims = await page_claims(request, t, gtin, serial)
+    if claims is not None and claims.role not in SERVICE_ROLES:
+        claims = None
+    form: dict[str, str] = {}
+    if request.method == "POST":
+        form = await read_form(request)
+        action = form.get("action")
+        if action == "login":
+            return await _login(page, form)
+        if claims is None:
+            return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
+        check_csrf(t, claims, form)
+        if action == "logout":
+            return page.redirect(page.base, clear_cookie=True)
+        try:
+            await _log_visit(page, claims, form)
+        except ApiError as exc:
+            snap, view, _ = await _view(page, claims)
+            return page.render("service.html", exc.status, exc.headers, view=view, errors=page.errors(exc), form=form,
+                               csrf=csrf_value(t, claims), form_key=form.get("idempotency_key"), notice=None,
+                               recall_reasons=_recall_reasons(snap))
+        return page.redirect(page.base + "/service", "saved")
+    if claims is None:
+        return page.render("service.html", view=None, errors=None, form={})
+    snap, view, _ = await _view(page, claims)
+    notice = page.texts["saved"] if request.query_params.get("notice") == "saved" else None
+    return page.render("service.html", view=view, errors=None, form={}, csrf=csrf_value(t, claims),
+                       form_key=secrets.token_urlsafe(16), notice=notice, recall_reasons=_recall_reasons(snap))
+
+
+async def _login(page: Page, form: Mapping[str, str]) -> Response:
+    t = page.t
+    try:
+        await actions.rate_check(t, "login", client_address(page.request))
+    except ApiError as exc:
+        return page.render("service.html", 429, exc.headers, view=None, errors=page.errors(exc), form={})
+    token = form.get("token", "").strip()
+    try:
+        await t.revocations.fresh()
+        claims = page.request.app.state.token_verifier.verify(token) if token else None
+    except (TokenError, TwinError):
+        claims = None
+    if claims is None or claims.role not in SERVICE_ROLES or not claims.allows_unit(page.gtin, page.serial):
+        return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
+    return page.redirect(page.base + "/service", cookie=(token, _seconds_left(claims.expires)))
+
+
+async def _log_visit(page: Page, claims: Claims, form: Mapping[str, str]) -> None:
+    version = form.get("expected_version", "")
+    expected = int(version) if version.isdigit() else None
+    channel = page.channel(form)
+    data: dict[str, Any] = {"summary": form.get("summary", "")}
+    if form.get("ticket", "").strip():
+        data["ticket"] = form["ticket"].strip()
+    for field in ("parts", "fault_codes"):
+        if _lines(form.get(field, "")):
+            data[field] = _lines(form[field])
+    if not data["summary"].strip():
+        raise ApiError(422, "required", "summary")
+    appended = await actions.record_event(page.t, claims, page.gtin, page.serial,
+                                          {"type": "service", "reason": "service visit", "data": data},
+                                          expected, channel)
+    firmware = form.get("firmware", "").strip()
+    if firmware:
+        await actions.record_event(page.t, claims, page.gtin, page.serial,
+                                   {"type": "firmware", "reason": "updated during a service visit",
+                                    "data": {"version": firmware}},
+                                   appended.version, channel._replace(idempotency_key=channel.idempotency_key[:96] + "-fw"))
+
+
+UNIT = "/u/01/{gtin}/21/{serial:path}"
+routes: list[BaseRoute] = [
+    Route(UNIT + "/register", register, methods=["GET", "POST"]),
+    Route(UNIT + "/confirm", confirm, methods=["GET", "POST"]),
+    Route(UNIT + "/transfer", transfer, methods=["GET", "POST"]),
+    Route(UNIT + "/claim", claim, methods=["GET", "POST"]),
+    Route(UNIT + "/service", service, methods=["GET", "POST"]),
+    Route(UNIT, unit_page, methods=["GET"]),
+    Route("/u/01/{gtin}", product_page, methods=["GET"]),
+    *openapi.routes,
+]

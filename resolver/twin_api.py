@@ -1,0 +1,398 @@
+"""The unit twin over HTTP: role-scoped reads, owner and service journeys, recalls, tokens, exports.
+
+Mounted under ``/v1`` (documented in ``/openapi.json``):
+
+=====================================================  ===========================================
+``GET  /units/01/{gtin}/21/{serial}``                  the unit as the caller may see it (anyone)
+``POST /units/01/{gtin}/21/{serial}/events``           service, firmware, install, end of life, theft…
+``POST /units/01/{gtin}/21/{serial}/registration``     first owner: send a one-time code (public)
+``POST …/registration/confirm``                        the code registers the unit (public)
+``POST / DELETE …/transfer``                           the owner offers / cancels a hand-over
+``POST …/transfer/claim``                              the new owner claims with the code (public)
+``GET  …/epcis``, ``…/dpp``                            EPCIS 2.0 events, DPP (JSON-LD)
+``GET  /batches/{batch_id}/epcis``                     EPCIS 2.0 events of a batch's units
+``POST /recalls``, ``GET /recalls/{gtin}``,            recalls of a lot, a range, a serial, a GTIN
+``POST /recalls/{gtin}/{overlay_id}/lift``
+``POST /tokens``, ``POST /tokens/{token_id}/revoke``   scoped tokens
+``GET  /audit/{gtin}``                                 the audit trail of a GTIN
+=====================================================  ===========================================
+
+A unit is addressed by its Digital Link path (``/01/{gtin}/21/{serial}``); the serial is
+read from the raw path, so a ``%2F`` inside it stays part of it. Writes need an
+``Idempotency-Key`` header and may send ``If-Match: "<version>"``; the operations
+themselves live in resolver.unit_actions, shared with the built-in pages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ext import GS1Error, escape, parse
+from resolver import dpp, epcis_export, unit_actions as actions
+from resolver.api_common import ApiError, claims, error_response, json_body, json_response, twin_error
+from resolver.negotiate import languages
+from resolver.tokens import Claims, token_from_headers
+from resolver.twin_services import TwinServices, client_address, twin
+from resolver.views import overlay_json
+from twin.errors import TwinError
+from twin.unit import Unit
+
+UNITS = "/v1/units"
+#: the sub-resources of a unit, longest first (so ``/transfer/claim`` is not read as ``/transfer``)
+SUFFIXES = ("/registration/confirm", "/transfer/claim", "/registration", "/transfer", "/events", "/epcis", "/dpp")
+MAX_EXPORT_UNITS = 10_000
+
+
+def unit_key(request: Request, suffix: str = "") -> tuple[str, str]:
+    """(gtin, serial) from the raw request path ``/v1/units/01/{gtin}/21/{serial}{suffix}``."""
+    raw = (request.scope.get("raw_path") or request.scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    return parse_unit_path(raw, UNITS, suffix)
+
+
+def parse_unit_path(raw: str, prefix: str, suffix: str) -> tuple[str, str]:
+    """(gtin, serial) of ``{prefix}/01/{gtin}/21/{serial}{suffix}`` (raw, percent-encoded)."""
+    if not raw.startswith(prefix) or not raw.endswith(suffix):
+        raise ApiError(404, "no such resource", "path")
+    dl_path = raw[len(prefix):len(raw) - len(suffix)] if suffix else raw[len(prefix):]
+    try:
+        dl = parse("https://id.gs1.org" + dl_path)
+    except GS1Error as exc:
+        raise ApiError(400, f"not a GS1 Digital Link path of a unit: {exc}", "path") from None
+    if dl.primary_key[0] != "01" or dl.serial is None or len(dl.qualifiers) != 1 or dl.attributes:
+        raise ApiError(400, "a unit is addressed as /01/{gtin}/21/{serial}", "path")
+    return dl.gtin, dl.serial
+
+
+def channel(request: Request) -> actions.Channel:
+    return actions.Channel(client_address(request), "api", actions.check_key(request.headers.get("idempotency-key")))
+
+
+async def caller(request: Request, t: TwinServices) -> Claims | None:
+    """The verified token, if one was sent (None: anonymous). A bad token is a 401, not a
+    silent downgrade: an API client should know its credential failed."""
+    if token_from_headers(request.headers.get("authorization"), request.headers.get("cookie")) is None:
+        return None
+    await t.revocations.fresh()
+    return claims(request, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
+
+
+async def writer(request: Request, t: TwinServices, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
+    try:
+        await t.revocations.fresh()
+    except TwinError as exc:
+        raise twin_error(exc) from None
+    return claims(request, roles, gtin, serial)
+
+
+def expected_version(request: Request, body: Any = None) -> int | None:
+    """From ``If-Match: "7"`` (or ``expected_version`` in the body); both must agree."""
+    header = request.headers.get("if-match")
+    from_header = None
+    if header is not None:
+        value = header.strip().removeprefix("W/").strip('"')
+        if not value.isdigit() or len(value) > 12:
+            raise ApiError(400, 'expected If-Match: "<version>" (the ETag of the unit)', "If-Match")
+        from_header = int(value)
+    from_body = body.get("expected_version") if isinstance(body, dict) else None
+    if from_body is not None and (not isinstance(from_body, int) or isinstance(from_body, bool) or from_body < 0):
+        raise ApiError(422, "expected a version number (0 or more)", "expected_version")
+    if from_header is not None and from_body is not None and from_header != from_body:
+        raise ApiError(400, "If-Match and expected_version disagree", "expected_version")
+    return from_header if from_header is not None else from_body
+
+
+async def object_body(request: Request) -> dict[str, Any]:
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "expected a JSON object", "body")
+    return body
+
+
+def _unit_answer(unit: Unit, status: int, replayed: bool, extra: dict | None = None) -> Response:
+    body = {"gtin": unit.gtin, "serial": unit.serial, "state": str(unit.state), "version": unit.version,
+            "recalled": unit.recalled, "stolen": unit.stolen, "replayed": replayed, **(extra or {})}
+    headers = {"ETag": f'"{unit.version}"', "Cache-Control": "no-store"}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(body, 200 if replayed else status, headers)
+
+
+def _endpoint(handler):
+    """Errors as ``{"error": …}``; store failures as 503."""
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request, twin(request))
+        except ApiError as exc:
+            return error_response(exc)
+        except TwinError as exc:
+            return error_response(twin_error(exc))
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+# -- units ------------------------------------------------------------------------------------
+
+
+@_endpoint
+async def get_unit(request: Request, t: TwinServices) -> Response:
+    """The unit, scoped by the caller's role."""
+    raw = (request.scope.get("raw_path") or b"").decode("latin-1").split("?", 1)[0]
+    for suffix in SUFFIXES:  # a sub-resource asked with a method it does not answer
+        if raw.count("/") > 6 and raw.endswith(suffix):
+            raise ApiError(405, f"{suffix[1:]} does not answer {request.method}")
+    gtin, serial = unit_key(request)
+    who = await caller(request, t)
+    if who is not None and who.role == "line":
+        raise ApiError(403, "role 'line' has no view of units")
+    if who is not None and not who.allows_unit(gtin, serial):
+        raise ApiError(403, f"token for {who.principal!r} does not cover GTIN {gtin} serial {serial}")
+    view = await actions.unit_view(t, who, gtin, serial, languages(request.headers.get("accept-language")))
+    cache = f"public, max-age={t.rules.cache_max_age}" if who is None else "private, no-store"
+    return json_response(view, headers={"ETag": f'"{view["version"]}"', "Cache-Control": cache,
+                                        "Vary": "Accept-Language, Authorization, Cookie"})
+
+
+@_endpoint
+async def post_event(request: Request, t: TwinServices) -> Response:
+    """Append an event (service, firmware, start_service, end_of_life, report_stolen, …)."""
+    gtin, serial = unit_key(request, "/events")
+    body = await object_body(request)
+    who = await writer(request, t, ("owner", "installer", "technician", "manufacturer", "admin"), gtin, serial)
+    appended = await actions.record_event(t, who, gtin, serial, body, expected_version(request, body),
+                                          channel(request))
+    return _unit_answer(appended.unit, 201, appended.replayed, {"event": body["type"]})
+
+
+@_endpoint
+async def post_registration(request: Request, t: TwinServices) -> Response:
+    """First owner, step 1 (public, rate-limited): a one-time code goes to their contact."""
+    gtin, serial = unit_key(request, "/registration")
+    body = await object_body(request)
+    via = channel(request)
+    language = body.pop("language", None) if isinstance(body.get("language"), str) else None
+    from resolver import i18n
+
+    lang = language if language in i18n.available() else i18n.negotiate(request.headers.get("accept-language"),
+                                                                          t.rules.default_language)
+    answer = await actions.request_registration(t, gtin, serial, body, via, lang)
+    confirm = f"{UNITS}/01/{gtin}/21/{escape(serial)}/registration/confirm"
+    answer["links"] = {"confirm": confirm}
+    return json_response(answer, 202, {"Location": confirm, "Cache-Control": "no-store"})
+
+
+@_endpoint
+async def post_confirm(request: Request, t: TwinServices) -> Response:
+    """First owner, step 2 (public, rate-limited): the code registers the unit and returns an owner token."""
+    gtin, serial = unit_key(request, "/registration/confirm")
+    body = await object_body(request)
+    grant = await actions.confirm_registration(t, gtin, serial, body.get("confirmation"), body.get("code"),
+                                               channel(request))
+    return _owner_answer(grant)
+
+
+def _owner_answer(grant: actions.OwnerGrant) -> Response:
+    expires = datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
+    return _unit_answer(grant.unit, 201, grant.replayed,
+                        {"owner": grant.owner, "token": grant.token, "token_id": grant.token_id,
+                         "token_expires_at": expires})
+
+
+@_endpoint
+async def transfer(request: Request, t: TwinServices) -> Response:
+    """POST: the owner offers a hand-over (the code is in the answer, once). DELETE: cancels it."""
+    gtin, serial = unit_key(request, "/transfer")
+    who = await writer(request, t, ("owner",), gtin, serial)
+    via = channel(request)
+    if request.method == "DELETE":
+        appended = await actions.cancel_transfer(t, who, gtin, serial, expected_version(request), via)
+        return _unit_answer(appended.unit, 200, appended.replayed)
+    body = await object_body(request) if int(request.headers.get("content-length") or 0) else {}
+    code, expires, unit, replayed = await actions.offer_transfer(t, who, gtin, serial,
+                                                                 expected_version(request, body), via)
+    return _unit_answer(unit, 201, replayed, {"code": code, "expires_at": expires.isoformat().replace("+00:00", "Z")})
+
+
+@_endpoint
+async def post_claim(request: Request, t: TwinServices) -> Response:
+    """The new owner claims with the code (public, rate-limited); answers with an owner token."""
+    gtin, serial = unit_key(request, "/transfer/claim")
+    body = await object_body(request)
+    return _owner_answer(await actions.claim_transfer(t, gtin, serial, body, channel(request)))
+
+
+@_endpoint
+async def get_unit_epcis(request: Request, t: TwinServices) -> Response:
+    """Every event of the unit as an EPCIS 2.0 document."""
+    gtin, serial = unit_key(request, "/epcis")
+    await writer(request, t, actions.EXPORT_ROLES, gtin, serial)
+    events = await t.store.get_events(gtin, serial)
+    if not events:
+        await actions.known_snapshot(t, gtin, serial)  # 404 for serials nobody issued
+    doc = epcis_export.document([(gtin, serial, 1, events)], datetime.now(timezone.utc))
+    return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
+
+
+@_endpoint
+async def get_dpp(request: Request, t: TwinServices) -> Response:
+    """The unit's digital product passport (JSON-LD, GS1 Web Vocabulary)."""
+    gtin, serial = unit_key(request, "/dpp")
+    await writer(request, t, actions.EXPORT_ROLES, gtin, serial)
+    snap = await actions.known_snapshot(t, gtin, serial)
+    stored = await t.store.get_dpp(gtin, serial) if snap.unit.version else None
+    lang = t.rules.default_language or "en"
+    product = t.rules.product_for(gtin)
+    doc = dpp.dpp_document(snap.unit, t.rules.root, product.name if product else None, lang, stored,
+                           recalled=snap.recalled)
+    return json_response(doc, headers={"Content-Type": dpp.MEDIA_TYPE, "Cache-Control": "private, no-store"})
+
+
+@_endpoint
+async def get_batch_epcis(request: Request, t: TwinServices) -> Response:
+    """The events of every unit of a batch that has any, as one EPCIS 2.0 document.
+
+    Units without events have only their commissioning, which the batch's own
+    ``epcis.jsonld`` file (from the line API) lists.
+    """
+    from twin.batch import parse_batch_id
+
+    batch_id = request.path_params["batch_id"]
+    try:
+        gtin = parse_batch_id(batch_id)[0]
+    except TwinError:
+        raise ApiError(404, f"no batch {batch_id!r}", "batch_id") from None
+    await writer(request, t, actions.EXPORT_ROLES, gtin)
+    batch = await t.store.get_batch(batch_id)
+    if batch is None:
+        raise ApiError(404, f"no batch {batch_id!r}", "batch_id")
+    serials: list[str] = []
+    async for keys in t.store.unit_keys():
+        candidates = [k for k in keys if k[0] == gtin]
+        for unit in await t.store.get_units(candidates) if candidates else ():
+            if unit is not None and unit.batch_id == batch_id:
+                serials.append(unit.serial)
+        if len(serials) > MAX_EXPORT_UNITS:
+            raise ApiError(413, f"more than {MAX_EXPORT_UNITS} units of this batch have events; "
+                                "export them unit by unit", "batch_id")
+    units = [(gtin, s, 1, await t.store.get_events(gtin, s)) for s in sorted(serials)]
+    doc = epcis_export.document(units, datetime.now(timezone.utc))
+    return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
+
+
+# -- recalls, tokens, audit -----------------------------------------------------------------
+
+
+@_endpoint
+async def post_recall(request: Request, t: TwinServices) -> Response:
+    """Recall a lot, serial range, counter range, serial or a whole GTIN (next scan shows it)."""
+    body = await object_body(request)
+    who = await writer(request, t, actions.RECALL_ROLES)
+    started = datetime.now(timezone.utc)
+    overlay = await actions.put_recall(t, who, body, channel(request))
+    replayed = overlay.created_at < started.replace(microsecond=started.microsecond // 1000 * 1000)
+    headers = {"Location": f"/v1/recalls/{overlay.gtin}/{overlay.id}"} | ({"Idempotent-Replayed": "true"} if replayed else {})
+    return json_response({**overlay_json(overlay), "gtin": overlay.gtin, "replayed": replayed},
+                         200 if replayed else 201, headers)
+
+
+@_endpoint
+async def list_recalls(request: Request, t: TwinServices) -> Response:
+    """The GTIN's recalls, lifted ones included (history)."""
+    gtin = _gtin(request)
+    await writer(request, t, ("regulator", "manufacturer", "admin"), gtin)
+    overlays = await t.store.get_overlays(gtin, include_lifted=True)
+    return json_response({"gtin": gtin, "recalls": [overlay_json(o) for o in overlays if o.kind == "recalled"]})
+
+
+@_endpoint
+async def lift_recall(request: Request, t: TwinServices) -> Response:
+    """End a recall (it stays in the history)."""
+    gtin = _gtin(request)
+    body = await object_body(request)
+    who = await writer(request, t, actions.RECALL_ROLES, gtin)
+    overlay, replayed = await actions.lift_recall(t, who, gtin, request.path_params["overlay_id"], body.get("reason"),
+                                                  channel(request))
+    return json_response({**overlay_json(overlay), "gtin": gtin, "replayed": replayed},
+                         headers={"Idempotent-Replayed": "true"} if replayed else None)
+
+
+def _gtin(request: Request) -> str:
+    gtin = request.path_params["gtin"]
+    if not (len(gtin) == 14 and gtin.isdigit()):
+        raise ApiError(422, "expected a 14-digit GTIN", "gtin")
+    return gtin
+
+
+@_endpoint
+async def post_token(request: Request, t: TwinServices) -> Response:
+    """Issue a scoped token (manufacturers within their scope; admins any but owner)."""
+    body = await object_body(request)
+    who = await writer(request, t, ("manufacturer", "admin"))
+    answer = await actions.issue_token(t, who, body, channel(request))
+    return json_response(answer, 200 if answer["replayed"] else 201,
+                         {"Cache-Control": "no-store", **({"Idempotent-Replayed": "true"} if answer["replayed"] else {})})
+
+
+@_endpoint
+async def revoke(request: Request, t: TwinServices) -> Response:
+    """Revoke a token by id: every worker and host refuses it within a second."""
+    body = await object_body(request)
+    who = await writer(request, t, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
+    token_id = request.path_params["token_id"]
+    if not (0 < len(token_id) <= 64 and token_id.replace("-", "").replace("_", "").isalnum()):
+        raise ApiError(404, f"no token {token_id!r}", "token_id")
+    return json_response(await actions.revoke_token(t, who, token_id, body.get("reason"), channel(request)))
+
+
+@_endpoint
+async def get_audit(request: Request, t: TwinServices) -> Response:
+    """Who did what to the GTIN's data, when and from where (oldest first, paged by ``after``)."""
+    gtin = _gtin(request)
+    await writer(request, t, ("manufacturer", "admin"), gtin)
+    after = request.query_params.get("after")
+    limit_text = request.query_params.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        raise ApiError(422, "expected 1..1000", "limit")
+    if after is not None and not (0 < len(after) <= 40 and after.replace("-", "").isdigit()):
+        raise ApiError(422, "expected a cursor this endpoint returned", "after")
+    entries = await t.store.audit(gtin, after=after, limit=int(limit_text))
+    return json_response({"gtin": gtin, "entries": [
+        {"cursor": e.cursor, "at": e.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "role": e.actor.role,
+         "principal": e.actor.principal, "action": e.action, "subject": e.subject, "detail": _plain(e.detail)}
+        for e in entries], "next": entries[-1].cursor if entries else after})
+
+
+def _plain(detail: Any) -> Any:
+    """Audit details are msgpack: keep them JSON-shaped (bytes as text)."""
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, (list, tuple)):
+        return [_plain(v) for v in detail]
+    if isinstance(detail, bytes):
+        return detail.decode("utf-8", "replace")
+    return detail
+
+
+UNIT = "/units/01/{gtin}/21/{serial:path}"
+routes: list[BaseRoute] = [
+    Route(UNIT + "/events", post_event, methods=["POST"]),
+    Route(UNIT + "/registration/confirm", post_confirm, methods=["POST"]),
+    Route(UNIT + "/registration", post_registration, methods=["POST"]),
+    Route(UNIT + "/transfer/claim", post_claim, methods=["POST"]),
+    Route(UNIT + "/transfer", transfer, methods=["POST", "DELETE"]),
+    Route(UNIT + "/epcis", get_unit_epcis, methods=["GET"]),
+    Route(UNIT + "/dpp", get_dpp, methods=["GET"]),
+    Route(UNIT, get_unit, methods=["GET"]),
+    Route("/batches/{batch_id}/epcis", get_batch_epcis, methods=["GET"]),
+    Route("/recalls", post_recall, methods=["POST"]),
+    Route("/recalls/{gtin}", list_recalls, methods=["GET"]),
+    Route("/recalls/{gtin}/{overlay_id}/lift", lift_recall, methods=["POST"]),
+    Route("/tokens", post_token, methods=["POST"]),
+    Route("/tokens/{token_id}/revoke", revoke, methods=["POST"]),
+    Route("/audit/{gtin}", get_audit, methods=["GET"]),
+]
