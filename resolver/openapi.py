@@ -263,9 +263,17 @@ def api_paths(app) -> list[tuple[str, str, str]]:
     """(path, method, endpoint name) of every route the app serves under /v1: the routes
     mounted at /v1 and those that carry the prefix themselves (the line API)."""
     found: list[tuple[str, Route]] = []
+
+    def walk(prefix: str, routes) -> None:
+        for route in routes:
+            if isinstance(route, Mount):
+                walk(prefix + route.path, route.routes)
+            elif isinstance(route, Route):
+                found.append((prefix + route.path, route))
+
     for route in app.routes:
         if isinstance(route, Mount) and route.path == "/v1":
-            found += [("/v1" + child.path, child) for child in route.routes if isinstance(child, Route)]
+            walk("/v1", route.routes)
         elif isinstance(route, Route) and route.path.startswith("/v1/"):
             found.append((route.path, route))
     out = []

@@ -30,14 +30,16 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
+
+import orjson
 
 from ext import GS1Error, escape, parse
 from resolver import dpp, epcis_export, unit_actions as actions
 from resolver.api_common import ApiError, claims, error_response, json_body, json_response, twin_error
 from resolver.negotiate import languages
 from resolver.tokens import Claims, token_from_headers
-from resolver.twin_services import TwinServices, client_address, twin
+from resolver.twin_services import TwinServices, client_address, twin, twin_of
 from resolver.views import overlay_json
 from twin.errors import TwinError
 from twin.unit import Unit
@@ -378,8 +380,71 @@ def _plain(detail: Any) -> Any:
     return detail
 
 
-UNIT = "/units/01/{gtin}/21/{serial:path}"
-routes: list[BaseRoute] = [
+# -- the hot path: an anonymous read, in raw ASGI ---------------------------------------------
+
+_READ_HEADERS = [(b"content-type", b"application/json"), (b"vary", b"Accept-Language, Authorization, Cookie")]
+
+
+async def _send_json(send, status: int, body: bytes, headers: list, head: bool) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+class Units:
+    """``/v1/units/…``: anonymous reads of a unit answered straight from ASGI, like a scan.
+
+    The consumer view is what every phone that scans a label may ask for, so it skips the
+    router's per-route matching and the Request/Response objects (~20 µs a request);
+    everything else — reads with a credential, every write and sub-resource — goes to the
+    routes below, unchanged.
+    """
+
+    def __init__(self, routes: list[BaseRoute]) -> None:
+        self.router = Router(routes=routes)
+        self.routes = self.router.routes  # what Mount.routes (and so the OpenAPI document) lists
+        self._twin: TwinServices | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        method = scope.get("method")
+        if scope["type"] == "http" and method in ("GET", "HEAD"):
+            raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+            if raw.count("/") == 6:  # /v1/units/01/{gtin}/21/{serial}: no sub-resource
+                accept_language = None
+                for name, value in scope["headers"]:
+                    if name in (b"authorization", b"cookie") and (name == b"authorization" or b"serialink_token" in value):
+                        break  # a credential: the full route checks it
+                    if name == b"accept-language":
+                        accept_language = value.decode("latin-1")
+                else:
+                    await self._anonymous_read(scope, send, raw, accept_language, method == "HEAD")
+                    return
+        await self.router(scope, receive, send)
+
+    async def _anonymous_read(self, scope, send, raw: str, accept_language: str | None, head: bool) -> None:
+        t = self._twin
+        if t is None or t.app is not scope["app"] or t.services.store is not t.store:
+            t = self._twin = twin_of(scope["app"])
+        try:
+            gtin, serial = parse_unit_path(raw, UNITS, "")
+            view = await actions.public_view(t, gtin, serial, languages(accept_language))
+        except ApiError as exc:
+            body = {"reason": exc.reason} | ({"field": exc.field} if exc.field is not None else {})
+            extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+            await _send_json(send, exc.status, orjson.dumps({"error": body}), _READ_HEADERS + extra, head)
+            return
+        except TwinError as exc:
+            error = twin_error(exc)
+            await _send_json(send, error.status, orjson.dumps({"error": {"reason": error.reason}}),
+                             _READ_HEADERS + [(b"retry-after", b"2")], head)
+            return
+        headers = _READ_HEADERS + [(b"etag", f'"{view["version"]}"'.encode()),
+                                   (b"cache-control", f"public, max-age={t.rules.cache_max_age}".encode())]
+        await _send_json(send, 200, orjson.dumps(view), headers, head)
+
+
+UNIT = "/01/{gtin}/21/{serial:path}"
+unit_routes: list[BaseRoute] = [  # the sub-resources first: {serial:path} would swallow them
     Route(UNIT + "/events", post_event, methods=["POST"]),
     Route(UNIT + "/registration/confirm", post_confirm, methods=["POST"]),
     Route(UNIT + "/registration", post_registration, methods=["POST"]),
@@ -388,6 +453,9 @@ routes: list[BaseRoute] = [
     Route(UNIT + "/epcis", get_unit_epcis, methods=["GET"]),
     Route(UNIT + "/dpp", get_dpp, methods=["GET"]),
     Route(UNIT, get_unit, methods=["GET"]),
+]
+routes: list[BaseRoute] = [
+    Mount("/units", app=Units(unit_routes)),
     Route("/batches/{batch_id}/epcis", get_batch_epcis, methods=["GET"]),
     Route("/recalls", post_recall, methods=["POST"]),
     Route("/recalls/{gtin}", list_recalls, methods=["GET"]),

@@ -64,6 +64,8 @@ class TwinServices:
         self.warranty = _warranty_rules(Path(settings.config_dir))
         self.link_plans: dict = {}  # resolver.unit_actions._link_plan, for one compiled rules object
         self.link_plans_for: Any = None
+        self.view_memo: dict = {}  # resolver.unit_actions.public_view, for one compiled rules object
+        self.view_memo_for: Any = None
         install(app, TokenVerifier(self.secret, revoked=self.revocations))
 
     @property
@@ -108,7 +110,10 @@ def _warranty_rules(config_dir: Path):
 
 def twin(request: Request) -> TwinServices:
     """This worker's TwinServices, made on first use (after the app's lifespan started)."""
-    app = request.app
+    return twin_of(request.app)
+
+
+def twin_of(app: Any) -> TwinServices:
     current = getattr(app.state, "twin", None)
     if current is None or current.store is not app.state.services.store:
         current = TwinServices(app)

@@ -135,7 +135,7 @@ async def snapshot(t: TwinServices, gtin: str, serial: str, *, cached: bool = Fa
         unit = None if presence is not None and (gtin, serial) not in presence else await t.store.get_unit(gtin, serial)
         profile = counter = None
         known = True
-        gtin_data = await t.lookup.gtin_data(gtin)
+        gtin_data = t.lookup.cached_gtin_data(gtin) or await t.lookup.gtin_data(gtin)
         overlays = gtin_data.overlays if gtin_data is not None else ()
         if unit is None or (overlays and any(isinstance(o.scope, CounterRange) for o in overlays)):
             match = await t.verifier.issued_by(gtin, serial) if t.verifier is not None else None
@@ -176,12 +176,12 @@ async def product_links(t: TwinServices, gtin: str, serial: str, lot: str | None
     if lot is not None:
         values["10"] = lot
     if product is not None and t.lookup.no_stored_links(gtin):
-        plan = _link_plan(t, product, role, languages, lot is not None)
-        return name, {link_type: [{"href": link.href.render(values), "title": link.title, **extra}
-                                  for link, extra in links] for link_type, links in plan}
+        plan = _link_plan(t, product, gtin, role, languages, lot is not None)
+        return name, {link_type: [entry if link is None else {"href": link.href.render(values), **entry}
+                                  for link, entry in links] for link_type, links in plan}
     stored = await t.lookup.stored_links(gtin, lot, serial)
-    return name, {link_type: [{"href": c.href, "title": c.title, **({"lang": list(c.lang)} if c.lang else {})}
-                              for c in chosen]
+    return name, {link_type: [{"href": c.href, "title": c.title, "type": link_type,
+                               **({"lang": list(c.lang)} if c.lang else {})} for c in chosen]
                   for link_type, chosen in _choose_links(rules, product, stored, role, languages, values).items()}
 
 
@@ -204,22 +204,31 @@ def _choose_links(rules, product, stored, role: str, languages: tuple[str, ...],
     return out
 
 
+def _plan_entry(c, link_type: str, values: dict[str, str]) -> tuple:
+    entry = {"title": c.title, "type": link_type, **({"lang": list(c.lang)} if c.lang else {})}
+    if c.source.level == "gtin":
+        return None, {"href": c.source.href.render(values), **entry}
+    return c.source, entry
+
+
 _PLAN_LIMIT = 10_000
 #: the link types views and pages show (resolver.views.CONSUMER_LINKS): no need to choose others
 SHOWN_LINK_TYPES = frozenset(t for types in CONSUMER_LINKS.values() for t in types)
 
 
-def _link_plan(t: TwinServices, product, role: str, languages: tuple[str, ...], has_lot: bool) -> tuple:
-    """The configured links chosen for (product, role, languages, lot or not): remembered."""
+def _link_plan(t: TwinServices, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool) -> tuple:
+    """The configured links chosen for (GTIN, role, languages, lot or not): remembered, with
+    the links that need no serial or lot rendered once. Entries are ``(None, link dict)``
+    or ``(Link, the dict without its href)``."""
     rules = t.rules
     if t.link_plans_for is not rules:
         t.link_plans, t.link_plans_for = {}, rules
-    key = (product.key, product.by_prefix, role, languages, has_lot)
+    key = (gtin, role, languages, has_lot)
     plan = t.link_plans.get(key)
     if plan is None:
-        values = {"01": "0" * 14, "21": "X", **({"10": "L"} if has_lot else {})}
+        values = {"01": gtin, "21": "X", **({"10": "L"} if has_lot else {})}
         chosen = _choose_links(rules, product, NO_STORED_LINKS, role, languages, values)
-        plan = tuple((link_type, tuple((c.source, {"lang": list(c.lang)} if c.lang else {}) for c in candidates))
+        plan = tuple((link_type, tuple(_plan_entry(c, link_type, values) for c in candidates))
                      for link_type, candidates in chosen.items() if link_type in SHOWN_LINK_TYPES)
         if len(t.link_plans) >= _PLAN_LIMIT:
             t.link_plans.clear()
@@ -249,6 +258,38 @@ async def unit_view(t: TwinServices, claims: Claims | None, gtin: str, serial: s
                     languages: tuple[str, ...]) -> dict[str, Any]:
     """The view of the unit ``claims`` entitle to (None: anonymous, the consumer view)."""
     return await view_of(t, claims, await known_snapshot(t, gtin, serial, cached=claims is None), languages)
+
+
+_VIEW_LIMIT = 10_000
+
+
+async def public_view(t: TwinServices, gtin: str, serial: str, languages: tuple[str, ...]) -> dict[str, Any]:
+    """The consumer view of a unit, for anyone — the API's most frequent read.
+
+    A unit without a record of its own is described by its batch, so its view differs from
+    its batch-mates' only in the serial and the hrefs of its links: the rest is remembered
+    per (product, state, flags, lot or not, languages, day) for the compiled rules, like
+    the resolver remembers its decision plans.
+    """
+    from resolver.views import link_groups
+
+    snap = await known_snapshot(t, gtin, serial, cached=True)
+    unit = snap.unit
+    if unit.version:
+        return await view_of(t, None, snap, languages)
+    rules = t.rules
+    if t.view_memo_for is not rules:
+        t.view_memo, t.view_memo_for = {}, rules
+    key = (gtin, unit.state, snap.recalled, snap.stolen, unit.lot is not None, languages, t.today())
+    base = t.view_memo.get(key)
+    if base is None:
+        view = await view_of(t, None, snap, languages)
+        if len(t.view_memo) >= _VIEW_LIMIT:
+            t.view_memo.clear()
+        t.view_memo[key] = {k: v for k, v in view.items() if k not in ("serial", "links")}
+        return view
+    _, links = await product_links(t, gtin, serial, unit.lot, "consumer", languages)
+    return {**base, "serial": serial, "links": link_groups(links)}
 
 
 async def view_of(t: TwinServices, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:

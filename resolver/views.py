@@ -90,17 +90,21 @@ def consumer_view(snap: Snapshot, product_name: str | None, links: Mapping[str, 
                   coverage: Coverage | None) -> dict[str, Any]:
     """Anyone: the product, warranty status, a public service summary and the manuals/parts links.
 
-    ``links`` maps a link type to the rendered links (href, title, …) this role may see.
+    ``links`` maps a link type to the rendered links (href, title, type, …) this role may see.
     """
     unit = snap.unit
     view = _identity(snap, product_name)
     view["view"] = "consumer"
     view["warranty"] = coverage_json(coverage)
     view["service"] = {"services": unit.services, "last_service_on": iso(unit.last_service_on)}
-    view["links"] = {group: [dict(l, type=t) for t in types for l in links.get(t, ())]
-                     for group, types in CONSUMER_LINKS.items()}
+    view["links"] = link_groups(links)
     view["transfer_pending"] = unit.transfer_offer is not None
     return view
+
+
+def link_groups(links: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list]:
+    """Links by type, grouped as the consumer view lists them (manuals, parts, product)."""
+    return {group: [link for t in types for link in links.get(t, ())] for group, types in CONSUMER_LINKS.items()}
 
 
 def _event_json(event: Event, version: int, *, principal: bool, owner_names: Mapping[str, str] | None) -> dict[str, Any]:

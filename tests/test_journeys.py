@@ -300,3 +300,23 @@ def test_idempotent_retries_repeat_the_first_answer(app):
     l1 = r.client.post(f"/v1/recalls/{GTIN}/{p1.json()['id']}/lift", json=lift, headers={**manufacturer, **lk})
     l2 = r.client.post(f"/v1/recalls/{GTIN}/{p1.json()['id']}/lift", json=lift, headers={**manufacturer, **lk})
     assert (l1.status_code, l2.status_code) == (200, 200) and l2.json()["replayed"] and not l1.json()["active"]
+
+
+def test_batch_mates_each_get_their_own_serial_and_links(resolver_factory):
+    """The public view of units without a record is partly remembered per batch: each unit
+    must still get its own serial and its own serial-level links, in its language."""
+    from serialink.settings import default_config_dir
+
+    text = (default_config_dir() / "examples" / "rules-builtin-pages.yaml").read_text()
+    r = resolver_factory(rules_text=text.replace("http://127.0.0.1:8080", ROOT))
+    serials = mint_units(r, 3, "LJ4", f"mates-{time.time_ns()}")
+    for serial in serials + serials:
+        view = r.client.get(unit_path(serial)).json()
+        assert view["serial"] == serial and view["state"] == "commissioned"
+        hrefs = [l["href"] for l in view["links"]["product"]]
+        assert f"{ROOT}/u/01/{GTIN}/21/{serial}" in hrefs and all(
+            serial in h or h.endswith(f"/u/01/{GTIN}") for h in hrefs)
+    german = r.client.get(unit_path(serials[0]), headers={"accept-language": "de"}).json()
+    assert [l["title"] for l in german["links"]["manuals"]] == ["Installationsanleitung"]
+    english = r.client.get(unit_path(serials[0]), headers={"accept-language": "en"}).json()
+    assert [l["title"] for l in english["links"]["manuals"]] == ["Installation manual"]
