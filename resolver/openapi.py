@@ -26,7 +26,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 GTIN_PARAM = {"name": "gtin", "in": "path", "required": True,
               "schema": {"type": "string", "pattern": "^[0-9]{14}$"}, "description": "GTIN-14"}
 SERIAL_PARAM = {"name": "serial", "in": "path", "required": True,
-                "schema": {"type": "string", "minLength": 1, "maxLength": 60},
+                "schema": {"type": "string", "pattern": "^[!\"%&'()*+,\\-./0-9:;<=>?A-Z_a-z]{1,20}$"},
                 "description": "AI 21 serial, percent-encoded as in a GS1 Digital Link URI (`/` is `%2F`)"}
 KEY_PARAM = {"name": "Idempotency-Key", "in": "header", "required": True,
              "schema": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^\\S+$"},

@@ -84,7 +84,7 @@ def check_grant(caller: Claims, body: Mapping[str, Any], issued: int) -> dict[st
     if unknown:
         raise GrantRefused(422, sorted(unknown)[0], "unknown field")
     role = body.get("role")
-    if role not in allowed:
+    if not isinstance(role, str) or role not in allowed:
         raise GrantRefused(403 if isinstance(role, str) and role in ISSUABLE["admin"] | {"owner"} else 422, "role",
                            f"may issue tokens for {', '.join(sorted(allowed))}")
     principal = body.get("principal")

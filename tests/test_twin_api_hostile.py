@@ -51,6 +51,8 @@ def test_oversized_and_malformed_bodies(app, serial):
     error(app.client.post(unit_path(serial, "/events"), json={"type": "service", "data": {"summary": "s" * 2001}},
                           headers={**tech, **key()}), 422, "data.summary")
     error(app.client.post(unit_path(serial, "/events"), json={"type": "teleport"}, headers={**tech, **key()}), 422, "type")
+    error(app.client.post("/v1/tokens", json={"role": {}, "principal": "p"},
+                          headers={**app.auth("admin", all_products=True), **key()}), 422, "role")
     error(app.client.post(unit_path(serial, "/events"), json={"type": "service", "colour": "red"},
                           headers={**tech, **key()}), 422, "colour")
     error(app.client.post(unit_path(serial, "/events"), json={"type": "service", "data": {"summary": "ok",
