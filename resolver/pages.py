@@ -39,7 +39,7 @@ from starlette.routing import BaseRoute, Route
 
 from ext import escape
 from resolver import i18n, openapi, unit_actions as actions
-from resolver.api_common import ApiError, twin_error
+from resolver.api_common import ApiError
 from resolver.negotiate import languages
 from resolver.tokens import COOKIE, Claims, TokenError, token_from_headers
 from resolver.twin_api import parse_unit_path
@@ -213,11 +213,10 @@ async def product_page(request: Request, t: TwinServices) -> Response:
     product = t.rules.product_for(gtin)
     if product is None:
         raise ApiError(404, f"no product {gtin} is known here")
-    _, links = await actions.product_links(t, gtin, "-", None, "consumer", page.languages)
+    _, links = await actions.product_links(t, gtin, None, None, "consumer", page.languages)
     from resolver.views import CONSUMER_LINKS
 
-    groups = [(g, [dict(l) for ty in types for l in links.get(ty, ()) if "{serial}" not in l["href"]])
-              for g, types in CONSUMER_LINKS.items()]
+    groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
     data = await t.lookup.gtin_data(gtin)
     recalled = any(o.kind == "recalled" and o.lifted is None and type(o.scope).__name__ == "GtinScope"
                    for o in (data.overlays if data else ()))

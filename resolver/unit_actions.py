@@ -160,7 +160,7 @@ async def known_snapshot(t: TwinServices, gtin: str, serial: str, *, cached: boo
     return snap
 
 
-async def product_links(t: TwinServices, gtin: str, serial: str, lot: str | None, role: str,
+async def product_links(t: TwinServices, gtin: str, serial: str | None, lot: str | None, role: str,
                         languages: tuple[str, ...]) -> tuple[str | None, dict[str, list[dict[str, Any]]]]:
     """The product's name and its links this role may see, best language first, by type
     (the most specific level that has a type wins, as on a scan).
@@ -172,11 +172,13 @@ async def product_links(t: TwinServices, gtin: str, serial: str, lot: str | None
     rules = t.rules
     product = rules.product_for(gtin)
     name = product.name if product is not None else None
-    values = {"01": gtin, "21": serial}
+    values = {"01": gtin}
+    if serial is not None:  # None: the product's own links (GTIN and lot level)
+        values["21"] = serial
     if lot is not None:
         values["10"] = lot
     if product is not None and t.lookup.no_stored_links(gtin):
-        plan = _link_plan(t, product, gtin, role, languages, lot is not None)
+        plan = _link_plan(t, product, gtin, role, languages, lot is not None, serial is not None)
         return name, {link_type: [entry if link is None else {"href": link.href.render(values), **entry}
                                   for link, entry in links] for link_type, links in plan}
     stored = await t.lookup.stored_links(gtin, lot, serial)
@@ -216,17 +218,18 @@ _PLAN_LIMIT = 10_000
 SHOWN_LINK_TYPES = frozenset(t for types in CONSUMER_LINKS.values() for t in types)
 
 
-def _link_plan(t: TwinServices, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool) -> tuple:
+def _link_plan(t: TwinServices, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool,
+               has_serial: bool = True) -> tuple:
     """The configured links chosen for (GTIN, role, languages, lot or not): remembered, with
     the links that need no serial or lot rendered once. Entries are ``(None, link dict)``
     or ``(Link, the dict without its href)``."""
     rules = t.rules
     if t.link_plans_for is not rules:
         t.link_plans, t.link_plans_for = {}, rules
-    key = (gtin, role, languages, has_lot)
+    key = (gtin, role, languages, has_lot, has_serial)
     plan = t.link_plans.get(key)
     if plan is None:
-        values = {"01": gtin, "21": "X", **({"10": "L"} if has_lot else {})}
+        values = {"01": gtin, **({"21": "X"} if has_serial else {}), **({"10": "L"} if has_lot else {})}
         chosen = _choose_links(rules, product, NO_STORED_LINKS, role, languages, values)
         plan = tuple((link_type, tuple(_plan_entry(c, link_type, values) for c in candidates))
                      for link_type, candidates in chosen.items() if link_type in SHOWN_LINK_TYPES)

@@ -190,6 +190,7 @@ def test_recall_banner_and_unknown_serials(app, serial):
     assert unknown.status_code == 404 and "Serial number not found" in unknown.text
     product = app.client.get(f"/u/01/{GTIN}")
     assert product.status_code == 200 and "Example X100" in product.text
+    assert "installation" in product.text and "/21/" not in product.text  # the product's own links only
 
 
 def test_forms_refuse_what_they_cannot_read(app, serial):
