@@ -1,0 +1,102 @@
+"""The journeys' pure parts on their own: docstring examples, texts in step across languages,
+which tokens a manufacturer may hand out, rate-limit settings, notifier choice."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from resolver import i18n
+from resolver.ratelimit import parse_limits
+from resolver.token_grants import GrantRefused, check_grant
+from resolver.tokens import TokenIssuer
+
+GTIN = "09506000134352"
+
+
+@pytest.mark.parametrize("module", [
+    "resolver.views", "resolver.dpp", "resolver.epcis_export", "resolver.notify", "resolver.ratelimit",
+    "resolver.revocation", "resolver.i18n", "resolver.token_grants", "resolver.twin_services", "resolver.openapi",
+])
+def test_the_module_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_every_language_has_every_text_with_the_same_placeholders():
+    import re
+
+    texts = {lang: json.loads((i18n.DIRECTORY / f"{lang}.json").read_text()) for lang in i18n.available()}
+    assert set(texts) >= {"en", "de"}
+    for lang, table in texts.items():
+        assert set(table) == set(texts["en"]), lang
+        for key, text in table.items():
+            assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", texts["en"][key])), (lang, key)
+
+
+def _caller(role="manufacturer", **scope):
+    issuer = TokenIssuer(b"k" * 32)
+    return issuer.verifier().verify(issuer.issue("mfr:qa", role, ttl=600, **scope))
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"role": "admin", "principal": "x", "gtins": [GTIN]}, 403, "role"),
+    ({"role": "owner", "principal": "x", "gtins": [GTIN]}, 403, "role"),
+    ({"role": "wizard", "principal": "x", "gtins": [GTIN]}, 422, "role"),
+    ({"role": "technician", "principal": "x", "gtins": ["04012345000009"]}, 403, "gtins[0]"),
+    ({"role": "technician", "principal": "x", "prefixes": ["401234"]}, 403, "prefixes[0]"),
+    ({"role": "technician", "principal": "x", "all_products": True}, 403, "all_products"),
+    ({"role": "technician", "principal": "x"}, 422, "gtins"),
+    ({"role": "technician", "principal": "x", "ttl": 30 * 3600, "unit": {"gtin": GTIN, "serial": "A"}}, 422, "ttl"),
+    ({"role": "regulator", "principal": "x", "unit": {"gtin": GTIN, "serial": "A"}}, 422, "unit"),
+    ({"role": "technician", "principal": "", "gtins": [GTIN]}, 422, "principal"),
+    ({"role": "technician", "principal": "x", "gtins": [GTIN], "colour": "red"}, 422, "colour"),
+])
+def test_a_manufacturer_hands_out_tokens_only_within_its_own_scope(body, status, field):
+    with pytest.raises(GrantRefused) as refused:
+        check_grant(_caller(prefixes=["9506000"]), body, 1_750_000_000)
+    assert (refused.value.status, refused.value.field) == (status, field)
+
+
+def test_a_per_visit_token_names_its_unit_and_stays_short():
+    grant = check_grant(_caller(gtins=[GTIN]), {"role": "technician", "principal": "tech:ana", "ttl": 4 * 3600,
+                                                "unit": {"gtin": GTIN, "serial": "A1"}}, 1_750_000_000)
+    assert grant["unit"] == [GTIN, "A1"] and grant["gtins"] == [GTIN] and grant["exp"] - grant["iat"] == 4 * 3600
+    assert grant["issued_by"] == "mfr:qa"
+    admin = check_grant(_caller("admin", all_products=True), {"role": "manufacturer", "principal": "m",
+                                                             "all_products": True}, 1_750_000_000)
+    assert admin["all"] is True
+
+
+def test_rate_limit_settings_are_checked():
+    assert parse_limits("claim=3/60")["claim"].count == 3
+    for bad in ("claim=3", "nonsense=1/1", "claim=0/60"):
+        with pytest.raises(ValueError, match="SERIALINK_RATE_LIMITS"):
+            parse_limits(bad)
+
+
+def test_the_notifier_is_chosen_by_the_environment(tmp_path):
+    from resolver import notify
+
+    settings = SimpleNamespace(data_dir=tmp_path)
+    assert isinstance(notify.from_settings(settings, {}), notify.FileNotifier)
+    assert isinstance(notify.from_settings(settings, {"SERIALINK_NOTIFIER": "console"}), notify.ConsoleNotifier)
+    plugged = notify.from_settings(settings, {"SERIALINK_NOTIFIER": "tests.test_twin_api_modules:Outbox"})
+    assert type(plugged).__name__ == "Outbox" and plugged.settings is settings
+    with pytest.raises(ValueError, match="module:callable"):
+        notify.from_settings(settings, {"SERIALINK_NOTIFIER": "smtp"})
+
+
+class Outbox:
+    """A notifier as a deployment would plug one in: ``module:callable(settings)``."""
+
+    def __init__(self, settings) -> None:
+        self.settings = settings
+        self.sent: list = []
+
+    async def send(self, notification) -> None:
+        self.sent.append(notification)
