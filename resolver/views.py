@@ -118,8 +118,9 @@ def _event_json(event: Event, version: int, *, principal: bool, owner_names: Map
         data[key] = value
     out: dict[str, Any] = {"version": version, "type": event.type, "at": iso(event.at), "role": event.actor.role,
                            "reason": event.reason}
-    if principal:
-        out["by"] = event.actor.principal
+    if principal:  # staff see who did it; an owner stays pseudonymous unless owner_names is None
+        who = event.actor.principal
+        out["by"] = who if event.actor.role != "owner" or owner_names is None else owner_names.get(who, "owner")
     elif owner_names is not None and event.actor.principal in owner_names:
         out["by"] = owner_names[event.actor.principal]
     if event.where:

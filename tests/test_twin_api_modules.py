@@ -100,3 +100,19 @@ class Outbox:
 
     async def send(self, notification) -> None:
         self.sent.append(notification)
+
+
+def test_staff_histories_keep_an_owner_pseudonymous():
+    from resolver.views import Snapshot, manufacturer_view, technician_view
+    from twin.events import Actor, make_event
+    from twin.lifecycle import State
+    from twin.unit import Unit
+
+    unit = Unit(GTIN, "S1", State.END_OF_LIFE, 2, owner="o_private-owner")
+    events = [make_event("service", Actor("technician", "tech:ana"), "visit", summary="pump"),
+              make_event("end_of_life", Actor("owner", "o_private-owner"), "recycled")]
+    snap = Snapshot(unit, True, False, False)
+    tech = technician_view(snap, "Boiler", {}, None, events)
+    assert [e["by"] for e in tech["history"]] == ["tech:ana", "owner"] and "o_private-owner" not in str(tech)
+    brand = manufacturer_view(snap, "Boiler", {}, None, events, [], "https://id.example.com/dpp")
+    assert brand["history"][1]["by"] == "o_private-owner"  # the brand counts owners by their pseudonymous id
