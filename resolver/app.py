@@ -30,7 +30,7 @@ from resolver.description import description
 from resolver.metrics import Metrics
 from resolver.rules_holder import RulesHolder
 from resolver.scan import CORS, ScanHandler
-from resolver.tokens import TokenIssuer
+from resolver.tokens import TokenIssuer, TokenVerifier
 from resolver.units import UnitLookup
 from serialink.settings import Settings, load_settings
 from twin.errors import StoreError
@@ -49,6 +49,7 @@ class Services:
         self.rules = RulesHolder(settings.rules_file, settings.data_dir, self.metrics.rules_reloaded)
         self.issuer = TokenIssuer(settings.secret())
         self.token_verifier = self.issuer.verifier()
+        self.revocations: Any = None
         self.store: Any = None
         self.verifier: Any = None
         self.lookup: UnitLookup | None = None
@@ -62,6 +63,12 @@ class Services:
     async def start(self) -> None:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = await open_store(self.settings.store_url)
+        # Revoked tokens are refused from the first request on, scans included: the list
+        # lives in the store (every host sees it), each worker keeps a copy at most 1 s old.
+        from resolver.revocation import RevocationList
+
+        self.revocations = RevocationList(self.store)
+        self.token_verifier = TokenVerifier(self.settings.secret(), revoked=self.revocations)
         self.verifier = _make_verifier(self.store, self.settings)
         self.lookup = UnitLookup(self.store, self.verifier)
         self.scans = ScanBuffer(self.store, max_events=self.settings.scan_buffer_size,
@@ -214,6 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette):
         await services.start()
         app.state.store = services.store
+        app.state.token_verifier = services.token_verifier
         app.state.profiles = getattr(services.verifier, "profiles", None)
         app.state.keys = getattr(services.verifier, "keys", None)
         try:

@@ -4,8 +4,8 @@ The app's services (store, unit lookup, rules, serial verifier, token issuer) co
 ``resolver.app``; on top of them the journeys need a revocation list every host sees
 (wired into the token verifier, so scans honour it too), the rate limiter, the notifier,
 the warranty rules and keys derived from the token secret. They are made lazily, on the
-first API or page request of a worker, because the app builds its services in its own
-lifespan and offers no hook for ours (see ``install``).
+first API or page request of a worker; the revocation list itself is built by the app at
+startup so scans honour it from the first request.
 
 >>> derive_text(b"k" * 32, "owner-id", "09506000134352", "ABC", "key-1") == derive_text(
 ...     b"k" * 32, "owner-id", "09506000134352", "ABC", "key-1")
@@ -58,7 +58,7 @@ class TwinServices:
         self.settings = settings
         self.store = services.store
         self.secret = settings.secret()
-        self.revocations = RevocationList(services.store)
+        self.revocations = getattr(services, "revocations", None) or RevocationList(services.store)
         self.limiter = RateLimiter(services.store, limits_from_env())
         self.notifier = notify.from_settings(settings)
         self.warranty = _warranty_rules(Path(settings.config_dir))
@@ -66,7 +66,8 @@ class TwinServices:
         self.link_plans_for: Any = None
         self.view_memo: dict = {}  # resolver.unit_actions.public_view, for one compiled rules object
         self.view_memo_for: Any = None
-        install(app, TokenVerifier(self.secret, revoked=self.revocations))
+        if getattr(services, "revocations", None) is None:  # an app without the startup hook
+            install(app, TokenVerifier(self.secret, revoked=self.revocations))
 
     @property
     def lookup(self):
@@ -91,8 +92,7 @@ class TwinServices:
 def install(app: Any, verifier: TokenVerifier) -> None:
     """Put the revocation-aware verifier where the scan path and the APIs look for it.
 
-    A hook in ``resolver.app`` (building the verifier with the revocation list at
-    startup) would cover a worker's scans before its first API request too.
+    ``resolver.app`` builds it at startup; this covers an app that does not.
     """
     app.state.services.token_verifier = verifier
     app.state.token_verifier = verifier

@@ -252,3 +252,22 @@ def test_fuzzed_urls_never_produce_a_5xx(resolver, parts, tail):
     query = "".join(ch for ch in tail if ch.isprintable() and ch not in " #")
     r = resolver.get(ROOT + path + ("?" + query if query else ""))
     assert r.status_code < 500, (path, query, r.text)
+
+
+def test_a_revoked_token_stops_routing_scans_without_any_api_request_first(resolver_factory):
+    from datetime import datetime, timedelta, timezone
+
+    from twin.events import Actor
+
+    r = resolver_factory()
+    r.unit(GTIN, "ABC123")
+    token = r.token("technician", gtins=[GTIN])
+    headers = {"authorization": f"Bearer {token}"}
+    assert r.get(UNIT, headers=headers).headers["location"].startswith("https://service.example.com/")
+    claims = r.services.token_verifier.verify(token)
+    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    r.client.portal.call(lambda: r.services.store.revoke_token(claims.token_id, expires, Actor("manufacturer", "security"), "lost"))
+    deadline = time.monotonic() + 5
+    while r.get(UNIT, headers=headers).headers["location"].startswith("https://service.example.com/"):
+        assert time.monotonic() < deadline, "a revoked token kept its role on scans"
+        time.sleep(0.1)
