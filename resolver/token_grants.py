@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 import jwt
 
-from resolver.tokens import ALGORITHM, ISSUER, MAX_TTL, Claims
+from resolver.tokens import ALGORITHM, MAX_TTL, Claims, claims_payload
 
 #: role a caller has -> roles it may issue tokens for
 ISSUABLE = {
@@ -56,14 +56,9 @@ def grant_record(principal: str, role: str, *, issued: int, ttl: int, gtins: Ite
 def sign(secret: bytes, token_id: str, record: Mapping[str, Any]) -> str:
     """The token of a grant record: the payload resolver.tokens.TokenIssuer.issue makes,
     with the id and times taken from the record instead of chosen afresh."""
-    payload: dict[str, Any] = {
-        "iss": ISSUER, "sub": record["principal"], "role": record["role"], "iat": record["iat"], "exp": record["exp"],
-        "jti": token_id,
-        "scope": {"gtins": list(record["gtins"]), "prefixes": list(record["prefixes"]), "all": record["all"],
-                  "sites": list(record["sites"]), "lines": list(record["lines"])},
-    }
-    if record.get("unit"):
-        payload["unit"] = list(record["unit"])
+    payload = claims_payload(record["principal"], record["role"], record["iat"], record["exp"], token_id,
+                             gtins=record["gtins"], prefixes=record["prefixes"], all_products=record["all"],
+                             sites=record["sites"], lines=record["lines"], unit=record.get("unit"))
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 

@@ -87,6 +87,21 @@ class Claims:
         return self
 
 
+def claims_payload(principal: str, role: str, issued: int, expires: int, token_id: str, *, gtins: Iterable[str] = (),
+                   prefixes: Iterable[str] = (), all_products: bool = False, sites: Iterable[str] = (),
+                   lines: Iterable[str] = (), unit: Iterable[str] | None = None) -> dict:
+    """The JWS payload of a token: the one place its shape is defined (issuing and
+    re-signing a stored grant both use it)."""
+    payload = {
+        "iss": ISSUER, "sub": principal, "role": role, "iat": issued, "exp": expires, "jti": token_id,
+        "scope": {"gtins": sorted(set(gtins)), "prefixes": sorted(set(prefixes)), "all": all_products,
+                  "sites": sorted(set(sites)), "lines": sorted(set(lines))},
+    }
+    if unit:
+        payload["unit"] = list(unit)
+    return payload
+
+
 class TokenIssuer:
     """Mints tokens with the deployment's secret (settings: SERIALINK_TOKEN_SECRET)."""
 
@@ -106,14 +121,8 @@ class TokenIssuer:
         if not principal or len(principal) > 200:
             raise ValueError("principal must be 1-200 characters")
         issued = int(time.time() if now is None else now)
-        payload = {
-            "iss": ISSUER, "sub": principal, "role": role, "iat": issued, "exp": issued + ttl,
-            "jti": secrets.token_urlsafe(12),
-            "scope": {"gtins": sorted(set(gtins)), "prefixes": sorted(set(prefixes)), "all": all_products,
-                      "sites": sorted(set(sites)), "lines": sorted(set(lines))},
-        }
-        if unit is not None:
-            payload["unit"] = list(unit)
+        payload = claims_payload(principal, role, issued, issued + ttl, secrets.token_urlsafe(12), gtins=gtins,
+                                 prefixes=prefixes, all_products=all_products, sites=sites, lines=lines, unit=unit)
         return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
     def verifier(self) -> TokenVerifier:
