@@ -86,7 +86,7 @@ class Server:
         self.client.close()
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=60)
         finally:
             self.log.close()
 
