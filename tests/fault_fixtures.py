@@ -10,14 +10,12 @@ The session ends with the fault report table (one row per fault test that ran).
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.redis_fixtures import RedisServer, _need
+from tests.redis_fixtures import RedisCluster, RedisServer
 
 NODE_TIMEOUT_MS = 1000
 
@@ -41,34 +39,11 @@ class FastFailoverNode(RedisServer):
         return "down"
 
 
-class ReplicatedCluster:
-    """Three masters with one replica each, on loopback."""
+class ReplicatedCluster(RedisCluster):
+    """Three masters with one replica each, on loopback, failing over within seconds."""
 
     def __init__(self, directory: Path, masters: int = 3) -> None:
-        self.nodes = [FastFailoverNode(directory / f"node{i}") for i in range(masters * 2)]
-        self.masters = masters
-
-    @property
-    def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes)
-
-    def start(self, timeout: float = 30.0) -> None:
-        for n in self.nodes:
-            n.start()
-        hosts = [f"127.0.0.1:{n.port}" for n in self.nodes]
-        res = subprocess.run([_need("redis-cli"), "--cluster", "create", *hosts, "--cluster-replicas", "1",
-                              "--cluster-yes"], capture_output=True, text=True, timeout=60)
-        if res.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed:\n{res.stdout}\n{res.stderr}")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            ok = all("cluster_state:ok" in n.cli("CLUSTER", "INFO", check=False) for n in self.nodes)
-            replicas_linked = sum("master_link_status:up" in n.cli("INFO", "replication", check=False)
-                                  for n in self.nodes)
-            if ok and replicas_linked == self.masters:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("the replicated Redis Cluster did not come up (state ok, every replica linked)")
+        super().__init__(directory, size=masters, replicas=1, node=FastFailoverNode)
 
     def node_for_slot(self, slot: int) -> FastFailoverNode:
         """The master serving ``slot`` now."""
@@ -86,10 +61,6 @@ class ReplicatedCluster:
                         return next(x for x in self.nodes if x.port == port)
             break
         raise LookupError(f"no master serves slot {slot}")
-
-    def stop(self) -> None:
-        for n in self.nodes:
-            n.stop()
 
 
 @pytest.fixture

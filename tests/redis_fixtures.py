@@ -144,10 +144,14 @@ class RedisServer:
 
 
 class RedisCluster:
-    """Three masters, all slots assigned, no replicas."""
+    """``masters`` masters with all slots assigned, each with ``replicas`` replicas."""
 
-    def __init__(self, directory: Path, size: int = 3) -> None:
-        self.nodes = [RedisServer(directory / f"node{i}", cluster=True) for i in range(size)]
+    def __init__(self, directory: Path, size: int = 3, replicas: int = 0,
+                 node: Callable[[Path], RedisServer] | None = None) -> None:
+        make = node or (lambda d: RedisServer(d, cluster=True))
+        self.masters = size
+        self.replicas = replicas
+        self.nodes = [make(directory / f"node{i}") for i in range(size * (1 + replicas))]
 
     @property
     def url(self) -> str:
@@ -158,19 +162,27 @@ class RedisCluster:
             n.start()
         hosts = [f"127.0.0.1:{n.port}" for n in self.nodes]
         res = subprocess.run(
-            [_need("redis-cli"), "--cluster", "create", *hosts, "--cluster-replicas", "0", "--cluster-yes"],
+            [_need("redis-cli"), "--cluster", "create", *hosts, "--cluster-replicas", str(self.replicas),
+             "--cluster-yes"],
             capture_output=True, text=True, timeout=60,
         )
         if res.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{res.stdout}\n{res.stderr}")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all("cluster_state:ok" in n.cli("CLUSTER", "INFO", check=False) for n in self.nodes):
-                # every node must also know every other node's slots before clients connect
-                if all(n.cli("CLUSTER", "SLOTS", check=False).count("127.0.0.1") >= len(self.nodes) for n in self.nodes):
-                    return
+            if self._ready():
+                return
             time.sleep(0.05)
-        raise RuntimeError("Redis Cluster did not reach cluster_state:ok")
+        raise RuntimeError("Redis Cluster did not come up (cluster_state:ok, slots known, replicas linked)")
+
+    def _ready(self) -> bool:
+        if not all("cluster_state:ok" in n.cli("CLUSTER", "INFO", check=False) for n in self.nodes):
+            return False
+        # every node must also know every other node's slots before clients connect
+        if not all(n.cli("CLUSTER", "SLOTS", check=False).count("127.0.0.1") >= self.masters for n in self.nodes):
+            return False
+        linked = sum("master_link_status:up" in n.cli("INFO", "replication", check=False) for n in self.nodes)
+        return linked == self.masters * self.replicas
 
     def stop(self) -> None:
         for n in self.nodes:
