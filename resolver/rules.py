@@ -284,6 +284,18 @@ def _link_type_problem(link_type: str) -> str | None:
     return None
 
 
+def _target(text: str, where: str, allowed: tuple[str, ...], problems: list[Problem]) -> Template | None:
+    """A configured href, compiled; its template errors and a host off the allow-list are problems."""
+    try:
+        href = Template(text)
+    except ValueError as exc:
+        problems.append(Problem(where, str(exc)))
+        return None
+    if not host_allowed(text.replace("{", "").replace("}", ""), allowed):
+        problems.append(Problem(where, f"host of {text} is not in resolver.allowed_target_hosts"))
+    return href
+
+
 def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[str, ...],
                      problems: list[Problem]) -> Product | None:
     base = ("products", pi)
@@ -293,14 +305,9 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
         link_type = normalise(item["type"])
         if (why := _link_type_problem(link_type)) is not None:
             problems.append(Problem(positions.at(base + ("links", li, "type")), why))
-        try:
-            href = Template(item["href"])
-        except ValueError as exc:
-            problems.append(Problem(positions.at(base + ("links", li, "href")), str(exc)))
+        href = _target(item["href"], positions.at(base + ("links", li, "href")), allowed, problems)
+        if href is None:
             continue
-        if not host_allowed(item["href"].replace("{", "").replace("}", ""), allowed):
-            problems.append(Problem(positions.at(base + ("links", li, "href")),
-                                    f"host of {item['href']} is not in resolver.allowed_target_hosts"))
         level = "serial" if "21" in href.needs or "235" in href.needs else ("lot" if "10" in href.needs else "gtin")
         links.append(Link(link_type, href, item["title"], tuple(item.get("lang", ())), item.get("media"),
                           tuple(item.get("context", ())), _as_set(item.get("roles")), level, where))
@@ -324,14 +331,9 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
                                        ([link_types] if isinstance(link_types, str) else link_types))
         href = None
         if "href" in item:
-            try:
-                href = Template(item["href"])
-            except ValueError as exc:
-                problems.append(Problem(positions.at(base + ("routes", ri, "href")), str(exc)))
+            href = _target(item["href"], positions.at(base + ("routes", ri, "href")), allowed, problems)
+            if href is None:
                 continue
-            if not host_allowed(item["href"].replace("{", "").replace("}", ""), allowed):
-                problems.append(Problem(positions.at(base + ("routes", ri, "href")),
-                                        f"host of {item['href']} is not in resolver.allowed_target_hosts"))
         link_type = normalise(item["link"]) if "link" in item else None
         if link_type is not None:
             if (why := _link_type_problem(link_type)) is not None:
