@@ -70,6 +70,12 @@ def _add_mint(sub: argparse._SubParsersAction) -> None:
     mint_cmd.register(sub)
 
 
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    from serialink import import_cmd
+
+    import_cmd.register(sub)
+
+
 def _add_config(sub: argparse._SubParsersAction) -> None:
     from serialink import config_cmd
 
@@ -77,7 +83,7 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
 
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_config,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config,
 ]
 
 
