@@ -196,6 +196,10 @@ class CompiledRules:
         self.root = resolver["root"].rstrip("/")
         self.name = resolver.get("name", "Serialink resolver")
         self.cache_max_age = int(resolver.get("cache_max_age", 30))
+        # Cache-Control of redirects, by "does a token decide this answer?": shared caches
+        # may keep an anonymous scan's redirect briefly, never one routed by a role
+        self.cache_control = (f"public, max-age={self.cache_max_age}".encode(),
+                              f"private, max-age={self.cache_max_age}".encode())
         self.default_language = resolver.get("default_language")
         self.context_values = tuple(resolver.get("context_values", ()))
         self.allowed_hosts = tuple(h.lower() for h in resolver.get("allowed_target_hosts", ()))

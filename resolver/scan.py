@@ -49,13 +49,14 @@ class ScanHandler:
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
             return
-        rid = None
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                rid = value
-                break
-        logs.bind(rid)  # echoed by _send, carried by any log line of this scan
         method = scope["method"]
+        if method != "GET" and method != "HEAD":
+            rid = None
+            for name, value in scope["headers"]:
+                if name == b"x-request-id":
+                    rid = value
+                    break
+            logs.bind(rid)  # echoed by _send, carried by any log line of this request
         if method == "OPTIONS":
             await _send(send, 204, PREFLIGHT, b"")
             return
@@ -79,9 +80,11 @@ class ScanHandler:
         rules = services.rules.current
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        accept = accept_language = authorization = cookie = debug = None
+        accept = accept_language = authorization = cookie = debug = rid = None
         for name, value in scope["headers"]:
-            if name == b"accept":
+            if name == b"x-request-id":
+                rid = value
+            elif name == b"accept":
                 accept = value.decode("latin-1")
             elif name == b"accept-language":
                 accept_language = value.decode("latin-1")
@@ -91,6 +94,7 @@ class ScanHandler:
                 cookie = value.decode("latin-1")
             elif name == b"x-serialink-debug":
                 debug = value
+        rid = logs.bind(rid)  # echoed in the response, carried by any log line of this scan
         path = raw_path.decode("latin-1")
         if len(path) > 1 and path.endswith("/"):
             path = path[:-1]  # resolvers SHOULD tolerate one trailing slash
@@ -131,8 +135,7 @@ class ScanHandler:
             extra.append((b"x-serialink-trace", _trace_header(decision)))
         if same_as is not None:
             extra.append((b"link", f'<{same_as}>; rel="owl:sameAs"'.encode("latin-1", "replace")))
-        cache = f"{'private' if role != 'consumer' else 'public'}, max-age={rules.cache_max_age}".encode()
-        linkset_link = f'<{dl.anchor(rules.root)}?linkType=linkset>; rel="linkset"; type="application/linkset+json"'
+        cache = rules.cache_control[role != "consumer"]
         answered_type = decision.link.link_type if decision.link else link_type
         state = facts.state if serial else None
         if gtin is not None:
@@ -140,10 +143,16 @@ class ScanHandler:
                                            prefs.context))
         services.metrics.observe_scan(decision.status, time.perf_counter() - started, answered_type, role, state)
         if decision.status == 307:
-            location = decision.href + (("&" if "?" in decision.href else "?") + qs if qs else "")
-            headers = CORS + [(b"location", location.encode("latin-1", "replace")), VARY,
-                              (b"cache-control", cache), (b"link", linkset_link.encode("latin-1", "replace"))] + extra
-            await _send(send, 307, headers, b"", head)
+            href = decision.href
+            location = href + (("&" if "?" in href else "?") + qs if qs else "")
+            linkset_link = f'<{dl.anchor(rules.root)}?linkType=linkset>; rel="linkset"; type="application/linkset+json"'
+            headers = [CORS[0], CORS[1], (b"location", location.encode("latin-1", "replace")), VARY,
+                       (b"cache-control", cache), (b"link", linkset_link.encode("latin-1", "replace")),
+                       (b"content-length", b"0"), (b"x-request-id", rid)]
+            if extra:
+                headers += extra
+            await send({"type": "http.response.start", "status": 307, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
             return 307
         if decision.status == 200:
             product = rules.product_for(gtin) if gtin else None

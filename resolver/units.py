@@ -91,6 +91,7 @@ class UnitLookup:
         # Which units have a record of their own (a Bloom filter; None until first built).
         # Most scanned units never get one, and "certainly no record" saves the store read.
         self.presence: BloomFilter | None = None
+        self._batch_facts: dict = {}  # batch id → (batch record, its units' facts) when nothing else varies
         self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
 
     # -- per GTIN ---------------------------------------------------------------------
@@ -223,12 +224,25 @@ class UnitLookup:
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
             return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it")
         batch = match.batch
+        if not overlays and dl.lot is None and not dl.attributes:
+            # every unit of a batch without overlays has the same facts: build them once per
+            # batch record (a changed record is a new object, so identity tells staleness)
+            entry = self._batch_facts.get(batch.id)
+            if entry is None or entry[0] is not batch:
+                if len(self._batch_facts) > 10_000:
+                    self._batch_facts.clear()
+                entry = self._batch_facts[batch.id] = (batch, self._facts_of(batch, batch.lot, frozenset(), None))
+            return entry[1]
         lot = getattr(batch, "lot", None) or lot
         flags = flags_for(overlays, serial=serial, lot=lot, profile=match.profile, counter=match.counter) \
             if overlays else frozenset()
+        return self._facts_of(batch, lot, flags, dl.get("17"))
+
+    @staticmethod
+    def _facts_of(batch, lot: str | None, flags: frozenset, scanned_expiry: str | None) -> UnitFacts:
         status = str(getattr(batch, "status", "allocated"))
         state = "decommissioned" if status == "voided" else "commissioned"
-        return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or dl.get("17"),
+        return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
                          f"batch {batch.id}")
 
     # -- invalidation -------------------------------------------------------------------
