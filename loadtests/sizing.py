@@ -18,7 +18,6 @@ import asyncio
 import json
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,17 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from throughput import GTIN, free_port  # noqa: E402  (loadtests/ is the script's own directory)
 from twin.events import Actor, make_event  # noqa: E402
 from twin.scans import ScanEvent  # noqa: E402
 from twin.store import open_store  # noqa: E402
-
-GTIN = "09506000134352"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def used_memory(port: int) -> int:

@@ -77,9 +77,10 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def wrk(base: str, paths: Path, duration: int, connections: int, core: str | None) -> dict:
+def wrk(base: str, paths: Path, duration: int, connections: int, core: str | None, expected: int = 307) -> dict:
+    """One wrk run over the paths in ``paths``; counts answers other than ``expected``."""
     cmd = pinned(core, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-                        "-s", str(HERE / "distinct.lua"), base, "--", str(paths), "307"])
+                        "-s", str(HERE / "distinct.lua"), base, "--", str(paths), str(expected)])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT"))
     fields = dict(kv.split("=") for kv in line.split()[1:])

@@ -24,7 +24,6 @@ import asyncio
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,17 +33,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from throughput import GTIN, free_port, mint_serials, pinned, serialink, start, stop  # noqa: E402
-
-
-def wrk(base: str, paths: Path, duration: int, connections: int, core: str | None, expected: int) -> dict:
-    cmd = pinned(core, ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "5s",
-                        "-s", str(HERE / "distinct.lua"), base, "--", str(paths), str(expected)])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT"))
-    result = {k: int(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    return result
+from throughput import GTIN, free_port, mint_serials, pinned, serialink, start, stop, wrk  # noqa: E402
 
 
 def give_records(store_url: str, serials: list[str]) -> None:

@@ -14,7 +14,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,16 +28,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from resolver.tokens import TokenIssuer
 from serialink.settings import default_config_dir
+from tests.redis_fixtures import free_port
 
 SECRET = "fault-tests-" + "k" * 40
 GTIN = "09506000134352"
 REPORTS: list["FaultReport"] = []
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def token(role: str, **scope) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.redis_fixtures import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,12 +34,6 @@ def _dockerfile_commands() -> tuple[str, str]:
     build = next(l for l in text.splitlines() if l.startswith("RUN pip wheel"))
     install = next(l for l in text.splitlines() if "pip install" in l and "/wheels" in l)
     return build, install
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
