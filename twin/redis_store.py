@@ -306,6 +306,8 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
         if health.down_until and not health.available():
             raise StoreError(health.refusal(self.url))
         timeout = getattr(self, bound)
+        task = asyncio.current_task()  # never None: asyncio.timeout below needs a task too
+        cancels = task.cancelling()
         try:
             async with asyncio.timeout(timeout):
                 if self._limit is None:
@@ -321,6 +323,10 @@ def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
             raise StoreError(f"{self.url}: {type(exc).__name__}: {exc}") from exc
         if health.down_until:
             health.ok()
+        if task.cancelling() > cancels:
+            # redis-py can swallow a cancellation that lands while it tidies a connection
+            # (seen in pipeline.execute): the caller asked to stop, so it stops here.
+            raise asyncio.CancelledError
         return result
 
     return wrapper
