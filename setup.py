@@ -2,7 +2,7 @@
 GS1 Barcode Syntax Dictionary before anything compiles.
 
 `pip install -e .` and `pip wheel .` both go through here. The example config is
-copied into the wheel as ``serialink/_config`` so an installed `serialink serve`
+copied into the wheel as ``settings/_config`` so an installed `serialink serve`
 finds its default rules without a source checkout.
 """
 
@@ -28,7 +28,7 @@ def generate_ai_table() -> None:
 class BuildPyWithConfig(build_py):
     def run(self):
         super().run()
-        target = Path(self.build_lib) / "serialink" / "_config"
+        target = Path(self.build_lib) / "settings" / "_config"
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(ROOT / "config", target)

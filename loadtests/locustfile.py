@@ -27,7 +27,7 @@ from pathlib import Path
 
 from locust import HttpUser, LoadTestShape, between, constant_pacing, task
 
-from resolver.tokens import TokenIssuer
+from resolver.access.tokens import TokenIssuer
 
 GTIN = os.environ.get("SERIALINK_LOAD_GTIN", "09506000134352")
 _serials_file = os.environ.get("SERIALINK_LOAD_SERIALS")

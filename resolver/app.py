@@ -1,7 +1,7 @@
 """The Starlette application: scans at the root, APIs under /v1, health and description files.
 
 ``create_app(settings)`` builds it; ``app_factory()`` is what Granian imports in every
-worker (settings from the environment, see serialink.settings). Shared services live on
+worker (settings from the environment, see settings). Shared services live on
 ``app.state.services`` (and the few names the API modules read directly on app.state).
 
 Startup opens the store, loads the rules (refusing to start only if neither the file nor
@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from resolver import logs
-from resolver.description import description
-from resolver.metrics import Metrics
-from resolver.rules_holder import RulesHolder
-from resolver.scan import CORS, ScanHandler
-from resolver.tokens import TokenIssuer, TokenVerifier
-from resolver.units import UnitLookup
-from serialink.settings import Settings, load_settings
+from resolver.ops import logs
+from resolver.scan.description import description
+from resolver.ops.metrics import Metrics
+from resolver.rules.holder import RulesHolder
+from resolver.scan.handler import CORS, ScanHandler
+from resolver.access.tokens import TokenIssuer, TokenVerifier
+from resolver.scan.lookup import UnitLookup
+from settings import Settings, load_settings
 from twin.errors import StoreError
 from twin.scans import ScanBuffer
 from twin.store import open_store
@@ -65,7 +65,7 @@ class Services:
         self.store = await open_store(self.settings.store_url)
         # Revoked tokens are refused from the first request on, scans included: the list
         # lives in the store (every host sees it), each worker keeps a copy at most 1 s old.
-        from resolver.revocation import RevocationList
+        from resolver.access.revocation import RevocationList
 
         self.revocations = RevocationList(self.store)
         self.token_verifier = TokenVerifier(self.settings.secret(), revoked=self.revocations)
@@ -88,7 +88,7 @@ class Services:
         ]
         shared = os.environ.get("SERIALINK_METRICS_DIR")  # set by `serialink serve`: sum every worker's numbers
         if shared:
-            from resolver.metrics_shared import SharedMetrics
+            from resolver.ops.metrics_shared import SharedMetrics
 
             self.metrics.shared = SharedMetrics(shared)
             self.tasks.append(asyncio.create_task(self.metrics.shared.run(self.metrics.snapshot), name="metrics"))
@@ -160,10 +160,10 @@ async def metrics_endpoint(request: Request) -> Response:
 
 def api_routes() -> list[BaseRoute]:
     """The /v1 APIs, from every module that provides them."""
-    from resolver import links_api
+    from resolver.api import links as links_api
 
     routes: list[BaseRoute] = list(links_api.routes)
-    for module_name in ("resolver.twin_api",):
+    for module_name in ("resolver.api.units",):
         try:
             module = __import__(module_name, fromlist=["routes"])
         except ImportError:
@@ -175,7 +175,7 @@ def api_routes() -> list[BaseRoute]:
 def line_routes() -> list[BaseRoute]:
     """The factory line API: its routes carry their /v1 prefix (they are not mounted)."""
     try:
-        from resolver import batch_api
+        from resolver.api import batches as batch_api
     except ImportError:
         return []
     return list(batch_api.routes)
@@ -184,7 +184,7 @@ def line_routes() -> list[BaseRoute]:
 def page_routes() -> list[BaseRoute]:
     """Built-in web pages (owner and service journeys), when that module is present."""
     try:
-        from resolver import pages
+        from resolver.pages import routes as pages
     except ImportError:
         return []
     return list(pages.routes)

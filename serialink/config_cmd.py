@@ -7,7 +7,7 @@ import argparse
 import orjson
 import yaml
 
-from serialink.settings import load_settings
+from settings import load_settings
 
 
 def show(args: argparse.Namespace) -> int:

@@ -68,7 +68,7 @@ def _store_url(args: argparse.Namespace) -> str:
     if os.environ.get("SERIALINK_STORE_URL"):
         return os.environ["SERIALINK_STORE_URL"]
     try:
-        from serialink.settings import load_settings
+        from settings import load_settings
 
         return load_settings().store_url
     except Exception:  # settings module absent or unreadable: the embedded default

@@ -22,10 +22,10 @@ from pathlib import Path
 import orjson
 
 from ext import GS1Error, parse
-from resolver.decide import ScanRequest, UnitFacts, decide
-from resolver.linktypes import normalise
-from resolver.negotiate import Preferences, languages, media_types
-from resolver.rules import LIFECYCLE, ROLES, STATES, RulesInvalid, default_rules_file, load_rules
+from resolver.scan.decide import ScanRequest, UnitFacts, decide
+from resolver.rules.linktypes import normalise
+from resolver.scan.negotiate import Preferences, languages, media_types
+from resolver.rules.compiler import LIFECYCLE, ROLES, STATES, RulesInvalid, default_rules_file, load_rules
 
 
 def check(args: argparse.Namespace) -> int:

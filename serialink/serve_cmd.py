@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from serialink.settings import load_settings
+from settings import load_settings
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     os.environ.update(env)
     settings = load_settings(host=args.host, port=args.port, workers=args.workers)
     # validate the rules before forking workers: a broken file with no last good copy is fatal here
-    from resolver.rules import RulesInvalid, load_rules
+    from resolver.rules.compiler import RulesInvalid, load_rules
 
     try:
         load_rules(settings.rules_file)

@@ -26,8 +26,8 @@ from typing import Callable, NamedTuple
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from resolver.tokens import TokenIssuer
-from serialink.settings import default_config_dir
+from resolver.access.tokens import TokenIssuer
+from settings import default_config_dir
 from tests.redis_fixtures import free_port
 
 SECRET = "fault-tests-" + "k" * 40

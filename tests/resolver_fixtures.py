@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from resolver.app import create_app
-from serialink.settings import default_config_dir, load_settings
+from settings import default_config_dir, load_settings
 
 ROOT = "https://id.example.com"
 

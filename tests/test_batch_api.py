@@ -11,8 +11,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from resolver import batch_api
-from resolver.tokens import TokenIssuer
+from resolver.api import batches as batch_api
+from resolver.access.tokens import TokenIssuer
 from serializer.keys import KeyStore
 from serializer.profiles import load_profiles
 from twin.store import open_store

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from resolver.tokens import TokenIssuer
+from resolver.access.tokens import TokenIssuer
 from tests.redis_fixtures import free_port
 
 REPO = Path(__file__).resolve().parents[1]

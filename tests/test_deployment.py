@@ -46,8 +46,8 @@ def test_the_wheel_the_dockerfile_builds_runs_the_entrypoint(tmp_path):
     ours = next(wheels.glob("serialink-*.whl"))
     names = zipfile.ZipFile(ours).namelist()
     assert any(n.startswith("ext/dl.") and n.endswith(".so") for n in names), "compiled parser in the wheel"
-    assert "ext/ai_table.py" in names and "serialink/_config/rules.yaml" in names
-    assert "serialink/_config/gs1/gs1-syntax-dictionary.txt" in names
+    assert "ext/ai_table.py" in names and "settings/_config/rules.yaml" in names
+    assert "settings/_config/gs1/gs1-syntax-dictionary.txt" in names
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     pip = env_dir / "bin" / "pip"

@@ -14,7 +14,7 @@ import time
 import jsonschema
 import pytest
 
-from serialink.settings import default_config_dir
+from settings import default_config_dir
 from tests.resolver_fixtures import ROOT
 
 GTIN = "09506000134352"
@@ -305,7 +305,7 @@ def test_idempotent_retries_repeat_the_first_answer(app):
 def test_batch_mates_each_get_their_own_serial_and_links(resolver_factory):
     """The public view of units without a record is partly remembered per batch: each unit
     must still get its own serial and its own serial-level links, in its language."""
-    from serialink.settings import default_config_dir
+    from settings import default_config_dir
 
     text = (default_config_dir() / "examples" / "rules-builtin-pages.yaml").read_text()
     r = resolver_factory(rules_text=text.replace("http://127.0.0.1:8080", ROOT))

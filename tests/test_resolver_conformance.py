@@ -16,8 +16,8 @@ import jsonschema
 import pytest
 
 from ext import parse
-from resolver.linktypes import NAMESPACES, normalise, vocabulary
-from serialink.settings import default_config_dir
+from resolver.rules.linktypes import NAMESPACES, normalise, vocabulary
+from settings import default_config_dir
 from tests.conformance import load_vectors
 from tests.resolver_fixtures import ROOT
 

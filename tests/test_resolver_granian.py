@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from serialink.settings import default_config_dir
+from settings import default_config_dir
 from tests.redis_fixtures import free_port
 
 GTIN_URL = "/01/09506000134352"

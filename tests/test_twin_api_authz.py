@@ -132,7 +132,7 @@ def test_every_endpoint_allows_or_refuses_this_role_as_designed(world, role):
 
 
 def test_the_matrix_covers_every_twin_endpoint_the_app_mounts(world):
-    from resolver import openapi
+    from resolver.api import openapi
 
     twin = {(p, m) for p, m, name in openapi.api_paths(world["r"].app)
             if name in {"get_unit", "post_event", "post_registration", "post_confirm", "post_claim", "transfer",

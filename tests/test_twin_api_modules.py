@@ -10,17 +10,17 @@ from types import SimpleNamespace
 
 import pytest
 
-from resolver import i18n
-from resolver.ratelimit import parse_limits
-from resolver.token_grants import GrantRefused, check_grant
-from resolver.tokens import TokenIssuer
+from resolver.pages import i18n
+from resolver.access.ratelimit import parse_limits
+from resolver.access.grants import GrantRefused, check_grant
+from resolver.access.tokens import TokenIssuer
 
 GTIN = "09506000134352"
 
 
 @pytest.mark.parametrize("module", [
-    "resolver.views", "resolver.dpp", "resolver.epcis_export", "resolver.notify", "resolver.ratelimit",
-    "resolver.revocation", "resolver.i18n", "resolver.token_grants", "resolver.twin_services", "resolver.openapi",
+    "resolver.journeys.views", "resolver.journeys.dpp", "resolver.journeys.epcis_export", "resolver.journeys.notify", "resolver.access.ratelimit",
+    "resolver.access.revocation", "resolver.pages.i18n", "resolver.access.grants", "resolver.journeys.services", "resolver.api.openapi",
 ])
 def test_the_module_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module))
@@ -80,7 +80,7 @@ def test_rate_limit_settings_are_checked():
 
 
 def test_the_notifier_is_chosen_by_the_environment(tmp_path):
-    from resolver import notify
+    from resolver.journeys import notify
 
     settings = SimpleNamespace(data_dir=tmp_path)
     assert isinstance(notify.from_settings(settings, {}), notify.FileNotifier)
@@ -103,7 +103,7 @@ class Outbox:
 
 
 def test_staff_histories_keep_an_owner_pseudonymous():
-    from resolver.views import Snapshot, manufacturer_view, technician_view
+    from resolver.journeys.views import Snapshot, manufacturer_view, technician_view
     from twin.events import Actor, make_event
     from twin.lifecycle import State
     from twin.unit import Unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from openapi_spec_validator import validate
 
-from resolver import openapi
+from resolver.api import openapi
 
 
 def test_the_served_document_is_valid_and_documents_every_v1_route(resolver):

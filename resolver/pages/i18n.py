@@ -1,8 +1,8 @@
 """Texts of the built-in pages, per language, chosen from Accept-Language like a scan's links.
 
-The same negotiation as the resolver (resolver.negotiate): the client's language ranges
+The same negotiation as the resolver (resolver.scan.negotiate): the client's language ranges
 best first, each tried exactly, then by its primary subtag; the rules' default language
-when nothing matches. Texts live in ``resolver/i18n/<language>.json``; every language has
+when nothing matches. Texts live in ``resolver/pages/i18n/<language>.json``; every language has
 every key (a test keeps them in step).
 
 >>> negotiate("fr;q=1, de-CH;q=0.9, en;q=0.1"), negotiate("es"), negotiate(None)
@@ -17,7 +17,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from resolver.negotiate import language_rank, languages
+from resolver.scan.negotiate import language_rank, languages
 
 DIRECTORY = Path(__file__).resolve().parent / "i18n"
 DEFAULT = "en"

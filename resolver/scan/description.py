@@ -3,7 +3,7 @@
 Declares the resolver root, the primary keys it serves, the link-type namespace it
 recognises and the ``context`` values it honours.
 
->>> from resolver.rules import load_rules, default_rules_file
+>>> from resolver.rules.compiler import load_rules, default_rules_file
 >>> doc = description(load_rules(default_rules_file()))
 >>> doc["resolverRoot"], doc["supportedPrimaryKeys"]
 ('https://id.example.com', ['01'])
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from resolver.linkset import CONTEXT_URL
-from resolver.rules import CompiledRules
+from resolver.scan.linkset import CONTEXT_URL
+from resolver.rules.compiler import CompiledRules
 
 
 def description(rules: CompiledRules) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from resolver.api_common import json_response
+from resolver.api.common import json_response
 
 JSON = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -230,7 +230,7 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                              params=(GTIN_PARAM, {"name": "after", "in": "query", "schema": STR},
                                      {"name": "limit", "in": "query",
                                       "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}), tag="audit"),
-    # existing APIs (resolver.links_api, resolver.batch_api)
+    # existing APIs (resolver.api.links, resolver.api.batches)
     ("put_links", "PUT"): op("Replace the linksets of anchors (DL URIs)", "manufacturer, admin",
                              {"200": ("written", "LinksWritten")}, (401, 403, 409, 413, 422, 503), body="Linksets",
                              tag="links"),
@@ -290,7 +290,7 @@ def document_for(paths: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
     for path, method, name in paths:
         operation = OPERATIONS.get((name, method))
         if operation is None:
-            raise KeyError(f"{method} {path} ({name}) is not documented in resolver/openapi.py")
+            raise KeyError(f"{method} {path} ({name}) is not documented in resolver/api/openapi.py")
         out.setdefault(path, {})[method.lower()] = {**operation, "operationId": f"{name}_{method.lower()}"}
     return {
         "openapi": "3.1.0",

@@ -33,9 +33,9 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from ext import escape
-from resolver.linktypes import RESOLVER_ONLY, normalise, vocabulary
-from resolver.yaml_source import Positions, Problem, SourceError, load
-from serialink.settings import default_config_dir
+from resolver.rules.linktypes import RESOLVER_ONLY, normalise, vocabulary
+from resolver.rules.yaml_source import Positions, Problem, SourceError, load
+from settings import default_config_dir
 
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
@@ -207,7 +207,7 @@ class CompiledRules:
         self.source = source
         self.version = hashlib.sha256(text.encode()).hexdigest()[:12]
         self.warnings = warnings
-        self.memo: dict = {}  # decision plans (resolver.decide), valid for these rules only
+        self.memo: dict = {}  # decision plans (resolver.scan.decide), valid for these rules only
         self.by_gtin: dict[str, Product] = {}
         self.by_prefix: dict[str, Product] = {}
         for product in products:

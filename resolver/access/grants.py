@@ -10,7 +10,7 @@ times come from the stored record, so signing the record again gives the very sa
 token (HS256 is deterministic): an idempotent retry returns the token the first attempt
 made, and revoking that id revokes it wherever it went.
 
->>> from resolver.tokens import TokenVerifier
+>>> from resolver.access.tokens import TokenVerifier
 >>> record = grant_record("tech:ana", "technician", issued=1_750_000_000, ttl=4 * 3600,
 ...                       gtins=["09506000134352"], unit=("09506000134352", "ABC"), issued_by="mfr:qa")
 >>> token = sign(b"s" * 32, "tok-1", record)
@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping
 
 import jwt
 
-from resolver.tokens import ALGORITHM, MAX_TTL, Claims, claims_payload
+from resolver.access.tokens import ALGORITHM, MAX_TTL, Claims, claims_payload
 
 #: role a caller has -> roles it may issue tokens for
 ISSUABLE = {
@@ -54,7 +54,7 @@ def grant_record(principal: str, role: str, *, issued: int, ttl: int, gtins: Ite
 
 
 def sign(secret: bytes, token_id: str, record: Mapping[str, Any]) -> str:
-    """The token of a grant record: the payload resolver.tokens.TokenIssuer.issue makes,
+    """The token of a grant record: the payload resolver.access.tokens.TokenIssuer.issue makes,
     with the id and times taken from the record instead of chosen afresh."""
     payload = claims_payload(record["principal"], record["role"], record["iat"], record["exp"], token_id,
                              gtins=record["gtins"], prefixes=record["prefixes"], all_products=record["all"],

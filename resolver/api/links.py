@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ext import GS1Error, escape, parse
-from resolver.api_common import ApiError, claims, error_response, json_body, json_response, twin_error
-from resolver.rules import _link_type_problem
-from resolver.linktypes import normalise
+from resolver.api.common import ApiError, claims, error_response, json_body, json_response, twin_error
+from resolver.rules.compiler import _link_type_problem
+from resolver.rules.linktypes import normalise
 from twin.errors import TwinError
 from twin.events import Actor
 from twin.links import Anchor, LinkRecord, check_links

@@ -17,7 +17,7 @@ import signal
 from pathlib import Path
 from typing import Callable
 
-from resolver.rules import CompiledRules, RulesInvalid, compile_rules, load_rules
+from resolver.rules.compiler import CompiledRules, RulesInvalid, compile_rules, load_rules
 
 log = logging.getLogger("serialink.resolver.rules")
 

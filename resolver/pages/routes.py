@@ -15,7 +15,7 @@ control labelled, errors announced and linked to their field; a page is one requ
 ``…/service``                                  (technician token) service history, log a visit
 =============================================  ================================================
 
-Language: Accept-Language, negotiated as the resolver does (resolver.i18n). Owners and
+Language: Accept-Language, negotiated as the resolver does (resolver.pages.i18n). Owners and
 technicians carry their token in the ``serialink_token`` cookie (HttpOnly, SameSite=Lax);
 forms that act with it also carry a CSRF value derived from the token id. Every form
 carries an idempotency key made when it was rendered, so a double submit is a replay.
@@ -38,12 +38,14 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ext import escape
-from resolver import i18n, openapi, unit_actions as actions
-from resolver.api_common import ApiError
-from resolver.negotiate import languages
-from resolver.tokens import COOKIE, Claims, TokenError, token_from_headers
-from resolver.twin_api import parse_unit_path
-from resolver.twin_services import TwinServices, client_address, derive_text, twin
+from resolver.pages import i18n
+from resolver.api import openapi
+from resolver.journeys import actions
+from resolver.api.common import ApiError
+from resolver.scan.negotiate import languages
+from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
+from resolver.api.units import parse_unit_path
+from resolver.journeys.services import TwinServices, client_address, derive_text, twin
 from twin.errors import TwinError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -214,7 +216,7 @@ async def product_page(request: Request, t: TwinServices) -> Response:
     if product is None:
         raise ApiError(404, f"no product {gtin} is known here")
     _, links = await actions.product_links(t, gtin, None, None, "consumer", page.languages)
-    from resolver.views import CONSUMER_LINKS
+    from resolver.journeys.views import CONSUMER_LINKS
 
     groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
     data = await t.lookup.gtin_data(gtin)

@@ -1,5 +1,5 @@
 """The journeys on one unit — read, register, confirm, transfer, claim, log an event, recall —
-shared by the JSON API (resolver.twin_api) and the built-in pages (resolver.pages), so
+shared by the JSON API (resolver.api.units) and the built-in pages (resolver.pages.routes), so
 both refuse and accept exactly the same things.
 
 Every write: needs a scoped credential (or, for the public steps, a rate limit and a
@@ -23,14 +23,14 @@ from typing import Any, Mapping, NamedTuple
 import orjson
 
 from ext import escape
-from resolver.api_common import ApiError, twin_error
-from resolver.decide import NO_STORED_LINKS, links_at
-from resolver.negotiate import language_rank
-from resolver.ratelimit import RateLimited
-from resolver.token_grants import OWNER_TTL, GrantRefused, check_grant, grant_record, sign
-from resolver.tokens import Claims, TokenError
-from resolver.twin_services import TwinServices, derive, derive_text
-from resolver.views import CONSUMER_LINKS, Snapshot, unknown_unit
+from resolver.api.common import ApiError, twin_error
+from resolver.scan.decide import NO_STORED_LINKS, links_at
+from resolver.scan.negotiate import language_rank
+from resolver.access.ratelimit import RateLimited
+from resolver.access.grants import OWNER_TTL, GrantRefused, check_grant, grant_record, sign
+from resolver.access.tokens import Claims, TokenError
+from resolver.journeys.services import TwinServices, derive, derive_text
+from resolver.journeys.views import CONSUMER_LINKS, Snapshot, unknown_unit
 from twin.errors import IdempotencyConflict, InvalidInput, TransferRefused, TwinError
 from twin.events import Actor, Event, check_event, make_event, now_utc
 from twin.lifecycle import State
@@ -88,7 +88,7 @@ def check_key(key: str | None) -> str:
 
 
 def require(claims: Claims, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
-    """The token's role and scope must cover this: else 403 (as resolver.api_common.claims)."""
+    """The token's role and scope must cover this: else 403 (as resolver.api.common.claims)."""
     try:
         return claims.require(roles, gtin, serial)
     except TokenError as exc:
@@ -214,7 +214,7 @@ def _plan_entry(c, link_type: str, values: dict[str, str]) -> tuple:
 
 
 _PLAN_LIMIT = 10_000
-#: the link types views and pages show (resolver.views.CONSUMER_LINKS): no need to choose others
+#: the link types views and pages show (resolver.journeys.views.CONSUMER_LINKS): no need to choose others
 SHOWN_LINK_TYPES = frozenset(t for types in CONSUMER_LINKS.values() for t in types)
 
 
@@ -274,7 +274,7 @@ async def public_view(t: TwinServices, gtin: str, serial: str, languages: tuple[
     per (product, state, flags, lot or not, languages, day) for the compiled rules, like
     the resolver remembers its decision plans.
     """
-    from resolver.views import link_groups
+    from resolver.journeys.views import link_groups
 
     snap = await known_snapshot(t, gtin, serial, cached=True)
     unit = snap.unit
@@ -296,7 +296,7 @@ async def public_view(t: TwinServices, gtin: str, serial: str, languages: tuple[
 
 
 async def view_of(t: TwinServices, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:
-    from resolver import views
+    from resolver.journeys import views
 
     unit = snap.unit
     gtin, serial = unit.gtin, unit.serial
@@ -418,7 +418,7 @@ async def request_registration(t: TwinServices, gtin: str, serial: str, form: Ma
     except TwinError as exc:
         raise twin_error(exc) from None
     link = f"{unit_page(t.rules.root, gtin, serial)}/confirm?p={pending_id}&code={code}"
-    from resolver import i18n
+    from resolver.pages import i18n
 
     texts = i18n.texts(language)
     product = t.rules.product_for(gtin)
@@ -432,7 +432,7 @@ async def request_registration(t: TwinServices, gtin: str, serial: str, form: Ma
 
 
 def _notification(*args: Any):
-    from resolver.notify import Notification
+    from resolver.journeys.notify import Notification
 
     return Notification(*args)
 

@@ -5,8 +5,8 @@ unit's state and any stored link data. The same function answers live scans,
 ``serialink rules explain`` and ``serialink rules diff``, so what ops see is what runs.
 
 >>> from ext import parse
->>> from resolver.negotiate import Preferences
->>> from resolver.rules import load_rules, default_rules_file
+>>> from resolver.scan.negotiate import Preferences
+>>> from resolver.rules.compiler import load_rules, default_rules_file
 >>> rules = load_rules(default_rules_file())
 >>> dl = parse("https://id.example.com/01/09506000134352/21/A1B2C3")
 >>> prefs = Preferences(("de-de",), None, ())
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from resolver.linktypes import DEFAULT_LINK
-from resolver.negotiate import Preferences, context_rank, language_rank, media_rank
-from resolver.rules import CompiledRules, Link, Product
+from resolver.rules.linktypes import DEFAULT_LINK
+from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
+from resolver.rules.compiler import CompiledRules, Link, Product
 
 LEVELS = ("serial", "lot", "gtin")
 

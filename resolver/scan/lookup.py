@@ -21,7 +21,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple, Protocol
 
 from ext.bloom import BloomFilter
-from resolver.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
+from resolver.scan.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
 from twin.overlays import flags_for
 
 log = logging.getLogger("serialink.resolver.units")

@@ -20,7 +20,7 @@ Mounted under ``/v1`` (documented in ``/openapi.json``):
 A unit is addressed by its Digital Link path (``/01/{gtin}/21/{serial}``); the serial is
 read from the raw path, so a ``%2F`` inside it stays part of it. Writes need an
 ``Idempotency-Key`` header and may send ``If-Match: "<version>"``; the operations
-themselves live in resolver.unit_actions, shared with the built-in pages.
+themselves live in resolver.journeys.actions, shared with the built-in pages.
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 import orjson
 
 from ext import GS1Error, escape, parse
-from resolver import dpp, epcis_export, unit_actions as actions
-from resolver.api_common import ApiError, claims, error_response, json_body, json_response, twin_error
-from resolver.negotiate import languages
-from resolver.tokens import Claims, token_from_headers
-from resolver.twin_services import TwinServices, client_address, twin, twin_of
-from resolver.views import overlay_json
+from resolver.journeys import dpp
+from resolver.journeys import epcis_export
+from resolver.journeys import actions
+from resolver.api.common import ApiError, claims, error_response, json_body, json_response, twin_error
+from resolver.scan.negotiate import languages
+from resolver.access.tokens import Claims, token_from_headers
+from resolver.journeys.services import TwinServices, client_address, twin, twin_of
+from resolver.journeys.views import overlay_json
 from twin.errors import TwinError
 from twin.unit import Unit
 
@@ -178,7 +180,7 @@ async def post_registration(request: Request, t: TwinServices) -> Response:
     body = await object_body(request)
     via = channel(request)
     language = body.pop("language", None) if isinstance(body.get("language"), str) else None
-    from resolver import i18n
+    from resolver.pages import i18n
 
     lang = language if language in i18n.available() else i18n.negotiate(request.headers.get("accept-language"),
                                                                           t.rules.default_language)

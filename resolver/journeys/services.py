@@ -24,10 +24,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from resolver import notify
-from resolver.ratelimit import RateLimiter, limits_from_env
-from resolver.revocation import RevocationList
-from resolver.tokens import TokenVerifier
+from resolver.journeys import notify
+from resolver.access.ratelimit import RateLimiter, limits_from_env
+from resolver.access.revocation import RevocationList
+from resolver.access.tokens import TokenVerifier
 
 log = logging.getLogger("serialink.resolver.twin")
 
@@ -62,9 +62,9 @@ class TwinServices:
         self.limiter = RateLimiter(services.store, limits_from_env())
         self.notifier = notify.from_settings(settings)
         self.warranty = _warranty_rules(Path(settings.config_dir))
-        self.link_plans: dict = {}  # resolver.unit_actions._link_plan, for one compiled rules object
+        self.link_plans: dict = {}  # resolver.journeys.actions._link_plan, for one compiled rules object
         self.link_plans_for: Any = None
-        self.view_memo: dict = {}  # resolver.unit_actions.public_view, for one compiled rules object
+        self.view_memo: dict = {}  # resolver.journeys.actions.public_view, for one compiled rules object
         self.view_memo_for: Any = None
         if getattr(services, "revocations", None) is None:  # an app without the startup hook
             install(app, TokenVerifier(self.secret, revoked=self.revocations))

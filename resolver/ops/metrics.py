@@ -60,7 +60,7 @@ class Metrics:
         self.scans: dict[tuple[str, str, str, int], int] = defaultdict(int)
         self.latency = _Histogram()
         self.flush_latency = _Histogram()
-        self.shared: Any = None  # resolver.metrics_shared.SharedMetrics when several workers serve
+        self.shared: Any = None  # resolver.ops.metrics_shared.SharedMetrics when several workers serve
         self.rules_version = ""
         self.rules_reloads: dict[str, int] = defaultdict(int)
         self.scan_flush_failures = 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from functools import cache
 
-from serialink.settings import default_config_dir
+from settings import default_config_dir
 
 NAMESPACES = ("https://ref.gs1.org/voc/", "https://gs1.org/voc/", "https://www.gs1.org/voc/",
               "http://gs1.org/voc/", "http://www.gs1.org/voc/", "http://ref.gs1.org/voc/")

@@ -3,7 +3,7 @@
 Tokens are stateless JWS, so revoking one means remembering its id (``jti``) until it
 would have expired anyway. The list lives in the store (``revoke_token`` /
 ``revoked_tokens``); each worker keeps a copy no older than ``max_age`` seconds and hands
-:class:`resolver.tokens.TokenVerifier` a plain callable, because a verifier is consulted
+:class:`resolver.access.tokens.TokenVerifier` a plain callable, because a verifier is consulted
 on every scan and may not wait on I/O. A stale copy schedules its own refresh; write
 APIs call :meth:`RevocationList.fresh` first so a revoked token never writes once the
 revocation is ``max_age`` old, on any host. A revocation made by this worker counts at once.

@@ -19,13 +19,13 @@ from typing import Any
 import orjson
 
 from ext import GS1Error, parse
-from resolver import linkset as linksets
-from resolver import logs
-from resolver.logs import REQUEST_ID
-from resolver.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
-from resolver.linktypes import normalise
-from resolver.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
-from resolver.tokens import token_from_headers
+from resolver.scan import linkset as linksets
+from resolver.ops import logs
+from resolver.ops.logs import REQUEST_ID
+from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
+from resolver.rules.linktypes import normalise
+from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
+from resolver.access.tokens import token_from_headers
 from twin.scans import ScanEvent
 
 log = logging.getLogger("serialink.resolver.scan")

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from resolver.api_common import ApiError, claims, error_response, json_body, json_response
+from resolver.api.common import ApiError, claims, error_response, json_body, json_response
 from twin.batch import BatchKind, BatchStatus, parse_batch_id
 from twin.errors import IllegalTransition, InvalidInput, TwinError
 from twin.events import Actor, make_event

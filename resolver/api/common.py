@@ -14,7 +14,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from resolver.tokens import Claims, TokenError, token_from_headers
+from resolver.access.tokens import Claims, TokenError, token_from_headers
 
 
 class ApiError(Exception):

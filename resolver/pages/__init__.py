@@ -1,0 +1,1 @@
+"""The built-in web pages under ``/u/``: routes, templates and their texts per language."""
