@@ -12,7 +12,7 @@ key-qualifier sequences. Nothing here is written per AI.
 >>> validate("17", "250231")
 Traceback (most recent call last):
 ...
-ext.errors.GS1Error: AI (17) at position 4: the day does not exist in that month
+ext.errors.GS1Error: AI (17) at position 8: the day does not exist in that month ('31' in '250231')
 """
 
 from libc.stdlib cimport calloc

@@ -11,6 +11,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from serialink.common import explain
+
 Command = Callable[[argparse.Namespace], int]
 
 
@@ -89,6 +91,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="serialink", description="GS1 Digital Link resolver and serialisation engine")
+    parser.add_argument("--verbose", action="store_true", help="on an error, print the traceback too")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(sub)
@@ -96,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return args.run(args)
     except BrokenPipeError:  # `serialink parse - | head` is fine
@@ -104,6 +108,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None or args.verbose:
+            raise
+        message, status = explained
+        print(f"serialink {args.command}: {message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

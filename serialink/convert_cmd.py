@@ -25,11 +25,9 @@ def convert(data: str, to: str | None, stem: str | None, lenient: bool) -> str:
     is_uri = data[:8].lower().startswith(("http://", "https://"))
     if is_uri:
         dl = parse(data, lenient=lenient)
-        elements = dl.elements
         to = to or "brackets"
     else:
         es = parse_element_string(data)
-        elements = es.elements
         to = to or "dl"
         dl = None
     if to == "dl":

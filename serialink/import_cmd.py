@@ -14,12 +14,11 @@ import asyncio
 import getpass
 import hashlib
 import socket
-import sys
 from pathlib import Path
 
 import orjson
 
-from serialink.mint_cmd import _store_url
+from serialink.common import CommandError, settings_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,25 +44,19 @@ async def _import(args: argparse.Namespace, lines: list[str]) -> dict:
 
     request_id = args.request_id or "import-" + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:24]
     actor = Actor("manufacturer", f"cli:{getpass.getuser()}@{socket.gethostname()}"[:200])
-    async with await open_store(_store_url(args)) as store:
-        batch = await import_codes(store, KeyStore(args.key_dir), args.gtin, lines, request_id, actor,
+    settings = settings_for(args)
+    async with await open_store(settings.store_url) as store:
+        batch = await import_codes(store, KeyStore(settings.key_dir), args.gtin, lines, request_id, actor,
                                    lot=args.lot, expiry=args.expiry, site=args.site, line=args.line)
     return {"batch_id": batch.id, "request_id": batch.request_id, "gtin": batch.gtin, "count": batch.count,
             "status": str(batch.status)}
 
 
 def run(args: argparse.Namespace) -> int:
-    from serializer.minting import MintError
-
     try:
         lines = args.file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        print(f"serialink import: file: cannot read {args.file}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        result = asyncio.run(_import(args, lines))
-    except MintError as exc:
-        print(f"serialink import: {exc.field}: {exc.reason}", file=sys.stderr)
-        return 1
+        raise CommandError(f"file: cannot read {args.file}: {exc}") from None
+    result = asyncio.run(_import(args, lines))
     print(orjson.dumps(result).decode())
     return 0

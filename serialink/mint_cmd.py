@@ -17,13 +17,14 @@ import argparse
 import asyncio
 import getpass
 import hashlib
-import os
 import socket
 import sys
 import time
 from pathlib import Path
 
 import orjson
+
+from serialink.common import settings_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,34 +63,8 @@ def _default_request_id(args: argparse.Namespace) -> str:
     return "cli-" + hashlib.sha256(orjson.dumps(body)).hexdigest()[:24]
 
 
-def _store_url(args: argparse.Namespace) -> str:
-    if args.store:
-        return args.store
-    if os.environ.get("SERIALINK_STORE_URL"):
-        return os.environ["SERIALINK_STORE_URL"]
-    try:
-        from settings import load_settings
-
-        return load_settings().store_url
-    except Exception:  # settings module absent or unreadable: the embedded default
-        return "sqlite:///var/serialink.db"
-
-
 def run(args: argparse.Namespace) -> int:
-    from serializer.minting import MintError
-    from serializer.output import OutputError
-
-    try:
-        manifest = asyncio.run(_mint(args))
-    except (MintError, OutputError) as exc:
-        print(f"serialink mint: {exc.field}: {exc.reason}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # store errors carry their own field
-        field = getattr(exc, "field", None)
-        if field is None:
-            raise
-        print(f"serialink mint: {exc}", file=sys.stderr)
-        return 1
+    manifest = asyncio.run(_mint(args))
     sys.stdout.write(orjson.dumps({
         "batch_id": manifest["batch_id"], "request_id": manifest["request_id"],
         "out": str(args.out), "range": manifest["range"],
@@ -102,9 +77,9 @@ async def _mint(args: argparse.Namespace) -> dict:
     from ext import CANONICAL_STEM
     from serializer.codes import CodeShape
     from serializer.keys import KeyStore
-    from serializer.minting import BatchRequest, MintError, mint
+    from serializer.minting import BatchRequest, mint
     from serializer.produce import OutputOptions, check_request_formats, parse_formats, produce
-    from serializer.profiles import ProfileError, load_profiles
+    from serializer.profiles import load_profiles
     from twin.events import Actor
     from twin.store import open_store
 
@@ -114,13 +89,11 @@ async def _mint(args: argparse.Namespace) -> dict:
         "request_id": args.request_id or _default_request_id(args), "lot": args.lot,
         "expiry": args.expiry, "site": args.site, "line": args.line})
     check_request_formats(formats, request.count)
-    try:
-        profiles = load_profiles(args.profiles)
-    except (ProfileError, OSError) as exc:
-        raise MintError("profiles", str(exc)) from None
-    keys = KeyStore(args.key_dir)
+    profiles = load_profiles(args.profiles)
+    settings = settings_for(args)
+    keys = KeyStore(settings.key_dir)
     actor = Actor("manufacturer", f"cli:{getpass.getuser()}@{socket.gethostname()}"[:200])
-    async with await open_store(_store_url(args)) as store:
+    async with await open_store(settings.store_url) as store:
         minted = await mint(store, keys, profiles, request, actor)
     shape = CodeShape(minted.batch.gtin, minted.batch.lot, minted.batch.expiry, args.stem or CANONICAL_STEM)
     show = sys.stderr.isatty() if args.progress is None else args.progress
@@ -131,8 +104,7 @@ async def _mint(args: argparse.Namespace) -> dict:
 
 
 def _with_progress(minted, shape, formats, out, options) -> dict:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from serializer.produce import produce
 
     total = minted.batch.count * len(formats)

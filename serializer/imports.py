@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ext import GS1Error, parse, parse_element_string
-from twin.errors import IdempotencyConflict, InvalidInput
+from twin.errors import DuplicateSerial, IdempotencyConflict, InvalidInput
 from twin.events import Actor
 from twin.identity import check_serial
 
-from serializer.keys import KeyStore, KeyStoreError
-from serializer.minting import MintError, normalise_gtin, parse_expiry
+from serializer.errors import MintConflict, MintError, MintTooLarge, SourceConflict
+from serializer.keys import KeyStore
+from serializer.minting import normalise_gtin, parse_expiry
 
 #: The profile name imported batches are filed under (their own counter space).
 IMPORT_PROFILE = "imported"
@@ -72,7 +73,7 @@ def read_codes(lines: Iterable[str], gtin: str) -> list[str]:
         seen.add(serial)
         serials.append(serial)
         if len(serials) > MAX_IMPORT:
-            raise MintError("file", f"more than {MAX_IMPORT:,} codes: split the list", 413)
+            raise MintTooLarge("file", f"more than {MAX_IMPORT:,} codes: split the list")
     if not serials:
         raise MintError("file", "the list holds no codes")
     return serials
@@ -88,15 +89,17 @@ async def import_codes(store, keys: KeyStore, gtin: str, lines: Iterable[str], r
                             .encode()).hexdigest()[:32]
     try:
         await asyncio.to_thread(keys.bind_imports, gtin, serials)
-    except KeyStoreError as exc:
-        raise MintError(exc.field, exc.reason, exc.status) from None
+    except SourceConflict as exc:
+        raise MintConflict(exc.field, exc.reason) from None
     try:
         return await store.import_serials(gtin, IMPORT_PROFILE, serials, request_id, digest, actor=actor,
                                           lot=lot, expiry=expiry, line=line, site=site)
     except IdempotencyConflict:
-        raise MintError("request_id", f"{request_id!r} was used for another import", 409) from None
+        raise MintConflict("request_id", f"{request_id!r} was used for another import") from None
+    except DuplicateSerial as exc:
+        raise MintConflict(exc.field, exc.problem) from None
     except InvalidInput as exc:
-        raise MintError(exc.field, exc.problem, 409 if "already imported" in exc.problem else 400) from None
+        raise MintError(exc.field, exc.problem) from None
 
 
 def import_file(path: Path) -> list[str]:

@@ -33,7 +33,7 @@ whose serials may collide.
 >>> keys.bind_profile("09506000134359", profiles["sequential-numeric"])
 Traceback (most recent call last):
 ...
-serializer.keys.SourceConflict: profile: 'sequential-numeric' cannot serve GTIN 09506000134359: its serials could equal those of profile 'sgtin-96' already bound to it (both are 12 characters and no position tells them apart); use another GTIN or a profile with a distinct length or prefix
+serializer.errors.SourceConflict: profile: 'sequential-numeric' cannot serve GTIN 09506000134359: its serials could equal those of profile 'sgtin-96' already bound to it (both are 12 characters and no position tells them apart); use another GTIN or a profile with a distinct length or prefix
 
 Multi-host deployments share one key directory: mount it from a filesystem with POSIX
 locks (NFSv4, CephFS, …) on every minting host, readable by the resolver hosts (they only
@@ -56,41 +56,11 @@ from typing import Iterable, Mapping
 
 import orjson
 
+from serializer.errors import KeyMissing, KeyRotationRefused, KeyStoreError, SourceConflict
 from serializer.profiles import SerialProfile
 
-KEY_DIR_ENV = "SERIALINK_KEY_DIR"
-DEFAULT_KEY_DIR = Path("var/keys")
 KEY_BYTES = 32
 RECORD_VERSION = 1
-
-
-class KeyStoreError(ValueError):
-    """A key store problem; ``field`` names the input at fault, ``reason`` says why."""
-
-    status = 500
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class SourceConflict(KeyStoreError):
-    """Two sources of serials for one GTIN could produce the same serial."""
-
-    status = 409
-
-
-class KeyRotationRefused(KeyStoreError):
-    """The GTIN's key already underlies issued serials."""
-
-    status = 409
-
-
-class KeyMissing(KeyStoreError):
-    """No record for the GTIN and this store may not create one."""
-
-    status = 503
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,20 +155,11 @@ def in_format(profile: SerialProfile | BoundProfile, serial: str) -> bool:
     return all(ch in alphabet for ch in serial[len(profile.prefix):])
 
 
-def key_dir_from_env(env: Mapping[str, str] | None = None, settings: object = None) -> Path:
-    """SERIALINK_KEY_DIR, else the settings' ``key_dir``, else ``var/keys``."""
-    env = os.environ if env is None else env
-    if env.get(KEY_DIR_ENV):
-        return Path(env[KEY_DIR_ENV])
-    configured = getattr(settings, "key_dir", None)
-    return Path(configured) if configured else DEFAULT_KEY_DIR
-
-
 class KeyStore:
     """A directory of per-GTIN records. Thread- and process-safe (flock per GTIN)."""
 
-    def __init__(self, directory: str | Path | None = None, *, create: bool = True) -> None:
-        self.directory = Path(directory) if directory is not None else key_dir_from_env()
+    def __init__(self, directory: str | Path, *, create: bool = True) -> None:
+        self.directory = Path(directory)
         self.create = create
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()

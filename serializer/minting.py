@@ -25,7 +25,7 @@ id gives back the same batch, hence the same serials and byte-identical files.
 ...                     "request_id": "x"})
 Traceback (most recent call last):
 ...
-serializer.minting.MintError: gtin: check digit is 2, not 3 ('09506000134353')
+serializer.errors.MintError: gtin: check digit is 2, not 3 ('09506000134353')
 """
 
 from __future__ import annotations
@@ -45,24 +45,16 @@ from twin.errors import IdempotencyConflict, InvalidInput
 from twin.events import Actor
 from twin.identity import check_lot, check_name
 
-from serializer.keys import KeyStore, KeyStoreError, SourceConflict
-from serializer.profiles import GuessabilityError, SerialProfile, check_guessability
+from serializer.errors import MintConflict, MintError, MintRefused, MintTooLarge, SourceConflict
+from serializer.keys import KeyStore
+from serializer.errors import GuessabilityError
+from serializer.profiles import SerialProfile, check_guessability
 
 #: The most serials one request may ask for (the store's cap per allocation).
 MAX_COUNT = MAX_ALLOCATION
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 _DIGEST_VERSION = 1
 
-
-class MintError(ValueError):
-    """A request that cannot be served. ``field`` names the input; ``status`` is the HTTP
-    answer (400 malformed, 404 unknown, 409 conflict, 413 too many, 422 refused, 507 disk)."""
-
-    def __init__(self, field: str, reason: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.status = status
 
 
 def normalise_gtin(value: object, field: str = "gtin") -> str:
@@ -121,8 +113,8 @@ class BatchRequest:
         if not isinstance(count, int) or isinstance(count, bool) or count < 1:
             raise MintError("count", f"expected a whole number from 1 to {MAX_COUNT:,}, got {count!r}")
         if count > MAX_COUNT:
-            raise MintError("count", f"{count:,} is over the cap of {MAX_COUNT:,} serials per "
-                                     f"request; split the run into several requests", 413)
+            raise MintTooLarge("count", f"{count:,} is over the cap of {MAX_COUNT:,} serials per "
+                                     f"request; split the run into several requests")
         profile = body.get("profile") or "default"
         _name(profile, "profile")
         request_id = body.get("request_id")
@@ -178,7 +170,7 @@ def _name(value: object, field: str) -> str:
 def find_profile(profiles: Mapping[str, SerialProfile], name: str) -> SerialProfile:
     profile = profiles.get(name)
     if profile is None:
-        raise MintError("profile", f"unknown profile {name!r}; known: {', '.join(profiles)}", 422)
+        raise MintRefused("profile", f"unknown profile {name!r}; known: {', '.join(profiles)}")
     return profile
 
 
@@ -187,7 +179,7 @@ async def mint(store, keys: KeyStore, profiles: Mapping[str, SerialProfile], req
     """Allocate (or find again) the batch of ``request``; nothing leaves before this returns."""
     profile = find_profile(profiles, request.profile)
     if profile.max_issuable < request.count:
-        raise MintError("profile", _guess_text(profile, request.count, 0), 422)
+        raise MintRefused("profile", _guess_text(profile, request.count, 0))
     record = await _bind(keys.bind_profile, request.gtin, profile)
     digest = request.params_digest()
     ranges = await store.batch_ranges(request.gtin, profile.name)
@@ -197,29 +189,29 @@ async def mint(store, keys: KeyStore, profiles: Mapping[str, SerialProfile], req
     except GuessabilityError:
         # a retry of an already allocated request is not a new issue
         if await _existing(store, request) is None:
-            raise MintError("count", _guess_text(profile, request.count, issued_end), 422) from None
+            raise MintRefused("count", _guess_text(profile, request.count, issued_end)) from None
     try:
         batch = await store.allocate_range(
             request.gtin, profile.name, request.count, request.request_id, digest, actor=actor,
             lot=request.lot, expiry=request.expiry, line=request.line, site=request.site)
     except IdempotencyConflict:
-        raise MintError("request_id", f"{request.request_id!r} was already used for a batch with other "
+        raise MintConflict("request_id", f"{request.request_id!r} was already used for a batch with other "
                                       f"parameters (GTIN, count, profile, lot, expiry, site or line); "
-                                      f"use a new request id", 409) from None
+                                      f"use a new request id") from None
     except InvalidInput as exc:
         raise MintError(exc.field, exc.problem) from None
     if batch.kind is not BatchKind.MINTED:
-        raise MintError("request_id", f"{request.request_id!r} names an import, not a minted batch", 409)
+        raise MintConflict("request_id", f"{request.request_id!r} names an import, not a minted batch")
     if batch.end > profile.max_issuable:
         # a concurrent allocation took the last of the allowed serials: this one never issues
         if batch.status is not BatchStatus.VOIDED:
             await store.set_batch_status(batch.id, BatchStatus.VOIDED, Actor("system", "serializer"),
                                          "guess ratio limit reached by concurrent allocations; never issued")
-        raise MintError("count", _guess_text(profile, request.count, batch.start), 422)
+        raise MintRefused("count", _guess_text(profile, request.count, batch.start))
     if batch.status is BatchStatus.VOIDED:
-        raise MintError("request_id", f"batch {batch.id} of request {request.request_id!r} was voided"
+        raise MintConflict("request_id", f"batch {batch.id} of request {request.request_id!r} was voided"
                                       f" ({batch.status_reason or 'no reason given'}); its serials are "
-                                      f"never reissued: use a new request id", 409)
+                                      f"never reissued: use a new request id")
     return MintedBatch(batch, profile, profile.permutation(record.key, request.gtin), record.key)
 
 
@@ -234,9 +226,7 @@ async def _bind(fn, *args):
     try:
         return await asyncio.to_thread(fn, *args)
     except SourceConflict as exc:
-        raise MintError(exc.field, exc.reason, 409) from None
-    except KeyStoreError as exc:
-        raise MintError(exc.field, exc.reason, exc.status) from None
+        raise MintConflict(exc.field, exc.reason) from None
 
 
 async def _existing(store, request: BatchRequest) -> Batch | None:

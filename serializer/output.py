@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ext.labels import RowTemplate
+from serializer.errors import DiskFull, OutputError
 
 #: Serials per block: big enough that per-block Python costs vanish, small enough to stay
 #: in cache (64k rows of ~230 bytes is ~15 MB of output buffer).
@@ -38,16 +39,6 @@ BLOCK = 1 << 16
 Progress = Callable[[int], None]
 #: O_DIRECT transfers are whole multiples of this (the logical block size on Linux filesystems).
 DIRECT_ALIGN = 4096
-
-
-class OutputError(OSError):
-    """Output could not be written; ``field`` names the input at fault (usually ``out``)."""
-
-    def __init__(self, field: str, reason: str, status: int = 500) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,8 +231,8 @@ def check_free_space(directory: Path, needed: int) -> None:
     except OSError:
         return
     if needed > free:
-        raise OutputError("out", f"{directory} has {free:,} bytes free; this output needs about "
-                                 f"{needed:,}", 507)
+        raise DiskFull("out", f"{directory} has {free:,} bytes free; this output needs about "
+                                 f"{needed:,}")
 
 
 def remove_stale_temporaries(directory: Path, names: list[str]) -> None:
@@ -270,9 +261,9 @@ def _unlink(path: Path) -> None:
 
 def _output_error(exc: OSError, path: Path) -> OutputError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return OutputError("out", f"disk full while writing {path.name} in {path.parent}; nothing "
+        return DiskFull("out", f"disk full while writing {path.name} in {path.parent}; nothing "
                                   f"was left looking complete — free space and retry with the "
-                                  f"same request id", 507)
+                                  f"same request id")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError("out", f"cannot write {path}: {exc.strerror}", 500)
-    return OutputError("out", f"writing {path} failed: {exc.strerror or exc}", 500)
+        return OutputError("out", f"cannot write {path}: {exc.strerror}")
+    return OutputError("out", f"writing {path} failed: {exc.strerror or exc}")

@@ -6,7 +6,7 @@
 >>> parse_formats("csv,gif")
 Traceback (most recent call last):
 ...
-serializer.minting.MintError: format: unknown format 'gif'; known: csv, zpl, jsonl, epcis, svg, png, pdf
+serializer.errors.MintError: format: unknown format 'gif'; known: csv, zpl, jsonl, epcis, svg, png, pdf
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from typing import Iterable
 
 from serializer.codes import CodeShape
 from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
-from serializer.minting import MintError, MintedBatch
-from serializer.output import OutputError, Progress, check_free_space, remove_stale_temporaries
+from serializer.errors import MintError, MintTooLarge, OutputError, OutputTaken
+from serializer.minting import MintedBatch
+from serializer.output import Progress, check_free_space, remove_stale_temporaries
 
 # format -> (module, output file name, rough bytes per unit for the free-space check)
 FORMATS: dict[str, tuple[str, str, int]] = {
@@ -63,9 +64,9 @@ def parse_formats(value: str | Iterable[str] | None) -> tuple[str, ...]:
 def check_request_formats(formats: tuple[str, ...], count: int) -> None:
     images = [f for f in formats if f in IMAGE_FORMATS]
     if images and count > MAX_IMAGE_UNITS:
-        raise MintError("format", f"{', '.join(images)} images are for proofs and small runs (at most "
+        raise MintTooLarge("format", f"{', '.join(images)} images are for proofs and small runs (at most "
                                   f"{MAX_IMAGE_UNITS:,} units); {count:,} units go to printers as "
-                                  f"csv or zpl", 413)
+                                  f"csv or zpl")
 
 
 def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], directory: Path,
@@ -77,11 +78,11 @@ def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], dir
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError("out", f"cannot create {directory}: {exc.strerror}", 500) from None
+        raise OutputError("out", f"cannot create {directory}: {exc.strerror}") from None
     existing = read_manifest(directory)
     if existing is not None and existing.get("batch_id") != minted.batch.id:
-        raise OutputError("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
-                                 f"give each batch its own directory", 409)
+        raise OutputTaken("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
+                                 f"give each batch its own directory")
     names = [FORMATS[f][1] for f in formats] + [MANIFEST_NAME]
     remove_stale_temporaries(directory, names)
     check_free_space(directory, sum(FORMATS[f][2] for f in formats) * minted.batch.count + (1 << 20))

@@ -23,7 +23,7 @@ issued per GTIN divided by the space stays below 1/10,000.
 >>> check_guessability(profiles["sgtin-96"], 20_000_000)
 Traceback (most recent call last):
 ...
-serializer.profiles.GuessabilityError: profile 'sgtin-96': 20,000,000 serials issued of a space of 174,877,906,944 is a guess ratio of 1.144e-04, not below the limit 1/10,000 (EU 2016/161 Art. 4(c)); at most 17,487,790 serials may be issued per GTIN with this profile
+serializer.errors.GuessabilityError: profile 'sgtin-96': 20,000,000 serials issued of a space of 174,877,906,944 is a guess ratio of 1.144e-04, not below the limit 1/10,000 (EU 2016/161 Art. 4(c)); at most 17,487,790 serials may be issued per GTIN with this profile
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import jsonschema
 import yaml
 
 from ext.permutation import SerialPermutation
+from serializer.errors import GuessabilityError, ProfileError, ProfileFieldError
 
 # GS1 General Specifications figure 7.11-1: the 82 characters AI (21) may use
 CSET82 = "!\"%&'()*+,-./0123456789:;<=>?ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
@@ -91,37 +92,6 @@ _SCHEMA_MESSAGES = {
     ("mode", "enum"): "must be 'sequential' or 'randomised', not {value!r}",
     ("name", "pattern"): "must be lower-case letters, digits and '-', not {value!r}",
 }
-
-
-class ProfileError(ValueError):
-    """A profile file that cannot be used, with every problem's file, line and field."""
-
-    def __init__(self, path: str, problems: list[tuple[int, str, str]]):
-        self.path = path
-        self.problems = tuple(sorted(problems))
-        super().__init__("\n".join(f"{path}:{line}: {field}: {message}"
-                                   for line, field, message in self.problems))
-
-    @property
-    def line(self) -> int:
-        return self.problems[0][0]
-
-    @property
-    def field(self) -> str:
-        return self.problems[0][1]
-
-
-class ProfileFieldError(ValueError):
-    """A SerialProfile invariant broken by one field (the loader maps it to a line)."""
-
-    def __init__(self, profile: str, field: str, message: str):
-        self.field = field
-        self.reason = message
-        super().__init__(f"profile {profile!r}: {field}: {message}")
-
-
-class GuessabilityError(ValueError):
-    """Issuing the requested serials would break the profile's guess ratio limit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,7 +274,11 @@ def default_profiles_path() -> Path:
 def load_profiles(path: str | Path | None = None) -> Mapping[str, SerialProfile]:
     """The profiles of a YAML file by name, in file order; ProfileError names file:line:field."""
     path = Path(path) if path is not None else default_profiles_path()
-    return parse_profiles(path.read_text(encoding="utf-8"), str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(str(path), [(0, "(file)", f"cannot read it: {getattr(exc, 'strerror', None) or exc}")]) from None
+    return parse_profiles(text, str(path))
 
 
 def parse_profiles(text: str, path: str = "<string>") -> Mapping[str, SerialProfile]:

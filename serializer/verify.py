@@ -36,6 +36,8 @@ import os
 import time
 from typing import Mapping, NamedTuple
 
+from settings import Settings
+
 from twin.batch import Batch, RangeIndex
 
 from serializer.keys import KeyStore
@@ -96,18 +98,14 @@ class SerialVerifier:
         self._max = max_gtins
 
     @classmethod
-    def from_settings(cls, store, settings) -> SerialVerifier:
-        """The verifier a resolver app builds: key directory from SERIALINK_KEY_DIR or
-        ``settings.key_dir`` (default var/keys), profiles from the config directory."""
-        from pathlib import Path
-
-        from serializer.keys import key_dir_from_env
+    def from_settings(cls, store, settings: Settings) -> SerialVerifier:
+        """The verifier a resolver app builds: keys from ``settings.key_dir``, profiles from
+        the config directory's serial-profiles.yaml (the built-in ones when it has none)."""
         from serializer.profiles import load_profiles
 
-        config_dir = getattr(settings, "config_dir", None)
-        path = Path(config_dir) / "serial-profiles.yaml" if config_dir is not None else None
-        profiles = load_profiles(path if path is not None and path.exists() else None)
-        return cls(store, KeyStore(key_dir_from_env(settings=settings)), profiles)
+        path = settings.config_dir / "serial-profiles.yaml"
+        profiles = load_profiles(path if path.exists() else None)
+        return cls(store, KeyStore(settings.key_dir), profiles)
 
     def invalidate(self, gtin: str | None = None) -> None:
         """Forget what is cached for ``gtin`` (every GTIN when None): its batches changed."""

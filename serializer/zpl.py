@@ -27,6 +27,7 @@ from pathlib import Path
 from ext import element_string
 
 from serializer.codes import CodeShape, ai17, _SLOT
+from serializer.errors import TemplateError
 from serializer.output import AtomicFile, FileEntry, Progress, write_rows
 from serializer.rows import RowBuilder, check_template, uri_table, zpl_escape_table
 
@@ -35,13 +36,6 @@ PLACEHOLDERS = ("dl_uri", "datamatrix", "gtin", "serial", "lot", "expiry", "expi
 _TOKEN = re.compile(r"\{\{\s*([#/]?)([a-z_]+)\s*\}\}")
 _BX = re.compile(r"\^BX([^\^~]*)")
 _FX = re.compile(r"\^FX[^\^~]*")  # comments
-
-
-class TemplateError(ValueError):
-    def __init__(self, path: str, line: int, reason: str) -> None:
-        super().__init__(f"{path}:{line}: {reason}")
-        self.field = "zpl_template"
-        self.reason = f"{path}:{line}: {reason}"
 
 
 def default_template_path() -> Path:

@@ -5,6 +5,10 @@ wins over ``settings.yaml`` in the config directory, which wins over the default
 With nothing configured, ``serialink serve`` runs the example rules on an embedded
 SQLite store under ``./var``.
 
+This is the one place that reads ``SERIALINK_*`` variables: the resolver, the serialiser
+and the CLI all take a :class:`Settings`, so ``serialink config show`` prints everything
+that is in effect. It imports nothing of Serialink's, so every package may use it.
+
 >>> s = load_settings(env={"SERIALINK_STORE_URL": "redis://localhost:6379/0", "SERIALINK_PORT": "9000"})
 >>> s.store_url, s.port, s.rules_file.name
 ('redis://localhost:6379/0', 9000, 'rules.yaml')
@@ -49,6 +53,11 @@ class Settings:
     max_body_bytes: int = 1_048_576
     debug_header: bool = True  # manufacturer tokens may ask for the decision trace
     log_level: str = "info"
+    key_dir: Path | None = None  # per-GTIN serial keys; default: <data_dir>/keys
+    dl_stem: str = ""  # stem of minted codes' DL URIs; empty: the rules' resolver.root
+    notifier: str = "file"  # file | console | module:callable (see resolver.journeys.notify)
+    rate_limits: str = ""  # over the defaults, e.g. "register=10/600,claim=5/600"
+    metrics_dir: Path | None = None  # set by `serialink serve`: every worker's /metrics snapshot
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config_dir", Path(self.config_dir))
@@ -59,6 +68,9 @@ class Settings:
             object.__setattr__(self, "rules_file", Path(self.rules_file))
         if not self.store_url:
             object.__setattr__(self, "store_url", f"sqlite:///{self.data_dir / 'serialink.db'}")
+        object.__setattr__(self, "key_dir", Path(self.key_dir) if self.key_dir else self.data_dir / "keys")
+        if self.metrics_dir is not None:
+            object.__setattr__(self, "metrics_dir", Path(self.metrics_dir))
 
     def secret(self) -> bytes:
         """The token signing secret; generated once (0600 file) when none is configured."""
@@ -94,22 +106,52 @@ def _mask(value: str) -> str:
     return "***"
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kind = {f.name: f.type for f in fields(Settings)}[name]
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names where it came from and what fits."""
+
+
+_KINDS = {"bool": "true or false", "int": "a whole number", "float": "a number"}
+
+
+def _kind(name: str) -> str:
+    kind = str({f.name: f.type for f in fields(Settings)}[name])
+    if "Path" in kind:
+        return "path"
+    for simple in ("bool", "float", "int"):
+        if simple in kind:
+            return simple
+    return "str"
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """``raw`` as the type of setting ``name``; a value that does not fit names its source."""
     if raw is None:
         return None
-    if "bool" in str(kind):
-        return raw if isinstance(raw, bool) else str(raw).lower() in ("1", "true", "yes", "on")
-    if "int" in str(kind) and "Path" not in str(kind):
-        return int(raw)
-    if "float" in str(kind):
-        return float(raw)
-    return raw
+    kind = _kind(name)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+    elif kind in ("int", "float") and not isinstance(raw, bool):
+        try:
+            return int(str(raw).strip()) if kind == "int" else float(str(raw).strip())
+        except ValueError:
+            pass
+    elif isinstance(raw, (str, Path)) or (kind == "str" and isinstance(raw, (int, float))):
+        return str(raw) if kind == "str" else raw
+    raise SettingsError(f"{source}: expected {_KINDS.get(kind, 'text')}, got {raw!r}")
 
 
 def load_settings(config_dir: Path | str | None = None, env: Mapping[str, str] | None = None,
                   **overrides: Any) -> Settings:
-    """Defaults, then <config_dir>/settings.yaml, then SERIALINK_* variables, then overrides."""
+    """Defaults, then <config_dir>/settings.yaml, then SERIALINK_* variables, then overrides.
+
+    Raises :class:`SettingsError` naming the file or variable at fault.
+    """
     env = os.environ if env is None else env
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
@@ -117,16 +159,24 @@ def load_settings(config_dir: Path | str | None = None, env: Mapping[str, str] |
     values["config_dir"] = cdir
     settings_file = cdir / "settings.yaml"
     if settings_file.exists():
-        loaded = yaml.safe_load(settings_file.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(settings_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{settings_file}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(settings_file)
+            raise SettingsError(f"{where}: not readable as YAML ({getattr(exc, 'problem', None) or exc})") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"{settings_file}: expected a mapping of settings")
+            raise SettingsError(f"{settings_file}: expected a mapping of settings")
         unknown = set(loaded) - names
         if unknown:
-            raise ValueError(f"{settings_file}: unknown settings {', '.join(sorted(unknown))}")
-        values.update({k: _coerce(k, v) for k, v in loaded.items()})
+            raise SettingsError(f"{settings_file}: unknown settings {', '.join(sorted(map(str, unknown)))}; "
+                                f"known: {', '.join(sorted(names))}")
+        values.update({k: _coerce(k, v, f"{settings_file}: {k}") for k, v in loaded.items()})
     for name in names - {"config_dir"}:
         key = f"SERIALINK_{name.upper()}"
         if key in env:
-            values[name] = _coerce(name, env[key])
+            values[name] = _coerce(name, env[key], key)
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if int(values.get("port", 8080)) not in range(0, 65536):
+        raise SettingsError(f"port: expected 0-65535, got {values['port']}")
     return Settings(**values)

@@ -52,13 +52,13 @@ class Resolver:
 
 
 @contextlib.contextmanager
-def running_resolver(data_dir: Path, store_url: str | None = None, rules_text: str | None = None):
+def running_resolver(data_dir: Path, store_url: str | None = None, rules_text: str | None = None, **settings_given):
     data_dir.mkdir(parents=True, exist_ok=True)
     rules_file = data_dir / "rules.yaml"
     rules_file.write_text(rules_text if rules_text is not None else (default_config_dir() / "rules.yaml").read_text())
     settings = load_settings(env={}, data_dir=str(data_dir), rules_file=str(rules_file), store_url=store_url or "",
                              token_secret="test-secret-" + "x" * 40, rules_poll_seconds=0.05,
-                             changes_poll_seconds=0.05, scan_flush_seconds=0.05)
+                             changes_poll_seconds=0.05, scan_flush_seconds=0.05, **settings_given)
     app = create_app(settings)
     with TestClient(app, base_url=ROOT) as client:
         yield Resolver(client, app, data_dir, rules_file)
@@ -69,8 +69,8 @@ def resolver_factory(tmp_path):
     stack = contextlib.ExitStack()
     counter = iter(range(1000))
 
-    def make(store_url: str | None = None, rules_text: str | None = None) -> Resolver:
-        return stack.enter_context(running_resolver(tmp_path / f"r{next(counter)}", store_url, rules_text))
+    def make(store_url: str | None = None, rules_text: str | None = None, **settings) -> Resolver:
+        return stack.enter_context(running_resolver(tmp_path / f"r{next(counter)}", store_url, rules_text, **settings))
 
     with stack:
         yield make

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -13,9 +12,9 @@ from starlette.applications import Starlette
 
 from resolver.api import batches as batch_api
 from resolver.access.tokens import TokenIssuer
-from serializer.keys import KeyStore
-from serializer.profiles import load_profiles
-from twin.store import open_store
+from resolver import problems
+from resolver.services import Services
+from settings import load_settings
 
 GTIN = "09506000134352"
 SECRET = b"s" * 32
@@ -24,13 +23,13 @@ SECRET = b"s" * 32
 @pytest.fixture
 def env(tmp_path):
     async def make():
-        store = await open_store(f"sqlite:///{tmp_path}/twin.db")
+        settings = load_settings(env={}, data_dir=tmp_path / "data", store_url=f"sqlite:///{tmp_path}/twin.db",
+                                 key_dir=tmp_path / "keys", token_secret=SECRET.decode(), max_body_bytes=65536)
+        services = await Services.open(settings)
+        store = services.store
         app = Starlette(routes=batch_api.routes)
-        app.state.store = store
-        app.state.token_verifier = TokenIssuer(SECRET).verifier()
-        app.state.settings = SimpleNamespace(data_dir=tmp_path / "data", max_body_bytes=65536)
-        app.state.profiles = load_profiles()
-        app.state.keys = KeyStore(tmp_path / "keys")
+        problems.install(app)
+        app.state.services = services
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
         return app, store, client
     return make

@@ -29,10 +29,10 @@ def mint_units(resolver, count: int, lot: str, request_id: str) -> list[str]:
     from serializer.minting import BatchRequest, mint
     from twin.events import Actor
 
-    state = resolver.app.state
+    services = resolver.services
     request = BatchRequest.parse({"gtin": GTIN, "count": count, "profile": "default", "request_id": request_id,
                                   "lot": lot})
-    minted = resolver.client.portal.call(mint, state.store, state.keys, state.profiles, request,
+    minted = resolver.client.portal.call(mint, services.store, services.keys, services.profiles, request,
                                          Actor("line", "line-7"))
     resolver.services.lookup.invalidate(GTIN, "batch")
     return minted.serials()

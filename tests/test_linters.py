@@ -10,7 +10,6 @@ row per linter. Property tests cover what a finite list of vectors cannot.
 from __future__ import annotations
 
 import datetime
-import doctest
 from pathlib import Path
 
 import pytest
@@ -138,12 +137,6 @@ def test_the_code_lists_hold_no_duplicates():
         values = getattr(ext.codelists, name)
         assert len(values) == len(set(values)), name
     assert list(ext.codelists.PACKAGE_TYPES) == sorted(ext.codelists.PACKAGE_TYPES)
-
-
-def test_the_module_docstring_examples_run():
-    for module in (ext.linters, ext.codelists):
-        result = doctest.testmod(module)
-        assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 # ---------------------------------------------------------------------------

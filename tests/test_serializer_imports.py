@@ -8,7 +8,8 @@ import pytest
 
 from serializer.imports import import_codes
 from serializer.keys import KeyStore
-from serializer.minting import BatchRequest, MintError, mint
+from serializer.errors import MintConflict, MintError
+from serializer.minting import BatchRequest, mint
 from serializer.profiles import load_profiles
 from serializer.verify import SerialVerifier
 from twin.events import Actor
@@ -42,5 +43,5 @@ def test_imports_are_validated_kept_disjoint_and_verified(tmp_path):
                 assert err.value.field == field
             with pytest.raises(MintError) as err:
                 await import_codes(store, keys, GTIN, [f"{GTIN},cz0001xyz"], "imp-2", ACTOR)
-            assert err.value.field == "serials" and err.value.status == 409
+            assert err.value.field == "serials" and isinstance(err.value, MintConflict)
     asyncio.run(go())

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from serializer.keys import KeyRotationRefused, KeyStore, SourceConflict
-from serializer.minting import BatchRequest, MintError, mint
+from serializer.errors import KeyRotationRefused, MintConflict, MintError, MintRefused, MintTooLarge, SourceConflict
+from serializer.keys import KeyStore
+from serializer.minting import BatchRequest, mint
 from serializer.profiles import load_profiles, parse_profiles
 from serializer.verify import SerialVerifier
 from twin.batch import BatchStatus
@@ -44,11 +45,11 @@ def test_a_profile_too_small_for_the_guess_ratio_is_refused(tmp_path):
     with pytest.raises(MintError) as err:
         asyncio.run(_mint(tmp_path, request(profile="sgtin-96", count=17_487_791 - 1 + 2)))
     assert err.value.field == "count" or err.value.field == "profile"
-    assert err.value.status in (413, 422)
+    assert isinstance(err.value, (MintTooLarge, MintRefused))
     small = parse_profiles("version: 1\nprofiles:\n  - {name: tiny, alphabet: '0123456789', length: 7, mode: randomised}\n")
     with pytest.raises(MintError) as err:
         asyncio.run(_mint(tmp_path, request(profile="tiny", count=1001, request_id="t"), small))
-    assert err.value.field == "profile" and err.value.status == 422 and "1/10,000" in err.value.reason
+    assert err.value.field == "profile" and isinstance(err.value, MintRefused) and "1/10,000" in err.value.reason
     # 999 fit (10**7 / 10**4 = 1000, and the ratio must stay strictly below)
     assert asyncio.run(_mint(tmp_path, request(profile="tiny", count=999, request_id="t2"), small)).batch.count == 999
     with pytest.raises(MintError) as err:
@@ -77,7 +78,7 @@ def test_keys_are_private_files_never_rotated_under_issued_serials(tmp_path):
     edited = parse_profiles((ROOT / "config" / "serial-profiles.yaml").read_text().replace("length: 12\n    mode: randomised", "length: 13\n    mode: randomised", 1))
     with pytest.raises(MintError) as err:
         asyncio.run(_mint(tmp_path, request(request_id="r2"), edited))
-    assert err.value.field == "profile" and err.value.status == 409
+    assert err.value.field == "profile" and isinstance(err.value, MintConflict)
     fresh = KeyStore(tmp_path / "other")
     first = fresh.key("09506000134369")
     assert fresh.rotate("09506000134369").key != first  # nothing bound yet: allowed
@@ -191,12 +192,12 @@ def test_a_full_disk_fails_cleanly_naming_the_output(tmp_path):
     assert run.returncode == 1 and run.stderr.startswith("serialink mint: out: "), run.stderr
     assert "free" in run.stderr or "disk full" in run.stderr
     # the writer itself on a full disk: ENOSPC mid-file leaves nothing behind
-    code = ("import sys; from serializer.output import AtomicFile, OutputError\n"
+    code = ("import sys; from serializer.output import AtomicFile\nfrom serializer.errors import DiskFull\n"
             "try:\n"
             f"    with AtomicFile('{small}/big.bin', 'bin') as f:\n"
             "        [f.write(b'x' * (1 << 20)) for _ in range(8)]\n"
-            "except OutputError as e:\n"
-            "    print(e.status, e.field, e.reason); sys.exit(3)\n")
+            "except DiskFull as e:\n"
+            "    print(507, e.field, e.reason); sys.exit(3)\n")
     run = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                           f"mount -t tmpfs -o size=2m tmpfs {small} && {sys.executable} -c \"{code}\" && ls -a {small}; "
                           f"echo LS; ls -a {small}"], cwd=ROOT, capture_output=True, text=True)

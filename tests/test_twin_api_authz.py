@@ -45,38 +45,32 @@ ALLOWED: dict[str, set[str]] = {
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """One app, a registered unit, a second unit, a recall and a token to act on."""
-    import os
-
     from tests.resolver_fixtures import running_resolver
 
-    os.environ["SERIALINK_RATE_LIMITS"] = "register=1000/60,register-unit=1000/60,confirm=1000/60,claim=1000/60," \
-                                          "claim-unit=1000/60"
-    try:
-        with running_resolver(tmp_path_factory.mktemp("authz")) as r:
-            r.client.get("/healthz")
-            serials = mint_units(r, 4, "LA1", f"authz-{time.time_ns()}")
-            owner = register(r, serials[0])
-            other = register(r, serials[1], name="Other", contact="other@example.com")
-            issuer = r.services.issuer
-            now = int(time.time())
-            tokens = {
-                "owner": owner["token"], "other_owner": other["token"],
-                "installer": r.token("installer", gtins=[GTIN]), "technician": r.token("technician", gtins=[GTIN]),
-                "visit_other_unit": r.token("technician", gtins=[GTIN], unit=(GTIN, serials[2])),
-                "regulator": r.token("regulator", gtins=[GTIN]), "manufacturer": r.token("manufacturer", gtins=[GTIN]),
-                "manufacturer_elsewhere": issuer.issue("test:other-brand", "manufacturer", ttl=3600,
-                                                       gtins=[OUTSIDER_GTIN]),
-                "line": r.token("line", gtins=[GTIN]), "admin": r.token("admin", all_products=True),
-                "forged": issuer.issue("x", "admin", ttl=60, all_products=True)[:-4] + "AAAA",
-                "expired": issuer.issue("x", "admin", ttl=1, all_products=True, now=now - 100),
-            }
-            manufacturer = bearer(tokens["manufacturer"])
-            recall = r.client.post("/v1/recalls", headers={**manufacturer, **key()},
-                                   json={"gtin": GTIN, "serial": serials[3], "reason": "matrix"}).json()
-            yield {"r": r, "serial": serials[0], "spare": serials[2], "tokens": tokens, "recall": recall["id"],
-                   "batch": r.client.get(unit_path(serials[0]), headers=manufacturer).json()["batch"]}
-    finally:
-        del os.environ["SERIALINK_RATE_LIMITS"]
+    limits = "register=1000/60,register-unit=1000/60,confirm=1000/60,claim=1000/60,claim-unit=1000/60"
+    with running_resolver(tmp_path_factory.mktemp("authz"), rate_limits=limits) as r:
+        r.client.get("/healthz")
+        serials = mint_units(r, 4, "LA1", f"authz-{time.time_ns()}")
+        owner = register(r, serials[0])
+        other = register(r, serials[1], name="Other", contact="other@example.com")
+        issuer = r.services.issuer
+        now = int(time.time())
+        tokens = {
+            "owner": owner["token"], "other_owner": other["token"],
+            "installer": r.token("installer", gtins=[GTIN]), "technician": r.token("technician", gtins=[GTIN]),
+            "visit_other_unit": r.token("technician", gtins=[GTIN], unit=(GTIN, serials[2])),
+            "regulator": r.token("regulator", gtins=[GTIN]), "manufacturer": r.token("manufacturer", gtins=[GTIN]),
+            "manufacturer_elsewhere": issuer.issue("test:other-brand", "manufacturer", ttl=3600,
+                                                   gtins=[OUTSIDER_GTIN]),
+            "line": r.token("line", gtins=[GTIN]), "admin": r.token("admin", all_products=True),
+            "forged": issuer.issue("x", "admin", ttl=60, all_products=True)[:-4] + "AAAA",
+            "expired": issuer.issue("x", "admin", ttl=1, all_products=True, now=now - 100),
+        }
+        manufacturer = bearer(tokens["manufacturer"])
+        recall = r.client.post("/v1/recalls", headers={**manufacturer, **key()},
+                               json={"gtin": GTIN, "serial": serials[3], "reason": "matrix"}).json()
+        yield {"r": r, "serial": serials[0], "spare": serials[2], "tokens": tokens, "recall": recall["id"],
+               "batch": r.client.get(unit_path(serials[0]), headers=manufacturer).json()["batch"]}
 
 
 def requests(world, role: str):

@@ -142,8 +142,7 @@ def test_transfer_codes_work_once_and_only_for_their_unit(app):
 
 
 def test_floods_of_public_writes_are_rate_limited(resolver_factory, monkeypatch):
-    monkeypatch.setenv("SERIALINK_RATE_LIMITS", "register=3/600,claim=2/600")
-    app = resolver_factory()
+    app = resolver_factory(rate_limits="register=3/600,claim=2/600")
     serials = mint_units(app, 5, "LH3", f"flood-{time.time_ns()}")
     body = {"name": "Flo", "contact": "flo@example.com", "purchase_date": "2025-01-01"}
     answers = [app.client.post(unit_path(s, "/registration"), headers=key(), json=body) for s in serials]

@@ -6,8 +6,6 @@ No I/O here; these are the rules every backend shares.
 from __future__ import annotations
 
 import asyncio
-import doctest
-import importlib
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
@@ -371,12 +369,3 @@ def test_the_coalescer_fails_one_batch_without_failing_later_ones() -> None:
 
 def test_every_error_is_a_twin_error() -> None:
     assert issubclass(CorruptRecord, TwinError) and issubclass(InvalidInput, ValueError)
-
-
-@pytest.mark.parametrize("module", [
-    "twin.identity", "twin.events", "twin.lifecycle", "twin.unit", "twin.batch", "twin.ownership", "twin.warranty",
-    "twin.overlays", "twin.links", "twin.scans", "twin.codec", "twin.coalesce", "twin.errors", "twin.store",
-])
-def test_the_module_docstring_examples_run(module: str) -> None:
-    result = doctest.testmod(importlib.import_module(module))
-    assert result.attempted > 0 and result.failed == 0

@@ -25,6 +25,10 @@ class InvalidInput(TwinError, ValueError):
         self.problem = problem
 
 
+class DuplicateSerial(InvalidInput):
+    """A serial that is already issued (imported in another batch): it cannot be issued again."""
+
+
 class UnknownEventType(InvalidInput):
     """An event type the twin does not know; nothing was written."""
 

@@ -62,6 +62,7 @@ from twin.coalesce import Coalescer
 from twin.health import StoreHealth
 from twin.errors import (
     CorruptRecord,
+    DuplicateSerial,
     IdempotencyConflict,
     IllegalTransition,
     InvalidInput,
@@ -728,12 +729,12 @@ class RedisStore:
         for i in range(0, len(keys), _IMPORT_CHUNK):
             for serial, held in zip(serials[i : i + _IMPORT_CHUNK], await self._mget(keys[i : i + _IMPORT_CHUNK])):
                 if held is not None and _s(held) != _s(existing or b""):
-                    raise InvalidInput("serials", f"{serial!r} is already imported in batch {_s(held)}")
+                    raise DuplicateSerial("serials", f"{serial!r} is already imported in batch {_s(held)}")
         batch = await self._allocate(draft, "import")
         for i in range(0, len(keys), _IMPORT_CHUNK):  # a retry with the same request id completes this
             reply = await self._scripts["import"](keys=keys[i : i + _IMPORT_CHUNK], args=[batch.id])
             if _s(reply[0]) == "taken":
-                raise InvalidInput("serials", f"{serials[i + reply[1] - 1]!r} is already imported in batch {_s(reply[2])}")
+                raise DuplicateSerial("serials", f"{serials[i + reply[1] - 1]!r} is already imported in batch {_s(reply[2])}")
         return batch
 
     async def find_imported(self, gtin: str, serial: str) -> str | None:

@@ -29,7 +29,8 @@ import orjson
 
 from twin import codec
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, batch_id, check_status_move, parse_batch_id, MAX_COUNTER
-from twin.errors import CorruptRecord, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound, StoreError
+from twin.errors import (CorruptRecord, DuplicateSerial, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound,
+                         StoreError)
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
@@ -435,7 +436,7 @@ class SQLiteStore:
                     (g, *chunk),
                 ).fetchall()
                 if taken:
-                    raise InvalidInput("serials", f"{taken[0][0]!r} is already imported in batch {taken[0][1]}")
+                    raise DuplicateSerial("serials", f"{taken[0][0]!r} is already imported in batch {taken[0][1]}")
             c.executemany("INSERT INTO imported VALUES (?, ?, ?)", ((g, s, batch.id) for s in serials))
         c.execute("INSERT OR REPLACE INTO counters VALUES (?, ?, ?)", (g, draft.profile, start + draft.count))
         c.execute(

@@ -26,6 +26,7 @@ from typing import Any, Iterable, Mapping
 import jwt
 
 from resolver.access.tokens import ALGORITHM, MAX_TTL, Claims, claims_payload
+from resolver.errors import Forbidden, Invalid
 
 #: role a caller has -> roles it may issue tokens for
 ISSUABLE = {
@@ -37,10 +38,18 @@ MAX_VISIT_TTL = 24 * 3600
 OWNER_TTL = 365 * 24 * 3600
 
 
-class GrantRefused(Exception):
-    def __init__(self, status: int, field: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.field, self.reason = status, field, reason
+class GrantRefused(Invalid):
+    """A token request that is malformed or names something that cannot be granted."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason, field)
+
+
+class GrantForbidden(Forbidden):
+    """A token request beyond what the caller may hand out (a wider role or scope)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason, field)
 
 
 def grant_record(principal: str, role: str, *, issued: int, ttl: int, gtins: Iterable[str] = (),
@@ -66,7 +75,7 @@ def _strings(value: Any, field: str, limit: int = 100) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or len(value) > limit or not all(isinstance(v, str) and 0 < len(v) <= 40 for v in value):
-        raise GrantRefused(422, field, f"expected a list of up to {limit} short strings")
+        raise GrantRefused(field, f"expected a list of up to {limit} short strings")
     return value
 
 
@@ -74,56 +83,56 @@ def check_grant(caller: Claims, body: Mapping[str, Any], issued: int) -> dict[st
     """Validate a token request from ``caller``; the grant record to store, or GrantRefused."""
     allowed = ISSUABLE.get(caller.role)
     if allowed is None:
-        raise GrantRefused(403, "role", f"role {caller.role!r} may not issue tokens")
+        raise GrantForbidden("role", f"role {caller.role!r} may not issue tokens")
     unknown = set(body) - {"role", "principal", "ttl", "gtins", "prefixes", "all_products", "sites", "lines", "unit"}
     if unknown:
-        raise GrantRefused(422, sorted(unknown)[0], "unknown field")
+        raise GrantRefused(sorted(unknown)[0], "unknown field")
     role = body.get("role")
     if not isinstance(role, str) or role not in allowed:
-        raise GrantRefused(403 if isinstance(role, str) and role in ISSUABLE["admin"] | {"owner"} else 422, "role",
-                           f"may issue tokens for {', '.join(sorted(allowed))}")
+        refusal = GrantForbidden if isinstance(role, str) and role in ISSUABLE["admin"] | {"owner"} else GrantRefused
+        raise refusal("role", f"may issue tokens for {', '.join(sorted(allowed))}")
     principal = body.get("principal")
     if not isinstance(principal, str) or not 0 < len(principal) <= 200 or any(ord(c) < 32 for c in principal):
-        raise GrantRefused(422, "principal", "expected 1-200 printable characters naming who the token is for")
+        raise GrantRefused("principal", "expected 1-200 printable characters naming who the token is for")
     ttl = body.get("ttl", 8 * 3600)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= MAX_TTL:
-        raise GrantRefused(422, "ttl", f"expected seconds, 60..{MAX_TTL}")
+        raise GrantRefused("ttl", f"expected seconds, 60..{MAX_TTL}")
     gtins = _strings(body.get("gtins"), "gtins")
     prefixes = _strings(body.get("prefixes"), "prefixes")
     sites, lines = _strings(body.get("sites"), "sites"), _strings(body.get("lines"), "lines")
     for i, g in enumerate(gtins):
         if not (len(g) == 14 and g.isdigit()):
-            raise GrantRefused(422, f"gtins[{i}]", "expected a 14-digit GTIN")
+            raise GrantRefused(f"gtins[{i}]", "expected a 14-digit GTIN")
     for i, p in enumerate(prefixes):
         if not (p.isdigit() and 4 <= len(p) <= 12):
-            raise GrantRefused(422, f"prefixes[{i}]", "expected a GS1 company prefix of 4-12 digits")
+            raise GrantRefused(f"prefixes[{i}]", "expected a GS1 company prefix of 4-12 digits")
     all_products = body.get("all_products", False)
     if not isinstance(all_products, bool):
-        raise GrantRefused(422, "all_products", "expected true or false")
+        raise GrantRefused("all_products", "expected true or false")
     unit = body.get("unit")
     if unit is not None:
         if not (isinstance(unit, dict) and set(unit) == {"gtin", "serial"} and isinstance(unit["gtin"], str)
                 and isinstance(unit["serial"], str) and len(unit["gtin"]) == 14 and unit["gtin"].isdigit()
                 and 0 < len(unit["serial"]) <= 20):
-            raise GrantRefused(422, "unit", 'expected {"gtin": 14 digits, "serial": 1-20 characters}')
+            raise GrantRefused("unit", 'expected {"gtin": 14 digits, "serial": 1-20 characters}')
         if role not in ("technician", "installer"):
-            raise GrantRefused(422, "unit", "only technician and installer tokens are per-visit (one unit)")
+            raise GrantRefused("unit", "only technician and installer tokens are per-visit (one unit)")
         if ttl > MAX_VISIT_TTL:
-            raise GrantRefused(422, "ttl", f"a per-visit token lasts at most {MAX_VISIT_TTL} s")
+            raise GrantRefused("ttl", f"a per-visit token lasts at most {MAX_VISIT_TTL} s")
         gtins = sorted(set(gtins) | {unit["gtin"]})
     if not (gtins or prefixes or all_products):
-        raise GrantRefused(422, "gtins", "name the products: gtins, prefixes or (admins) all_products")
+        raise GrantRefused("gtins", "name the products: gtins, prefixes or (admins) all_products")
     if caller.role != "admin":
         if all_products:
-            raise GrantRefused(403, "all_products", "only admins issue tokens for every product")
+            raise GrantForbidden("all_products", "only admins issue tokens for every product")
         for i, g in enumerate(gtins):
             if not caller.allows_gtin(g):
-                raise GrantRefused(403, f"gtins[{i}]", f"GTIN {g} is outside your own scope")
+                raise GrantForbidden(f"gtins[{i}]", f"GTIN {g} is outside your own scope")
         for i, p in enumerate(prefixes):
             if not (caller.all_products or any(p.startswith(mine) for mine in caller.prefixes)):
-                raise GrantRefused(403, f"prefixes[{i}]", f"prefix {p} is outside your own scope")
+                raise GrantForbidden(f"prefixes[{i}]", f"prefix {p} is outside your own scope")
         if caller.unit is not None:
-            raise GrantRefused(403, "unit", "a per-visit token cannot issue tokens")
+            raise GrantForbidden("unit", "a per-visit token cannot issue tokens")
     return grant_record(principal, role, issued=issued, ttl=ttl, gtins=gtins, prefixes=prefixes,
                         all_products=all_products, sites=sites, lines=lines,
                         unit=(unit["gtin"], unit["serial"]) if unit else None, issued_by=caller.principal)

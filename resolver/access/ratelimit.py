@@ -15,10 +15,11 @@ Limit(count=3, seconds=60)
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Mapping, NamedTuple
+
+from resolver.errors import TooMany
 
 
 class Limit(NamedTuple):
@@ -41,11 +42,12 @@ DEFAULT_LIMITS: dict[str, Limit] = {
 _ITEM = re.compile(r"\s*([a-z-]+)\s*=\s*(\d+)\s*/\s*(\d+)\s*")
 
 
-class RateLimited(Exception):
+class RateLimited(TooMany):
+    """Over the limit of ``action`` for this key; ``retry_after`` says when a try counts again."""
+
     def __init__(self, action: str, retry_after: int) -> None:
-        super().__init__(f"too many {action} attempts; try again in {retry_after} s")
+        super().__init__(f"too many {action} attempts; try again in {retry_after} s", retry_after)
         self.action = action
-        self.retry_after = retry_after
 
 
 def parse_limits(text: str) -> dict[str, Limit]:
@@ -58,10 +60,6 @@ def parse_limits(text: str) -> dict[str, Limit]:
                              f"{', '.join(DEFAULT_LIMITS)} as name=count/seconds")
         limits[m.group(1)] = Limit(int(m.group(2)), int(m.group(3)))
     return limits
-
-
-def limits_from_env(env: Mapping[str, str] | None = None) -> dict[str, Limit]:
-    return parse_limits((os.environ if env is None else env).get("SERIALINK_RATE_LIMITS", ""))
 
 
 class RateLimiter:

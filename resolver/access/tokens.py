@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import jwt
 
+from resolver.errors import Forbidden, Unauthenticated
+
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer", "line", "admin")
 SCAN_ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 COOKIE = "serialink_token"
@@ -35,13 +37,12 @@ ISSUER = "serialink"
 MAX_TTL = 366 * 24 * 3600
 
 
-class TokenError(Exception):
-    """A token problem. ``status`` is the HTTP status a write API answers with."""
+class TokenError(Unauthenticated):
+    """A token that proves nothing: malformed, forged, expired or revoked."""
 
-    def __init__(self, reason: str, status: int = 401) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
+
+class OutOfScope(Forbidden):
+    """A valid token whose role or product scope does not reach what was asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +78,13 @@ class Claims:
         return (not self.sites or site in self.sites) and (not self.lines or line in self.lines)
 
     def require(self, roles: Iterable[str], gtin: str | None = None, serial: str | None = None) -> Claims:
-        """Refuse with a 403 unless the role is one of ``roles`` and the scope covers the unit."""
+        """Refuse (OutOfScope) unless the role is one of ``roles`` and the scope covers the unit."""
         roles = tuple(roles)
         if self.role not in roles:
-            raise TokenError(f"role {self.role!r} may not do this (needs {' or '.join(roles)})", 403)
+            raise OutOfScope(f"role {self.role!r} may not do this (needs {' or '.join(roles)})")
         if gtin is not None and not self.allows_unit(gtin, serial):
-            raise TokenError(f"token for {self.principal!r} does not cover GTIN {gtin}"
-                             + (f" serial {serial}" if serial else ""), 403)
+            raise OutOfScope(f"token for {self.principal!r} does not cover GTIN {gtin}"
+                             + (f" serial {serial}" if serial else ""))
         return self
 
 
@@ -140,7 +141,7 @@ class TokenVerifier:
         self._cache_size = cache_size
 
     def verify(self, token: str, now: float | None = None) -> Claims:
-        """The token's claims; TokenError(401) if malformed, forged, expired or revoked."""
+        """The token's claims; TokenError if malformed, forged, expired or revoked."""
         now = time.time() if now is None else now
         claims = self._cache.get(token)
         if claims is None:

@@ -27,9 +27,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from resolver.api.common import ApiError, claims, error_response, json_body, json_response
+from resolver.api.common import claims, json_body, json_response, object_body
+from resolver.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
+from resolver.services import services_of
 from twin.batch import BatchKind, BatchStatus, parse_batch_id
-from twin.errors import IllegalTransition, InvalidInput, TwinError
+from twin.errors import IllegalTransition, InvalidInput
 from twin.events import Actor, make_event
 from twin.unit import unit_from_batch
 
@@ -38,37 +40,27 @@ READ_ROLES = ("line", "manufacturer", "admin", "regulator")
 #: Batches up to this size are written before the POST answers; larger ones in the background.
 SYNC_UNITS = 200_000
 MAX_DECOMMISSION = 10_000
-_JOBS_ATTR = "batch_jobs"
-
-
-def _mint_error(exc) -> ApiError:
-    return ApiError(getattr(exc, "status", 400), exc.reason, exc.field)
 
 
 def _count_minted(request: Request, batch) -> None:
     """serialink_batches_minted_total / serialink_units_minted_total, by profile (retries included:
     a replayed request id counts again, so the rate is what lines asked for)."""
-    services = getattr(request.app.state, "services", None)
-    if services is not None:
-        services.metrics.inc("serialink_batches_minted", profile=batch.profile)
-        services.metrics.inc("serialink_units_minted", profile=batch.profile, by=batch.count)
+    metrics = services_of(request).metrics
+    metrics.inc("serialink_batches_minted", profile=batch.profile)
+    metrics.inc("serialink_units_minted", profile=batch.profile, by=batch.count)
 
 
 def _batch_dir(request: Request, batch_id: str) -> Path:
-    return Path(request.app.state.settings.data_dir) / "batches" / batch_id
+    return services_of(request).settings.data_dir / "batches" / batch_id
 
 
 def _jobs(request: Request) -> dict[str, asyncio.Task]:
-    jobs = getattr(request.app.state, _JOBS_ATTR, None)
-    if jobs is None:
-        jobs = {}
-        setattr(request.app.state, _JOBS_ATTR, jobs)
-    return jobs
+    return services_of(request).jobs
 
 
 def _check_line(claim, site: str | None, line: str | None) -> None:
     if claim.role == "line" and (claim.sites or claim.lines) and not claim.allows_line(site, line):
-        raise ApiError(403, f"token for {claim.principal!r} does not cover site {site!r} line {line!r}", "line")
+        raise Forbidden(f"token for {claim.principal!r} does not cover site {site!r} line {line!r}", "line")
 
 
 def _actor(claim) -> Actor:
@@ -105,7 +97,6 @@ def _produce_locked(minted, shape, formats, directory: Path) -> dict:
 
 def _output_state(directory: Path, formats: tuple[str, ...] | None = None) -> tuple[str, dict | None]:
     from serializer.manifest import read_manifest
-    from serializer.produce import FORMATS
 
     manifest = read_manifest(directory) if directory.is_dir() else None
     if manifest is not None:
@@ -141,51 +132,37 @@ def _answer(request: Request, batch, state: str, manifest: dict | None, status: 
 async def create_batch(request: Request) -> Response:
     from ext import CANONICAL_STEM
     from serializer.codes import CodeShape
-    from serializer.minting import BatchRequest, MintError, mint
-    from serializer.output import OutputError
+    from serializer.minting import BatchRequest, mint
     from serializer.produce import check_request_formats, parse_formats
 
+    body = await object_body(request)
+    batch_request = BatchRequest.parse(body)
+    formats = parse_formats(body.get("formats") or body.get("format"))
+    check_request_formats(formats, batch_request.count)
+    claim = claims(request, WRITE_ROLES, batch_request.gtin)
+    _check_line(claim, batch_request.site, batch_request.line)
+    services = services_of(request)
     try:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "expected a JSON object", "body")
-        try:
-            batch_request = BatchRequest.parse(body)
-            formats = parse_formats(body.get("formats") or body.get("format"))
-            check_request_formats(formats, batch_request.count)
-        except MintError as exc:
-            raise _mint_error(exc) from None
-        claim = claims(request, WRITE_ROLES, batch_request.gtin)
-        _check_line(claim, batch_request.site, batch_request.line)
-        state = request.app.state
-        try:
-            minted = await mint(state.store, state.keys, state.profiles, batch_request, _actor(claim))
-        except MintError as exc:
-            raise _mint_error(exc) from None
-        except InvalidInput as exc:
-            raise ApiError(400, exc.problem, exc.field) from None
-        batch = minted.batch
-        _count_minted(request, batch)
-        directory = _batch_dir(request, batch.id)
-        output, manifest = _output_state(directory, formats)
-        if output == "ready":
-            return _answer(request, batch, output, manifest, 200)
-        stem = getattr(state.settings, "dl_stem", None) or CANONICAL_STEM
-        shape = CodeShape(batch.gtin, batch.lot, batch.expiry, stem)
-        jobs = _jobs(request)
-        if batch.count <= SYNC_UNITS:
-            try:
-                manifest = await asyncio.to_thread(_produce_locked, minted, shape, formats, directory)
-            except (OutputError, MintError) as exc:
-                raise ApiError(exc.status, exc.reason, exc.field) from None
-            return _answer(request, batch, "ready", manifest, 201)
-        job = jobs.get(batch.id)
-        if job is None or job.done():
-            jobs[batch.id] = asyncio.get_running_loop().create_task(
-                asyncio.to_thread(_produce_locked, minted, shape, formats, directory), name=f"batch {batch.id}")
-        return _answer(request, batch, "producing", None, 202)
-    except ApiError as exc:
-        return error_response(exc)
+        minted = await mint(services.store, services.keys, services.profiles, batch_request, _actor(claim))
+    except InvalidInput as exc:
+        raise BadRequest(exc.problem, exc.field) from None
+    batch = minted.batch
+    _count_minted(request, batch)
+    directory = _batch_dir(request, batch.id)
+    output, manifest = _output_state(directory, formats)
+    if output == "ready":
+        return _answer(request, batch, output, manifest, 200)
+    stem = services.settings.dl_stem or CANONICAL_STEM
+    shape = CodeShape(batch.gtin, batch.lot, batch.expiry, stem)
+    jobs = _jobs(request)
+    if batch.count <= SYNC_UNITS:
+        manifest = await asyncio.to_thread(_produce_locked, minted, shape, formats, directory)
+        return _answer(request, batch, "ready", manifest, 201)
+    job = jobs.get(batch.id)
+    if job is None or job.done():
+        jobs[batch.id] = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(_produce_locked, minted, shape, formats, directory), name=f"batch {batch.id}")
+    return _answer(request, batch, "producing", None, 202)
 
 
 async def _load_batch(request: Request, roles=READ_ROLES):
@@ -193,120 +170,103 @@ async def _load_batch(request: Request, roles=READ_ROLES):
     try:
         parse_batch_id(batch_id)
     except InvalidInput as exc:
-        raise ApiError(404, f"no batch {batch_id!r}: {exc.problem}", "batch_id") from None
+        raise NotFound(f"no batch {batch_id!r}: {exc.problem}", "batch_id") from None
     # authenticate before saying whether the batch exists
     claim = claims(request, roles, batch_id.split(".", 1)[0])
-    batch = await request.app.state.store.get_batch(batch_id)
+    batch = await services_of(request).store.get_batch(batch_id)
     if batch is None:
-        raise ApiError(404, f"no batch {batch_id!r}", "batch_id")
+        raise NotFound(f"no batch {batch_id!r}", "batch_id")
     _check_line(claim, batch.site, batch.line)
     return claim, batch
 
 
 async def get_batch(request: Request) -> Response:
-    try:
-        _, batch = await _load_batch(request)
-        directory = _batch_dir(request, batch.id)
-        job = _jobs(request).get(batch.id)
-        if job is not None and job.done() and job.exception() is not None:
-            exc = job.exception()
-            return json_response({"batch": _batch_json(batch), "output": "failed", "manifest": None,
-                                  "error": {"field": getattr(exc, "field", "out"),
-                                            "reason": getattr(exc, "reason", str(exc))}}, 200)
-        output, manifest = _output_state(directory)
-        if output == "pending" and job is not None and not job.done():
-            output = "producing"
-        return _answer(request, batch, output, manifest, 200)
-    except ApiError as exc:
-        return error_response(exc)
+    _, batch = await _load_batch(request)
+    directory = _batch_dir(request, batch.id)
+    job = _jobs(request).get(batch.id)
+    if job is not None and job.done() and job.exception() is not None:
+        exc = job.exception()
+        return json_response({"batch": _batch_json(batch), "output": "failed", "manifest": None,
+                              "error": {"field": getattr(exc, "field", "out"),
+                                        "reason": getattr(exc, "reason", str(exc))}}, 200)
+    output, manifest = _output_state(directory)
+    if output == "pending" and job is not None and not job.done():
+        output = "producing"
+    return _answer(request, batch, output, manifest, 200)
 
 
 async def get_file(request: Request) -> Response:
     from serializer.manifest import read_manifest
 
-    try:
-        _, batch = await _load_batch(request)
-        name = request.path_params["name"]
-        directory = _batch_dir(request, batch.id)
-        manifest = read_manifest(directory) if directory.is_dir() else None
-        if name == "manifest.json" and manifest is not None:
-            return FileResponse(directory / name, media_type="application/json")
-        entry = next((f for f in (manifest or {}).get("files", ()) if f["name"] == name), None)
-        if entry is None:
-            raise ApiError(404, f"batch {batch.id} has no file {name!r} (yet)", "name")
-        media = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "zpl": "text/plain; charset=utf-8",
-                 "epcis": "application/ld+json", "svg": "application/zip", "png": "application/zip",
-                 "pdf": "application/pdf"}.get(entry["format"], "application/octet-stream")
-        return FileResponse(directory / name, media_type=media, filename=name,
-                            headers={"Digest": f"sha-256={entry['sha256']}", "ETag": f'"{entry["sha256"]}"'})
-    except ApiError as exc:
-        return error_response(exc)
+    _, batch = await _load_batch(request)
+    name = request.path_params["name"]
+    directory = _batch_dir(request, batch.id)
+    manifest = read_manifest(directory) if directory.is_dir() else None
+    if name == "manifest.json" and manifest is not None:
+        return FileResponse(directory / name, media_type="application/json")
+    entry = next((f for f in (manifest or {}).get("files", ()) if f["name"] == name), None)
+    if entry is None:
+        raise NotFound(f"batch {batch.id} has no file {name!r} (yet)", "name")
+    media = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson", "zpl": "text/plain; charset=utf-8",
+             "epcis": "application/ld+json", "svg": "application/zip", "png": "application/zip",
+             "pdf": "application/pdf"}.get(entry["format"], "application/octet-stream")
+    return FileResponse(directory / name, media_type=media, filename=name,
+                        headers={"Digest": f"sha-256={entry['sha256']}", "ETag": f'"{entry["sha256"]}"'})
 
 
 async def void_batch(request: Request) -> Response:
+    claim, batch = await _load_batch(request, WRITE_ROLES)
+    body = await json_body(request)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest("say why the batch is voided", "reason")
     try:
-        claim, batch = await _load_batch(request, WRITE_ROLES)
-        body = await json_body(request)
-        reason = body.get("reason") if isinstance(body, dict) else None
-        if not isinstance(reason, str) or not reason.strip():
-            raise ApiError(400, "say why the batch is voided", "reason")
-        try:
-            batch = await request.app.state.store.set_batch_status(batch.id, BatchStatus.VOIDED, _actor(claim), reason)
-        except IllegalTransition as exc:
-            raise ApiError(409, exc.reason, "status") from None
-        except InvalidInput as exc:
-            raise ApiError(400, exc.problem, exc.field) from None
-        return json_response({"batch": _batch_json(batch)})
-    except ApiError as exc:
-        return error_response(exc)
+        batch = await services_of(request).store.set_batch_status(batch.id, BatchStatus.VOIDED, _actor(claim), reason)
+    except IllegalTransition as exc:
+        raise Conflict(exc.reason, "status") from None
+    except InvalidInput as exc:
+        raise BadRequest(exc.problem, exc.field) from None
+    return json_response({"batch": _batch_json(batch)})
 
 
 async def decommission(request: Request) -> Response:
     """Printed-and-scrapped labels: each serial gets a ``decommission`` event (never reused)."""
-    try:
-        claim, batch = await _load_batch(request, WRITE_ROLES)
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise ApiError(400, "expected a JSON object", "body")
-        serials, reason = body.get("serials"), body.get("reason")
-        if not isinstance(reason, str) or not reason.strip():
-            raise ApiError(400, "say why the labels were scrapped", "reason")
-        if not isinstance(serials, list) or not serials or not all(isinstance(s, str) for s in serials):
-            raise ApiError(400, "expected a non-empty list of serials", "serials")
-        if len(serials) > MAX_DECOMMISSION:
-            raise ApiError(413, f"at most {MAX_DECOMMISSION} serials per request", "serials")
-        state = request.app.state
-        if batch.kind is BatchKind.MINTED:
-            from serializer.minting import MintError, regenerate
+    claim, batch = await _load_batch(request, WRITE_ROLES)
+    body = await object_body(request)
+    serials, reason = body.get("serials"), body.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest("say why the labels were scrapped", "reason")
+    if not isinstance(serials, list) or not serials or not all(isinstance(s, str) for s in serials):
+        raise BadRequest("expected a non-empty list of serials", "serials")
+    if len(serials) > MAX_DECOMMISSION:
+        raise PayloadTooLarge(f"at most {MAX_DECOMMISSION} serials per request", "serials")
+    services = services_of(request)
+    if batch.kind is BatchKind.MINTED:
+        from serializer.minting import regenerate
 
-            try:
-                minted = await regenerate(batch, state.keys, state.profiles)
-            except MintError as exc:
-                raise _mint_error(exc) from None
-            for i, serial in enumerate(serials):
-                counter = minted.permutation.decode(serial)
-                if counter is None or counter not in batch:
-                    raise ApiError(422, f"{serial!r} is not a serial of batch {batch.id}", f"serials[{i}]")
-        else:
-            for i, serial in enumerate(serials):
-                if await state.store.find_imported(batch.gtin, serial) != batch.id:
-                    raise ApiError(422, f"{serial!r} is not a serial of batch {batch.id}", f"serials[{i}]")
-        actor = _actor(claim)
-        done = []
-        for serial in serials:
-            event = make_event("decommission", actor, reason, where=batch.line)
-            try:
-                appended = await state.store.append_event(
-                    batch.gtin, serial, event, origin=unit_from_batch(batch.gtin, serial, batch),
-                    idempotency_key=f"decommission-{batch.id}-{serial}"[:100])
-            except IllegalTransition as exc:
-                raise ApiError(409, f"{serial}: {exc.reason}", "serials") from None
-            except TwinError as exc:
-                raise ApiError(400, str(exc), getattr(exc, "field", "serials")) from None
-            done.append({"serial": serial, "state": str(appended.unit.state)})
-        return json_response({"batch": batch.id, "decommissioned": done})
-    except ApiError as exc:
-        return error_response(exc)
+        minted = await regenerate(batch, services.keys, services.profiles)
+        for i, serial in enumerate(serials):
+            counter = minted.permutation.decode(serial)
+            if counter is None or counter not in batch:
+                raise Invalid(f"{serial!r} is not a serial of batch {batch.id}", f"serials[{i}]")
+    else:
+        for i, serial in enumerate(serials):
+            if await services.store.find_imported(batch.gtin, serial) != batch.id:
+                raise Invalid(f"{serial!r} is not a serial of batch {batch.id}", f"serials[{i}]")
+    actor = _actor(claim)
+    done = []
+    for serial in serials:
+        event = make_event("decommission", actor, reason, where=batch.line)
+        try:
+            appended = await services.store.append_event(
+                batch.gtin, serial, event, origin=unit_from_batch(batch.gtin, serial, batch),
+                idempotency_key=f"decommission-{batch.id}-{serial}"[:100])
+        except IllegalTransition as exc:
+            raise Conflict(f"{serial}: {exc.reason}", "serials") from None
+        except InvalidInput as exc:
+            raise BadRequest(exc.problem, exc.field) from None
+        done.append({"serial": serial, "state": str(appended.unit.state)})
+    return json_response({"batch": batch.id, "decommissioned": done})
 
 
 routes: list[BaseRoute] = [

@@ -1,9 +1,7 @@
-"""What every /v1 API endpoint shares: bounded JSON bodies, scoped tokens, errors that name the field.
+"""What every /v1 API endpoint shares: bounded JSON bodies, scoped tokens, the caller's address.
 
-Errors are ``{"error": {"field": …, "reason": …}}`` with the status that fits: 400/422
-for bad input, 401 for a missing/forged/expired token, 403 for one outside its scope,
-404, 409 for conflicts (stale version, reused idempotency key), 413 for oversized
-bodies, 503 (with Retry-After) when the store is unavailable.
+Endpoints raise domain errors (``resolver.errors`` kinds, the twin's, the serialiser's);
+``resolver.problems`` answers them as problem+json, so nothing here maps an error by hand.
 """
 
 from __future__ import annotations
@@ -14,68 +12,49 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from resolver.access.tokens import Claims, TokenError, token_from_headers
+from resolver.access.tokens import Claims, token_from_headers
+from resolver.errors import BadRequest, PayloadTooLarge, Unauthenticated
+from resolver.services import services_of
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, reason: str, field: str | None = None, headers: dict | None = None) -> None:
-        super().__init__(reason)
-        self.status, self.reason, self.field, self.headers = status, reason, field, headers
-
-
-def json_response(data: Any, status: int = 200, headers: dict | None = None) -> Response:
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json", headers=headers)
-
-
-def error_response(exc: ApiError) -> Response:
-    body: dict[str, Any] = {"reason": exc.reason}
-    if exc.field is not None:
-        body["field"] = exc.field
-    return json_response({"error": body}, exc.status, exc.headers)
 
 
 def claims(request: Request, roles: Iterable[str], gtin: str | None = None, serial: str | None = None) -> Claims:
     """The caller's verified token, required to have one of ``roles`` and cover the unit."""
     token = token_from_headers(request.headers.get("authorization"), request.headers.get("cookie"))
     if token is None:
-        raise ApiError(401, "a token is required (Authorization: Bearer …)", headers={"WWW-Authenticate": "Bearer"})
-    try:
-        return request.app.state.token_verifier.verify(token).require(roles, gtin, serial)
-    except TokenError as exc:
-        raise ApiError(exc.status, exc.reason,
-                       headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None) from None
+        raise Unauthenticated("a token is required (Authorization: Bearer …)")
+    return services_of(request).token_verifier.verify(token).require(roles, gtin, serial)
 
 
 async def json_body(request: Request) -> Any:
     """The request body as JSON, refused above settings.max_body_bytes (413) or if malformed (400)."""
-    limit = request.app.state.settings.max_body_bytes
+    limit = services_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the body is larger than {limit} bytes")
+        raise PayloadTooLarge(f"the body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"the body is larger than {limit} bytes")
+            raise PayloadTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
     try:
         return orjson.loads(b"".join(chunks))
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}", "body") from None
+        raise BadRequest(f"the body is not valid JSON: {exc}", "body") from None
 
 
-def twin_error(exc: Exception) -> ApiError:
-    """Map the store's error types onto HTTP."""
-    from twin import errors
+async def object_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object (400 for any other JSON value)."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object", "body")
+    return body
 
-    if isinstance(exc, errors.StaleVersion):
-        return ApiError(409, str(exc), "expected_version")
-    if isinstance(exc, errors.IdempotencyConflict):
-        return ApiError(409, str(exc), "idempotency_key")
-    if isinstance(exc, errors.IllegalTransition):
-        return ApiError(409, str(exc), "event")
-    if isinstance(exc, errors.NotFound):
-        return ApiError(404, str(exc))
-    if isinstance(exc, errors.InvalidInput):
-        return ApiError(422, exc.problem, exc.field)
-    return ApiError(503, "the store is unavailable; try again shortly", headers={"Retry-After": "2"})
+
+def client_address(request: Request) -> str:
+    """Where a write came from, for the audit: the peer address as the server saw it."""
+    return request.client.host if request.client is not None else "unknown"

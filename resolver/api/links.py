@@ -18,10 +18,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ext import GS1Error, escape, parse
-from resolver.api.common import ApiError, claims, error_response, json_body, json_response, twin_error
+from resolver.api.common import claims, json_body, json_response
+from resolver.errors import Invalid, PayloadTooLarge
 from resolver.rules.compiler import _link_type_problem
 from resolver.rules.linktypes import normalise
-from twin.errors import TwinError
+from resolver.services import services_of
+from twin.errors import InvalidInput
 from twin.events import Actor
 from twin.links import Anchor, LinkRecord, check_links
 
@@ -31,14 +33,14 @@ MAX_ANCHORS = 1000
 
 def _anchor(value: object, field: str) -> Anchor:
     if not isinstance(value, str):
-        raise ApiError(422, "expected a GS1 Digital Link URI naming a GTIN, GTIN + lot or GTIN + serial", field)
+        raise Invalid("expected a GS1 Digital Link URI naming a GTIN, GTIN + lot or GTIN + serial", field)
     try:
         dl = parse(value)
     except GS1Error as exc:
-        raise ApiError(422, f"not a valid GS1 Digital Link URI: {exc}", field) from None
+        raise Invalid(f"not a valid GS1 Digital Link URI: {exc}", field) from None
     if dl.primary_key[0] != "01" or dl.attributes or any(ai not in ("10", "21") for ai, _ in dl.qualifiers) \
             or (dl.lot is not None and dl.serial is not None):
-        raise ApiError(422, "an anchor is /01/{gtin}, /01/{gtin}/10/{lot} or /01/{gtin}/21/{serial}", field)
+        raise Invalid("an anchor is /01/{gtin}, /01/{gtin}/10/{lot} or /01/{gtin}/21/{serial}", field)
     return Anchor(dl.gtin, dl.lot, dl.serial)
 
 
@@ -50,24 +52,24 @@ def _list_field(item: dict, key: str):
 
 def _links(raw: object, field: str, rules) -> list[LinkRecord]:
     if not isinstance(raw, list):
-        raise ApiError(422, "expected a list of links", field)
+        raise Invalid("expected a list of links", field)
     out = []
     for i, item in enumerate(raw):
         where = f"{field}[{i}]"
         if not isinstance(item, dict):
-            raise ApiError(422, "expected an object with type, href and title", where)
+            raise Invalid("expected an object with type, href and title", where)
         unknown = set(item) - {"type", "href", "title", "media", "lang", "context"}
         if unknown:
-            raise ApiError(422, f"unknown field(s): {', '.join(sorted(unknown))}", where)
+            raise Invalid(f"unknown field(s): {', '.join(sorted(unknown))}", where)
         link_type = item.get("type")
         if not isinstance(link_type, str):
-            raise ApiError(422, "expected a link type such as gs1:pip", f"{where}.type")
+            raise Invalid("expected a link type such as gs1:pip", f"{where}.type")
         link_type = normalise(link_type)
         if (why := _link_type_problem(link_type)) is not None:
-            raise ApiError(422, why, f"{where}.type")
+            raise Invalid(why, f"{where}.type")
         href = item.get("href")
         if isinstance(href, str) and not rules.host_allowed(href):
-            raise ApiError(422, f"the target host is not allowed (allowed: {', '.join(rules.allowed_hosts)})",
+            raise Invalid(f"the target host is not allowed (allowed: {', '.join(rules.allowed_hosts)})",
                            f"{where}.href")
         out.append(LinkRecord(link_type, href, item.get("title"), item.get("media"),
                               _list_field(item, "lang"), _list_field(item, "context")))
@@ -75,72 +77,58 @@ def _links(raw: object, field: str, rules) -> list[LinkRecord]:
 
 
 async def put_links(request: Request) -> Response:
-    try:
-        claims(request, WRITERS)  # who may write at all, before reading the body
-        body = await json_body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("linksets"), list):
-            raise ApiError(422, 'expected {"linksets": [{"anchor": DL URI, "links": [...]}, ...]}', "linksets")
-        if len(body["linksets"]) > MAX_ANCHORS:
-            raise ApiError(413, f"at most {MAX_ANCHORS} anchors per call", "linksets")
-        services = request.app.state.services
-        rules = services.rules.current
-        plan = []
-        for i, item in enumerate(body["linksets"]):
-            if not isinstance(item, dict):
-                raise ApiError(422, "expected an object with anchor and links", f"linksets[{i}]")
-            anchor = _anchor(item.get("anchor"), f"linksets[{i}].anchor")
-            links = _links(item.get("links"), f"linksets[{i}].links", rules)
-            try:
-                links = list(check_links(anchor, links))
-            except TwinError as exc:
-                error = twin_error(exc)
-                error.field = f"linksets[{i}].{error.field}" if error.field else f"linksets[{i}]"
-                raise error from None
-            plan.append((anchor, links))
-        # authorise every anchor before writing any (all or nothing on scope)
-        gtins = {anchor.gtin for anchor, _ in plan}
-        who = None
-        for gtin in sorted(gtins):
-            who = claims(request, WRITERS, gtin)
-        if who is None:
-            raise ApiError(422, "no linksets given", "linksets")
-        actor = Actor(who.role, who.principal)
-        written = 0
-        for anchor, links in plan:
-            try:
-                await services.store.put_links(anchor, links, actor)
-            except TwinError as exc:
-                raise twin_error(exc) from None
-            services.lookup.invalidate(anchor.gtin, "links", anchor.subject)
-            written += 1
-        return json_response({"anchors": written})
-    except ApiError as exc:
-        return error_response(exc)
+    claims(request, WRITERS)  # who may write at all, before reading the body
+    body = await json_body(request)
+    if not isinstance(body, dict) or not isinstance(body.get("linksets"), list):
+        raise Invalid('expected {"linksets": [{"anchor": DL URI, "links": [...]}, ...]}', "linksets")
+    if len(body["linksets"]) > MAX_ANCHORS:
+        raise PayloadTooLarge(f"at most {MAX_ANCHORS} anchors per call", "linksets")
+    services = services_of(request)
+    rules = services.rules.current
+    plan = []
+    for i, item in enumerate(body["linksets"]):
+        if not isinstance(item, dict):
+            raise Invalid("expected an object with anchor and links", f"linksets[{i}]")
+        anchor = _anchor(item.get("anchor"), f"linksets[{i}].anchor")
+        links = _links(item.get("links"), f"linksets[{i}].links", rules)
+        try:
+            links = list(check_links(anchor, links))
+        except InvalidInput as exc:
+            raise Invalid(exc.problem, f"linksets[{i}].{exc.field}" if exc.field else f"linksets[{i}]") from None
+        plan.append((anchor, links))
+    # authorise every anchor before writing any (all or nothing on scope)
+    gtins = {anchor.gtin for anchor, _ in plan}
+    who = None
+    for gtin in sorted(gtins):
+        who = claims(request, WRITERS, gtin)
+    if who is None:
+        raise Invalid("no linksets given", "linksets")
+    actor = Actor(who.role, who.principal)
+    written = 0
+    for anchor, links in plan:
+        await services.store.put_links(anchor, links, actor)
+        services.lookup.invalidate(anchor.gtin, "links", anchor.subject)
+        written += 1
+    return json_response({"anchors": written})
 
 
 async def get_links(request: Request) -> Response:
     gtin = request.path_params["gtin"]
-    try:
-        if not (len(gtin) == 14 and gtin.isdigit()):
-            raise ApiError(422, "expected a 14-digit GTIN", "gtin")
-        claims(request, WRITERS, gtin)
-        services = request.app.state.services
-        root = services.rules.current.root
-        out = []
-        try:
-            for anchor in await services.store.list_link_anchors(gtin):
-                links = await services.store.get_links(anchor)
-                uri = f"{root}/01/{gtin}" + (f"/10/{escape(anchor.lot)}" if anchor.lot else "") + \
-                      (f"/21/{escape(anchor.serial)}" if anchor.serial else "")
-                out.append({"anchor": uri, "links": [
-                    {k: v for k, v in (("type", l.link_type), ("href", l.href), ("title", l.title), ("media", l.type),
-                                       ("lang", list(l.hreflang)), ("context", list(l.context))) if v}
-                    for l in links]})
-        except TwinError as exc:
-            raise twin_error(exc) from None
-        return json_response({"gtin": gtin, "linksets": out})
-    except ApiError as exc:
-        return error_response(exc)
+    if not (len(gtin) == 14 and gtin.isdigit()):
+        raise Invalid("expected a 14-digit GTIN", "gtin")
+    claims(request, WRITERS, gtin)
+    services = services_of(request)
+    root = services.rules.current.root
+    out = []
+    for anchor in await services.store.list_link_anchors(gtin):
+        links = await services.store.get_links(anchor)
+        uri = f"{root}/01/{gtin}" + (f"/10/{escape(anchor.lot)}" if anchor.lot else "") + \
+              (f"/21/{escape(anchor.serial)}" if anchor.serial else "")
+        out.append({"anchor": uri, "links": [
+            {k: v for k, v in (("type", l.link_type), ("href", l.href), ("title", l.title), ("media", l.type),
+                               ("lang", list(l.hreflang)), ("context", list(l.context))) if v}
+            for l in links]})
+    return json_response({"gtin": gtin, "linksets": out})
 
 
 routes = [

@@ -297,7 +297,8 @@ def document_for(paths: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
         "info": {"title": "Serialink API", "version": "1",
                  "description": "GS1 Digital Link resolver and unit twin: owner and service journeys, recalls, "
                                 "tokens, link data, factory-line batches. Errors are "
-                                '`{"error": {"field", "reason"}}`. Scans are answered at the root '
+                                'problem+json (RFC 9457): `type`, `title`, `status`, `detail`, a stable `code`, the '
+                                '`field` at fault, and the same as `{"error": {"field", "reason"}}`. Scans are answered at the root '
                                 "(GS1-Conformant Resolver), not here."},
         "paths": out,
         "components": {"schemas": SCHEMAS,

@@ -38,11 +38,13 @@ from ext import GS1Error, escape, parse
 from resolver.journeys import dpp
 from resolver.journeys import epcis_export
 from resolver.journeys import actions
-from resolver.api.common import ApiError, claims, error_response, json_body, json_response, twin_error
-from resolver.scan.negotiate import languages
+from resolver import problems
 from resolver.access.tokens import Claims, token_from_headers
-from resolver.journeys.services import TwinServices, client_address, twin, twin_of
+from resolver.api.common import claims, client_address, json_response, object_body
+from resolver.errors import BadRequest, Forbidden, Invalid, MethodNotAllowed, NotFound, PayloadTooLarge
 from resolver.journeys.views import overlay_json
+from resolver.scan.negotiate import languages
+from resolver.services import Services, services_of
 from twin.errors import TwinError
 from twin.unit import Unit
 
@@ -61,14 +63,14 @@ def unit_key(request: Request, suffix: str = "") -> tuple[str, str]:
 def parse_unit_path(raw: str, prefix: str, suffix: str) -> tuple[str, str]:
     """(gtin, serial) of ``{prefix}/01/{gtin}/21/{serial}{suffix}`` (raw, percent-encoded)."""
     if not raw.startswith(prefix) or not raw.endswith(suffix):
-        raise ApiError(404, "no such resource", "path")
+        raise NotFound("no such resource", "path")
     dl_path = raw[len(prefix):len(raw) - len(suffix)] if suffix else raw[len(prefix):]
     try:
         dl = parse("https://id.gs1.org" + dl_path)
     except GS1Error as exc:
-        raise ApiError(400, f"not a GS1 Digital Link path of a unit: {exc}", "path") from None
+        raise BadRequest(f"not a GS1 Digital Link path of a unit: {exc}", "path") from None
     if dl.primary_key[0] != "01" or dl.serial is None or len(dl.qualifiers) != 1 or dl.attributes:
-        raise ApiError(400, "a unit is addressed as /01/{gtin}/21/{serial}", "path")
+        raise BadRequest("a unit is addressed as /01/{gtin}/21/{serial}", "path")
     return dl.gtin, dl.serial
 
 
@@ -76,20 +78,17 @@ def channel(request: Request) -> actions.Channel:
     return actions.Channel(client_address(request), "api", actions.check_key(request.headers.get("idempotency-key")))
 
 
-async def caller(request: Request, t: TwinServices) -> Claims | None:
+async def caller(request: Request, services: Services) -> Claims | None:
     """The verified token, if one was sent (None: anonymous). A bad token is a 401, not a
     silent downgrade: an API client should know its credential failed."""
     if token_from_headers(request.headers.get("authorization"), request.headers.get("cookie")) is None:
         return None
-    await t.revocations.fresh()
+    await services.revocations.fresh()
     return claims(request, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
 
 
-async def writer(request: Request, t: TwinServices, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
-    try:
-        await t.revocations.fresh()
-    except TwinError as exc:
-        raise twin_error(exc) from None
+async def writer(request: Request, services: Services, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
+    await services.revocations.fresh()
     return claims(request, roles, gtin, serial)
 
 
@@ -100,21 +99,14 @@ def expected_version(request: Request, body: Any = None) -> int | None:
     if header is not None:
         value = header.strip().removeprefix("W/").strip('"')
         if not value.isdigit() or len(value) > 12:
-            raise ApiError(400, 'expected If-Match: "<version>" (the ETag of the unit)', "If-Match")
+            raise BadRequest('expected If-Match: "<version>" (the ETag of the unit)', "If-Match")
         from_header = int(value)
     from_body = body.get("expected_version") if isinstance(body, dict) else None
     if from_body is not None and (not isinstance(from_body, int) or isinstance(from_body, bool) or from_body < 0):
-        raise ApiError(422, "expected a version number (0 or more)", "expected_version")
+        raise Invalid("expected a version number (0 or more)", "expected_version")
     if from_header is not None and from_body is not None and from_header != from_body:
-        raise ApiError(400, "If-Match and expected_version disagree", "expected_version")
+        raise BadRequest("If-Match and expected_version disagree", "expected_version")
     return from_header if from_header is not None else from_body
-
-
-async def object_body(request: Request) -> dict[str, Any]:
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise ApiError(400, "expected a JSON object", "body")
-    return body
 
 
 def _unit_answer(unit: Unit, status: int, replayed: bool, extra: dict | None = None) -> Response:
@@ -127,14 +119,9 @@ def _unit_answer(unit: Unit, status: int, replayed: bool, extra: dict | None = N
 
 
 def _endpoint(handler):
-    """Errors as ``{"error": …}``; store failures as 503."""
+    """The endpoint with this worker's services (errors are answered by resolver.problems)."""
     async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request, twin(request))
-        except ApiError as exc:
-            return error_response(exc)
-        except TwinError as exc:
-            return error_response(twin_error(exc))
+        return await handler(request, services_of(request))
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     return endpoint
@@ -144,37 +131,37 @@ def _endpoint(handler):
 
 
 @_endpoint
-async def get_unit(request: Request, t: TwinServices) -> Response:
+async def get_unit(request: Request, services: Services) -> Response:
     """The unit, scoped by the caller's role."""
     raw = (request.scope.get("raw_path") or b"").decode("latin-1").split("?", 1)[0]
     for suffix in SUFFIXES:  # a sub-resource asked with a method it does not answer
         if raw.count("/") > 6 and raw.endswith(suffix):
-            raise ApiError(405, f"{suffix[1:]} does not answer {request.method}")
+            raise MethodNotAllowed(f"{suffix[1:]} does not answer {request.method}")
     gtin, serial = unit_key(request)
-    who = await caller(request, t)
+    who = await caller(request, services)
     if who is not None and who.role == "line":
-        raise ApiError(403, "role 'line' has no view of units")
+        raise Forbidden("role 'line' has no view of units")
     if who is not None and not who.allows_unit(gtin, serial):
-        raise ApiError(403, f"token for {who.principal!r} does not cover GTIN {gtin} serial {serial}")
-    view = await actions.unit_view(t, who, gtin, serial, languages(request.headers.get("accept-language")))
-    cache = f"public, max-age={t.rules.cache_max_age}" if who is None else "private, no-store"
+        raise Forbidden(f"token for {who.principal!r} does not cover GTIN {gtin} serial {serial}")
+    view = await actions.unit_view(services, who, gtin, serial, languages(request.headers.get("accept-language")))
+    cache = f"public, max-age={services.rules.current.cache_max_age}" if who is None else "private, no-store"
     return json_response(view, headers={"ETag": f'"{view["version"]}"', "Cache-Control": cache,
                                         "Vary": "Accept-Language, Authorization, Cookie"})
 
 
 @_endpoint
-async def post_event(request: Request, t: TwinServices) -> Response:
+async def post_event(request: Request, services: Services) -> Response:
     """Append an event (service, firmware, start_service, end_of_life, report_stolen, …)."""
     gtin, serial = unit_key(request, "/events")
     body = await object_body(request)
-    who = await writer(request, t, ("owner", "installer", "technician", "manufacturer", "admin"), gtin, serial)
-    appended = await actions.record_event(t, who, gtin, serial, body, expected_version(request, body),
+    who = await writer(request, services, ("owner", "installer", "technician", "manufacturer", "admin"), gtin, serial)
+    appended = await actions.record_event(services, who, gtin, serial, body, expected_version(request, body),
                                           channel(request))
     return _unit_answer(appended.unit, 201, appended.replayed, {"event": body["type"]})
 
 
 @_endpoint
-async def post_registration(request: Request, t: TwinServices) -> Response:
+async def post_registration(request: Request, services: Services) -> Response:
     """First owner, step 1 (public, rate-limited): a one-time code goes to their contact."""
     gtin, serial = unit_key(request, "/registration")
     body = await object_body(request)
@@ -183,19 +170,19 @@ async def post_registration(request: Request, t: TwinServices) -> Response:
     from resolver.pages import i18n
 
     lang = language if language in i18n.available() else i18n.negotiate(request.headers.get("accept-language"),
-                                                                          t.rules.default_language)
-    answer = await actions.request_registration(t, gtin, serial, body, via, lang)
+                                                                          services.rules.current.default_language)
+    answer = await actions.request_registration(services, gtin, serial, body, via, lang)
     confirm = f"{UNITS}/01/{gtin}/21/{escape(serial)}/registration/confirm"
     answer["links"] = {"confirm": confirm}
     return json_response(answer, 202, {"Location": confirm, "Cache-Control": "no-store"})
 
 
 @_endpoint
-async def post_confirm(request: Request, t: TwinServices) -> Response:
+async def post_confirm(request: Request, services: Services) -> Response:
     """First owner, step 2 (public, rate-limited): the code registers the unit and returns an owner token."""
     gtin, serial = unit_key(request, "/registration/confirm")
     body = await object_body(request)
-    grant = await actions.confirm_registration(t, gtin, serial, body.get("confirmation"), body.get("code"),
+    grant = await actions.confirm_registration(services, gtin, serial, body.get("confirmation"), body.get("code"),
                                                channel(request))
     return _owner_answer(grant)
 
@@ -208,56 +195,56 @@ def _owner_answer(grant: actions.OwnerGrant) -> Response:
 
 
 @_endpoint
-async def transfer(request: Request, t: TwinServices) -> Response:
+async def transfer(request: Request, services: Services) -> Response:
     """POST: the owner offers a hand-over (the code is in the answer, once). DELETE: cancels it."""
     gtin, serial = unit_key(request, "/transfer")
-    who = await writer(request, t, ("owner",), gtin, serial)
+    who = await writer(request, services, ("owner",), gtin, serial)
     via = channel(request)
     if request.method == "DELETE":
-        appended = await actions.cancel_transfer(t, who, gtin, serial, expected_version(request), via)
+        appended = await actions.cancel_transfer(services, who, gtin, serial, expected_version(request), via)
         return _unit_answer(appended.unit, 200, appended.replayed)
     body = await object_body(request) if int(request.headers.get("content-length") or 0) else {}
-    code, expires, unit, replayed = await actions.offer_transfer(t, who, gtin, serial,
+    code, expires, unit, replayed = await actions.offer_transfer(services, who, gtin, serial,
                                                                  expected_version(request, body), via)
     return _unit_answer(unit, 201, replayed, {"code": code, "expires_at": expires.isoformat().replace("+00:00", "Z")})
 
 
 @_endpoint
-async def post_claim(request: Request, t: TwinServices) -> Response:
+async def post_claim(request: Request, services: Services) -> Response:
     """The new owner claims with the code (public, rate-limited); answers with an owner token."""
     gtin, serial = unit_key(request, "/transfer/claim")
     body = await object_body(request)
-    return _owner_answer(await actions.claim_transfer(t, gtin, serial, body, channel(request)))
+    return _owner_answer(await actions.claim_transfer(services, gtin, serial, body, channel(request)))
 
 
 @_endpoint
-async def get_unit_epcis(request: Request, t: TwinServices) -> Response:
+async def get_unit_epcis(request: Request, services: Services) -> Response:
     """Every event of the unit as an EPCIS 2.0 document."""
     gtin, serial = unit_key(request, "/epcis")
-    await writer(request, t, actions.EXPORT_ROLES, gtin, serial)
-    events = await t.store.get_events(gtin, serial)
+    await writer(request, services, actions.EXPORT_ROLES, gtin, serial)
+    events = await services.store.get_events(gtin, serial)
     if not events:
-        await actions.known_snapshot(t, gtin, serial)  # 404 for serials nobody issued
+        await actions.known_snapshot(services, gtin, serial)  # 404 for serials nobody issued
     doc = epcis_export.document([(gtin, serial, 1, events)], datetime.now(timezone.utc))
     return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
 
 @_endpoint
-async def get_dpp(request: Request, t: TwinServices) -> Response:
+async def get_dpp(request: Request, services: Services) -> Response:
     """The unit's digital product passport (JSON-LD, GS1 Web Vocabulary)."""
     gtin, serial = unit_key(request, "/dpp")
-    await writer(request, t, actions.EXPORT_ROLES, gtin, serial)
-    snap = await actions.known_snapshot(t, gtin, serial)
-    stored = await t.store.get_dpp(gtin, serial) if snap.unit.version else None
-    lang = t.rules.default_language or "en"
-    product = t.rules.product_for(gtin)
-    doc = dpp.dpp_document(snap.unit, t.rules.root, product.name if product else None, lang, stored,
+    await writer(request, services, actions.EXPORT_ROLES, gtin, serial)
+    snap = await actions.known_snapshot(services, gtin, serial)
+    stored = await services.store.get_dpp(gtin, serial) if snap.unit.version else None
+    lang = services.rules.current.default_language or "en"
+    product = services.rules.current.product_for(gtin)
+    doc = dpp.dpp_document(snap.unit, services.rules.current.root, product.name if product else None, lang, stored,
                            recalled=snap.recalled)
     return json_response(doc, headers={"Content-Type": dpp.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
 
 @_endpoint
-async def get_batch_epcis(request: Request, t: TwinServices) -> Response:
+async def get_batch_epcis(request: Request, services: Services) -> Response:
     """The events of every unit of a batch that has any, as one EPCIS 2.0 document.
 
     Units without events have only their commissioning, which the batch's own
@@ -269,21 +256,21 @@ async def get_batch_epcis(request: Request, t: TwinServices) -> Response:
     try:
         gtin = parse_batch_id(batch_id)[0]
     except TwinError:
-        raise ApiError(404, f"no batch {batch_id!r}", "batch_id") from None
-    await writer(request, t, actions.EXPORT_ROLES, gtin)
-    batch = await t.store.get_batch(batch_id)
+        raise NotFound(f"no batch {batch_id!r}", "batch_id") from None
+    await writer(request, services, actions.EXPORT_ROLES, gtin)
+    batch = await services.store.get_batch(batch_id)
     if batch is None:
-        raise ApiError(404, f"no batch {batch_id!r}", "batch_id")
+        raise NotFound(f"no batch {batch_id!r}", "batch_id")
     serials: list[str] = []
-    async for keys in t.store.unit_keys():
+    async for keys in services.store.unit_keys():
         candidates = [k for k in keys if k[0] == gtin]
-        for unit in await t.store.get_units(candidates) if candidates else ():
+        for unit in await services.store.get_units(candidates) if candidates else ():
             if unit is not None and unit.batch_id == batch_id:
                 serials.append(unit.serial)
         if len(serials) > MAX_EXPORT_UNITS:
-            raise ApiError(413, f"more than {MAX_EXPORT_UNITS} units of this batch have events; "
+            raise PayloadTooLarge(f"more than {MAX_EXPORT_UNITS} units of this batch have events; "
                                 "export them unit by unit", "batch_id")
-    units = [(gtin, s, 1, await t.store.get_events(gtin, s)) for s in sorted(serials)]
+    units = [(gtin, s, 1, await services.store.get_events(gtin, s)) for s in sorted(serials)]
     doc = epcis_export.document(units, datetime.now(timezone.utc))
     return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
@@ -292,12 +279,12 @@ async def get_batch_epcis(request: Request, t: TwinServices) -> Response:
 
 
 @_endpoint
-async def post_recall(request: Request, t: TwinServices) -> Response:
+async def post_recall(request: Request, services: Services) -> Response:
     """Recall a lot, serial range, counter range, serial or a whole GTIN (next scan shows it)."""
     body = await object_body(request)
-    who = await writer(request, t, actions.RECALL_ROLES)
+    who = await writer(request, services, actions.RECALL_ROLES)
     started = datetime.now(timezone.utc)
-    overlay = await actions.put_recall(t, who, body, channel(request))
+    overlay = await actions.put_recall(services, who, body, channel(request))
     replayed = overlay.created_at < started.replace(microsecond=started.microsecond // 1000 * 1000)
     headers = {"Location": f"/v1/recalls/{overlay.gtin}/{overlay.id}"} | ({"Idempotent-Replayed": "true"} if replayed else {})
     return json_response({**overlay_json(overlay), "gtin": overlay.gtin, "replayed": replayed},
@@ -305,21 +292,21 @@ async def post_recall(request: Request, t: TwinServices) -> Response:
 
 
 @_endpoint
-async def list_recalls(request: Request, t: TwinServices) -> Response:
+async def list_recalls(request: Request, services: Services) -> Response:
     """The GTIN's recalls, lifted ones included (history)."""
     gtin = _gtin(request)
-    await writer(request, t, ("regulator", "manufacturer", "admin"), gtin)
-    overlays = await t.store.get_overlays(gtin, include_lifted=True)
+    await writer(request, services, ("regulator", "manufacturer", "admin"), gtin)
+    overlays = await services.store.get_overlays(gtin, include_lifted=True)
     return json_response({"gtin": gtin, "recalls": [overlay_json(o) for o in overlays if o.kind == "recalled"]})
 
 
 @_endpoint
-async def lift_recall(request: Request, t: TwinServices) -> Response:
+async def lift_recall(request: Request, services: Services) -> Response:
     """End a recall (it stays in the history)."""
     gtin = _gtin(request)
     body = await object_body(request)
-    who = await writer(request, t, actions.RECALL_ROLES, gtin)
-    overlay, replayed = await actions.lift_recall(t, who, gtin, request.path_params["overlay_id"], body.get("reason"),
+    who = await writer(request, services, actions.RECALL_ROLES, gtin)
+    overlay, replayed = await actions.lift_recall(services, who, gtin, request.path_params["overlay_id"], body.get("reason"),
                                                   channel(request))
     return json_response({**overlay_json(overlay), "gtin": gtin, "replayed": replayed},
                          headers={"Idempotent-Replayed": "true"} if replayed else None)
@@ -328,43 +315,43 @@ async def lift_recall(request: Request, t: TwinServices) -> Response:
 def _gtin(request: Request) -> str:
     gtin = request.path_params["gtin"]
     if not (len(gtin) == 14 and gtin.isdigit()):
-        raise ApiError(422, "expected a 14-digit GTIN", "gtin")
+        raise Invalid("expected a 14-digit GTIN", "gtin")
     return gtin
 
 
 @_endpoint
-async def post_token(request: Request, t: TwinServices) -> Response:
+async def post_token(request: Request, services: Services) -> Response:
     """Issue a scoped token (manufacturers within their scope; admins any but owner)."""
     body = await object_body(request)
-    who = await writer(request, t, ("manufacturer", "admin"))
-    answer = await actions.issue_token(t, who, body, channel(request))
+    who = await writer(request, services, ("manufacturer", "admin"))
+    answer = await actions.issue_token(services, who, body, channel(request))
     return json_response(answer, 200 if answer["replayed"] else 201,
                          {"Cache-Control": "no-store", **({"Idempotent-Replayed": "true"} if answer["replayed"] else {})})
 
 
 @_endpoint
-async def revoke(request: Request, t: TwinServices) -> Response:
+async def revoke(request: Request, services: Services) -> Response:
     """Revoke a token by id: every worker and host refuses it within a second."""
     body = await object_body(request)
-    who = await writer(request, t, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
+    who = await writer(request, services, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
     token_id = request.path_params["token_id"]
     if not (0 < len(token_id) <= 64 and token_id.replace("-", "").replace("_", "").isalnum()):
-        raise ApiError(404, f"no token {token_id!r}", "token_id")
-    return json_response(await actions.revoke_token(t, who, token_id, body.get("reason"), channel(request)))
+        raise NotFound(f"no token {token_id!r}", "token_id")
+    return json_response(await actions.revoke_token(services, who, token_id, body.get("reason"), channel(request)))
 
 
 @_endpoint
-async def get_audit(request: Request, t: TwinServices) -> Response:
+async def get_audit(request: Request, services: Services) -> Response:
     """Who did what to the GTIN's data, when and from where (oldest first, paged by ``after``)."""
     gtin = _gtin(request)
-    await writer(request, t, ("manufacturer", "admin"), gtin)
+    await writer(request, services, ("manufacturer", "admin"), gtin)
     after = request.query_params.get("after")
     limit_text = request.query_params.get("limit", "100")
     if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
-        raise ApiError(422, "expected 1..1000", "limit")
+        raise Invalid("expected 1..1000", "limit")
     if after is not None and not (0 < len(after) <= 40 and after.replace("-", "").isdigit()):
-        raise ApiError(422, "expected a cursor this endpoint returned", "after")
-    entries = await t.store.audit(gtin, after=after, limit=int(limit_text))
+        raise Invalid("expected a cursor this endpoint returned", "after")
+    entries = await services.store.audit(gtin, after=after, limit=int(limit_text))
     return json_response({"gtin": gtin, "entries": [
         {"cursor": e.cursor, "at": e.at.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "role": e.actor.role,
          "principal": e.actor.principal, "action": e.action, "subject": e.subject, "detail": _plain(e.detail)}
@@ -405,7 +392,6 @@ class Units:
     def __init__(self, routes: list[BaseRoute]) -> None:
         self.router = Router(routes=routes)
         self.routes = self.router.routes  # what Mount.routes (and so the OpenAPI document) lists
-        self._twin: TwinServices | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         method = scope.get("method")
@@ -424,24 +410,18 @@ class Units:
         await self.router(scope, receive, send)
 
     async def _anonymous_read(self, scope, send, raw: str, accept_language: str | None, head: bool) -> None:
-        t = self._twin
-        if t is None or t.app is not scope["app"] or t.services.store is not t.store:
-            t = self._twin = twin_of(scope["app"])
+        services: Services = scope["app"].state.services
         try:
             gtin, serial = parse_unit_path(raw, UNITS, "")
-            view = await actions.public_view(t, gtin, serial, languages(accept_language))
-        except ApiError as exc:
-            body = {"reason": exc.reason} | ({"field": exc.field} if exc.field is not None else {})
-            extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-            await _send_json(send, exc.status, orjson.dumps({"error": body}), _READ_HEADERS + extra, head)
-            return
-        except TwinError as exc:
-            error = twin_error(exc)
-            await _send_json(send, error.status, orjson.dumps({"error": {"reason": error.reason}}),
-                             _READ_HEADERS + [(b"retry-after", b"2")], head)
+            view = await actions.public_view(services, gtin, serial, languages(accept_language))
+        except problems.HANDLED as exc:
+            problem = problems.classify(exc)
+            problems.log_problem(problem, exc)
+            await _send_json(send, problem.status, orjson.dumps(problems.body(problem)),
+                             _READ_HEADERS[1:] + problems.raw_headers(problem), head)
             return
         headers = _READ_HEADERS + [(b"etag", f'"{view["version"]}"'.encode()),
-                                   (b"cache-control", f"public, max-age={t.rules.cache_max_age}".encode())]
+                                   (b"cache-control", f"public, max-age={services.rules.current.cache_max_age}".encode())]
         await _send_json(send, 200, orjson.dumps(view), headers, head)
 
 

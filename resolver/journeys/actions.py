@@ -8,10 +8,13 @@ remembers (a retry is answered with what the first attempt did, a reuse with dif
 content is a 409); may name the version it expects (a stale one is a 409); is audited by
 the store with who, when, what and — from here — the client address and the channel;
 and invalidates this worker's caches so the next scan sees it (other workers follow the
-store's change feed). Errors are ApiError with the field at fault.
+store's change feed). Errors are domain errors (``resolver.errors`` kinds, the twin's)
+with the field at fault; ``resolver.problems`` answers them.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import hashlib
 import hmac
@@ -23,13 +26,12 @@ from typing import Any, Mapping, NamedTuple
 import orjson
 
 from ext import escape
-from resolver.api.common import ApiError, twin_error
+from resolver.errors import BadRequest, Conflict, Forbidden, Gone, Invalid, NotFound
 from resolver.scan.decide import NO_STORED_LINKS, links_at
 from resolver.scan.negotiate import language_rank
-from resolver.access.ratelimit import RateLimited
-from resolver.access.grants import OWNER_TTL, GrantRefused, check_grant, grant_record, sign
-from resolver.access.tokens import Claims, TokenError
-from resolver.journeys.services import TwinServices, derive, derive_text
+from resolver.access.grants import OWNER_TTL, check_grant, grant_record, sign
+from resolver.access.tokens import Claims
+from resolver.journeys.derived import derive, derive_text
 from resolver.journeys.views import CONSUMER_LINKS, Snapshot, unknown_unit
 from twin.errors import IdempotencyConflict, InvalidInput, TransferRefused, TwinError
 from twin.events import Actor, Event, check_event, make_event, now_utc
@@ -37,6 +39,9 @@ from twin.lifecycle import State
 from twin.overlays import CounterRange, GtinScope, LotScope, SerialRange, SerialScope, covers
 from twin.ownership import PersonalData, hash_transfer_code
 from twin.unit import Unit, unit_from_batch
+
+if TYPE_CHECKING:
+    from resolver.services import Services
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, as twin.ownership
 PENDING_TTL = timedelta(hours=24)
@@ -80,32 +85,16 @@ class Channel(NamedTuple):
 
 def check_key(key: str | None) -> str:
     if key is None or not key.strip():
-        raise ApiError(400, "every write needs an Idempotency-Key header (1-100 characters, no spaces)",
+        raise BadRequest("every write needs an Idempotency-Key header (1-100 characters, no spaces)",
                        "Idempotency-Key")
     if len(key) > 100 or any(c.isspace() for c in key) or not key.isprintable():
-        raise ApiError(400, "expected 1-100 printable characters without spaces", "Idempotency-Key")
+        raise BadRequest("expected 1-100 printable characters without spaces", "Idempotency-Key")
     return key
 
 
-def require(claims: Claims, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
-    """The token's role and scope must cover this: else 403 (as resolver.api.common.claims)."""
-    try:
-        return claims.require(roles, gtin, serial)
-    except TokenError as exc:
-        raise ApiError(exc.status, exc.reason) from None
-
-
-def limit(exc: RateLimited) -> ApiError:
-    return ApiError(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
-
-
-async def rate_check(t: TwinServices, action: str, key: str) -> None:
-    try:
-        await t.limiter.check(action, key)
-    except RateLimited as exc:
-        raise limit(exc) from None
-    except TwinError as exc:
-        raise twin_error(exc) from None
+async def rate_check(services: Services, action: str, key: str) -> None:
+    """RateLimited (a TooMany) when this key tried ``action`` too often."""
+    await services.limiter.check(action, key)
 
 
 def _format_code(raw: bytes, groups: int) -> str:
@@ -117,50 +106,47 @@ def _hash_code(code: object, field: str = "code") -> str:
     try:
         return hash_transfer_code(code)  # type: ignore[arg-type]
     except InvalidInput:
-        raise ApiError(422, "expected the code from your message", field) from None
+        raise Invalid("expected the code from your message", field) from None
 
 
 # -- reading -------------------------------------------------------------------------------
 
 
-async def snapshot(t: TwinServices, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
+async def snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
     """The unit as the store and its batch know it, with the overlays that cover it.
 
     ``cached``: a public read may trust the scan path's filter of units that have a record
     (most never get one) and skip the store read, seeing another worker's first write to a
     unit as late as a scan would; writes and authenticated reads always read the store.
     """
-    try:
-        presence = t.lookup.presence if cached else None
-        unit = None if presence is not None and (gtin, serial) not in presence else await t.store.get_unit(gtin, serial)
-        profile = counter = None
-        known = True
-        gtin_data = t.lookup.cached_gtin_data(gtin) or await t.lookup.gtin_data(gtin)
-        overlays = gtin_data.overlays if gtin_data is not None else ()
-        if unit is None or (overlays and any(isinstance(o.scope, CounterRange) for o in overlays)):
-            match = await t.verifier.issued_by(gtin, serial) if t.verifier is not None else None
-            if match is not None:
-                profile, counter = match.profile, match.counter
-                if unit is None:
-                    unit = unit_from_batch(gtin, serial, match.batch)
-        if unit is None:
-            unit, known = unknown_unit(gtin, serial), False
-    except TwinError as exc:
-        raise twin_error(exc) from None
+    presence = services.lookup.presence if cached else None
+    unit = None if presence is not None and (gtin, serial) not in presence else await services.store.get_unit(gtin, serial)
+    profile = counter = None
+    known = True
+    gtin_data = services.lookup.cached_gtin_data(gtin) or await services.lookup.gtin_data(gtin)
+    overlays = gtin_data.overlays if gtin_data is not None else ()
+    if unit is None or (overlays and any(isinstance(o.scope, CounterRange) for o in overlays)):
+        match = await services.serial_verifier.issued_by(gtin, serial)
+        if match is not None:
+            profile, counter = match.profile, match.counter
+            if unit is None:
+                unit = unit_from_batch(gtin, serial, match.batch)
+    if unit is None:
+        unit, known = unknown_unit(gtin, serial), False
     active = tuple(o for o in overlays if o.lifted is None and covers(o.scope, serial=serial, lot=unit.lot,
                                                                       profile=profile, counter=counter))
     return Snapshot(unit, known, unit.recalled or any(o.kind == "recalled" for o in active),
                     unit.stolen or any(o.kind == "stolen" for o in active), active)
 
 
-async def known_snapshot(t: TwinServices, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
-    snap = await snapshot(t, gtin, serial, cached=cached)
+async def known_snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
+    snap = await snapshot(services, gtin, serial, cached=cached)
     if not snap.known:
-        raise ApiError(404, f"no batch issued serial {serial!r} of GTIN {gtin}: it may not be genuine", "serial")
+        raise NotFound(f"no batch issued serial {serial!r} of GTIN {gtin}: it may not be genuine", "serial")
     return snap
 
 
-async def product_links(t: TwinServices, gtin: str, serial: str | None, lot: str | None, role: str,
+async def product_links(services: Services, gtin: str, serial: str | None, lot: str | None, role: str,
                         languages: tuple[str, ...]) -> tuple[str | None, dict[str, list[dict[str, Any]]]]:
     """The product's name and its links this role may see, best language first, by type
     (the most specific level that has a type wins, as on a scan).
@@ -169,7 +155,7 @@ async def product_links(t: TwinServices, gtin: str, serial: str | None, lot: str
     is a lot — not on the serial — so the choice is remembered per compiled rules and only
     the hrefs are filled in per request (uploaded link data: chosen afresh every time).
     """
-    rules = t.rules
+    rules = services.rules.current
     product = rules.product_for(gtin)
     name = product.name if product is not None else None
     values = {"01": gtin}
@@ -177,11 +163,11 @@ async def product_links(t: TwinServices, gtin: str, serial: str | None, lot: str
         values["21"] = serial
     if lot is not None:
         values["10"] = lot
-    if product is not None and t.lookup.no_stored_links(gtin):
-        plan = _link_plan(t, product, gtin, role, languages, lot is not None, serial is not None)
+    if product is not None and services.lookup.no_stored_links(gtin):
+        plan = _link_plan(services, product, gtin, role, languages, lot is not None, serial is not None)
         return name, {link_type: [entry if link is None else {"href": link.href.render(values), **entry}
                                   for link, entry in links] for link_type, links in plan}
-    stored = await t.lookup.stored_links(gtin, lot, serial)
+    stored = await services.lookup.stored_links(gtin, lot, serial)
     return name, {link_type: [{"href": c.href, "title": c.title, "type": link_type,
                                **({"lang": list(c.lang)} if c.lang else {})} for c in chosen]
                   for link_type, chosen in _choose_links(rules, product, stored, role, languages, values).items()}
@@ -213,36 +199,31 @@ def _plan_entry(c, link_type: str, values: dict[str, str]) -> tuple:
     return c.source, entry
 
 
-_PLAN_LIMIT = 10_000
 #: the link types views and pages show (resolver.journeys.views.CONSUMER_LINKS): no need to choose others
 SHOWN_LINK_TYPES = frozenset(t for types in CONSUMER_LINKS.values() for t in types)
 
 
-def _link_plan(t: TwinServices, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool,
+def _link_plan(services: Services, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool,
                has_serial: bool = True) -> tuple:
     """The configured links chosen for (GTIN, role, languages, lot or not): remembered, with
     the links that need no serial or lot rendered once. Entries are ``(None, link dict)``
     or ``(Link, the dict without its href)``."""
-    rules = t.rules
-    if t.link_plans_for is not rules:
-        t.link_plans, t.link_plans_for = {}, rules
+    rules = services.rules.current
     key = (gtin, role, languages, has_lot, has_serial)
-    plan = t.link_plans.get(key)
+    plan = services.memo.link_plans.get(rules, key)
     if plan is None:
         values = {"01": gtin, **({"21": "X"} if has_serial else {}), **({"10": "L"} if has_lot else {})}
         chosen = _choose_links(rules, product, NO_STORED_LINKS, role, languages, values)
         plan = tuple((link_type, tuple(_plan_entry(c, link_type, values) for c in candidates))
                      for link_type, candidates in chosen.items() if link_type in SHOWN_LINK_TYPES)
-        if len(t.link_plans) >= _PLAN_LIMIT:
-            t.link_plans.clear()
-        t.link_plans[key] = plan
+        services.memo.link_plans.put(rules, key, plan)
     return plan
 
 
-def coverage(t: TwinServices, unit: Unit):
+def coverage(services: Services, unit: Unit):
     from twin.warranty import coverage as compute
 
-    return compute(t.warranty, unit, t.today()) if t.warranty is not None else None
+    return compute(services.warranty, unit, services.today()) if services.warranty is not None else None
 
 
 def is_owner(claims: Claims | None, unit: Unit) -> bool:
@@ -257,16 +238,13 @@ def dpp_path(gtin: str, serial: str) -> str:
     return f"/v1/units/01/{gtin}/21/{escape(serial)}/dpp"
 
 
-async def unit_view(t: TwinServices, claims: Claims | None, gtin: str, serial: str,
+async def unit_view(services: Services, claims: Claims | None, gtin: str, serial: str,
                     languages: tuple[str, ...]) -> dict[str, Any]:
     """The view of the unit ``claims`` entitle to (None: anonymous, the consumer view)."""
-    return await view_of(t, claims, await known_snapshot(t, gtin, serial, cached=claims is None), languages)
+    return await view_of(services, claims, await known_snapshot(services, gtin, serial, cached=claims is None), languages)
 
 
-_VIEW_LIMIT = 10_000
-
-
-async def public_view(t: TwinServices, gtin: str, serial: str, languages: tuple[str, ...]) -> dict[str, Any]:
+async def public_view(services: Services, gtin: str, serial: str, languages: tuple[str, ...]) -> dict[str, Any]:
     """The consumer view of a unit, for anyone — the API's most frequent read.
 
     A unit without a record of its own is described by its batch, so its view differs from
@@ -276,55 +254,48 @@ async def public_view(t: TwinServices, gtin: str, serial: str, languages: tuple[
     """
     from resolver.journeys.views import link_groups
 
-    snap = await known_snapshot(t, gtin, serial, cached=True)
+    snap = await known_snapshot(services, gtin, serial, cached=True)
     unit = snap.unit
     if unit.version:
-        return await view_of(t, None, snap, languages)
-    rules = t.rules
-    if t.view_memo_for is not rules:
-        t.view_memo, t.view_memo_for = {}, rules
-    key = (gtin, unit.state, snap.recalled, snap.stolen, unit.lot is not None, languages, t.today())
-    base = t.view_memo.get(key)
+        return await view_of(services, None, snap, languages)
+    rules = services.rules.current
+    key = (gtin, unit.state, snap.recalled, snap.stolen, unit.lot is not None, languages, services.today())
+    base = services.memo.views.get(rules, key)
     if base is None:
-        view = await view_of(t, None, snap, languages)
-        if len(t.view_memo) >= _VIEW_LIMIT:
-            t.view_memo.clear()
-        t.view_memo[key] = {k: v for k, v in view.items() if k not in ("serial", "links")}
+        view = await view_of(services, None, snap, languages)
+        services.memo.views.put(rules, key, {k: v for k, v in view.items() if k not in ("serial", "links")})
         return view
-    _, links = await product_links(t, gtin, serial, unit.lot, "consumer", languages)
+    _, links = await product_links(services, gtin, serial, unit.lot, "consumer", languages)
     return {**base, "serial": serial, "links": link_groups(links)}
 
 
-async def view_of(t: TwinServices, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:
+async def view_of(services: Services, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:
     from resolver.journeys import views
 
     unit = snap.unit
     gtin, serial = unit.gtin, unit.serial
     role = "consumer" if claims is None else claims.role
     if role == "owner" and not is_owner(claims, unit):
-        raise ApiError(403, "this token belongs to someone who does not own the unit (any more)")
+        raise Forbidden("this token belongs to someone who does not own the unit (any more)")
     kind = views.VIEW_OF_ROLE.get(role)
     if kind is None:
-        raise ApiError(403, f"role {role!r} has no view of units")
-    name, links = await product_links(t, gtin, serial, unit.lot, "manufacturer" if role == "admin" else role, languages)
-    cover = coverage(t, unit) if snap.known else None
+        raise Forbidden(f"role {role!r} has no view of units")
+    name, links = await product_links(services, gtin, serial, unit.lot, "manufacturer" if role == "admin" else role, languages)
+    cover = coverage(services, unit) if snap.known else None
     if kind == "consumer":
         return views.consumer_view(snap, name, links, cover)
-    try:
-        if kind == "owner":
-            events = await t.store.get_events(gtin, serial)
-            personal = (await t.store.get_personal_data(gtin, serial)).get(unit.owner)
-            return views.owner_view(snap, name, links, cover, events, unit.owner, personal)
-        if kind == "technician":
-            return views.technician_view(snap, name, links, cover, await t.store.get_events(gtin, serial))
-        dpp_href = t.rules.root + dpp_path(gtin, serial)
-        if kind == "regulator":
-            return views.regulator_view(snap, name, links, cover, dpp_href)
-        events = await t.store.get_events(gtin, serial)
-        scans = await t.store.scan_history(gtin, serial, limit=1000)
-        return views.manufacturer_view(snap, name, links, cover, events, scans, dpp_href)
-    except TwinError as exc:
-        raise twin_error(exc) from None
+    if kind == "owner":
+        events = await services.store.get_events(gtin, serial)
+        personal = (await services.store.get_personal_data(gtin, serial)).get(unit.owner)
+        return views.owner_view(snap, name, links, cover, events, unit.owner, personal)
+    if kind == "technician":
+        return views.technician_view(snap, name, links, cover, await services.store.get_events(gtin, serial))
+    dpp_href = services.rules.current.root + dpp_path(gtin, serial)
+    if kind == "regulator":
+        return views.regulator_view(snap, name, links, cover, dpp_href)
+    events = await services.store.get_events(gtin, serial)
+    scans = await services.store.scan_history(gtin, serial, limit=1000)
+    return views.manufacturer_view(snap, name, links, cover, events, scans, dpp_href)
 
 
 # -- owners: registration --------------------------------------------------------------------
@@ -333,11 +304,11 @@ async def view_of(t: TwinServices, claims: Claims | None, snap: Snapshot, langua
 def personal_data(name: object, contact: object) -> PersonalData:
     for field, value in (("name", name), ("contact", contact)):
         if not isinstance(value, str) or not value.strip():
-            raise ApiError(422, "required", field)
+            raise Invalid("required", field)
         if len(value) > 200 or not value.isprintable():
-            raise ApiError(422, "at most 200 printable characters", field)
+            raise Invalid("at most 200 printable characters", field)
     if not _CONTACT.fullmatch(contact.strip()):  # type: ignore[union-attr]
-        raise ApiError(422, "expected an e-mail address or a phone number", "contact")
+        raise Invalid("expected an e-mail address or a phone number", "contact")
     return PersonalData(name.strip(), contact.strip())  # type: ignore[union-attr]
 
 
@@ -349,9 +320,9 @@ def _purchase_date(value: object, today: date) -> str | None:
     except ValueError:
         day = None
     if day is None:
-        raise ApiError(422, "expected a date YYYY-MM-DD", "purchase_date")
+        raise Invalid("expected a date YYYY-MM-DD", "purchase_date")
     if day > today or day.year < 1990:
-        raise ApiError(422, "the purchase date must be a past date", "purchase_date")
+        raise Invalid("the purchase date must be a past date", "purchase_date")
     return day.isoformat()
 
 
@@ -359,7 +330,7 @@ def _jurisdiction(value: object) -> str | None:
     if value in (None, ""):
         return None
     if not isinstance(value, str) or not _JURISDICTION.fullmatch(value):
-        raise ApiError(422, "expected a code like EU, DE or US", "jurisdiction")
+        raise Invalid("expected a code like EU, DE or US", "jurisdiction")
     return value
 
 
@@ -375,7 +346,7 @@ def unit_page(root: str, gtin: str, serial: str) -> str:
     return f"{root}/u/01/{gtin}/21/{escape(serial)}"
 
 
-async def request_registration(t: TwinServices, gtin: str, serial: str, form: Mapping[str, Any], channel: Channel,
+async def request_registration(services: Services, gtin: str, serial: str, form: Mapping[str, Any], channel: Channel,
                                language: str) -> dict[str, Any]:
     """First owner, step 1: keep the request for a day and send a one-time code to the contact.
 
@@ -384,46 +355,43 @@ async def request_registration(t: TwinServices, gtin: str, serial: str, form: Ma
     """
     unknown = set(form) - {"name", "contact", "purchase_date", "jurisdiction"}
     if unknown:
-        raise ApiError(422, "unknown field", sorted(unknown)[0])
+        raise Invalid("unknown field", sorted(unknown)[0])
     person = personal_data(form.get("name"), form.get("contact"))
-    purchase = _purchase_date(form.get("purchase_date"), t.today())
+    purchase = _purchase_date(form.get("purchase_date"), services.today())
     jurisdiction = _jurisdiction(form.get("jurisdiction"))
-    await rate_check(t, "register", channel.client)
-    await rate_check(t, "register-unit", f"{gtin}/{serial}")
-    snap = await known_snapshot(t, gtin, serial)
+    await rate_check(services, "register", channel.client)
+    await rate_check(services, "register-unit", f"{gtin}/{serial}")
+    snap = await known_snapshot(services, gtin, serial)
     unit = snap.unit
     if unit.state not in REGISTRABLE:
         reason = "the unit is already registered; ask its owner to transfer it" if unit.owner else \
             f"a unit that is {unit.state} cannot be registered"
-        raise ApiError(409, reason, "state")
+        raise Conflict(reason, "state")
     if purchase is None and unit.purchase_date is None:
-        raise ApiError(422, "required: no sale is recorded for this unit", "purchase_date")
-    pending_id = derive_text(t.secret, "pending", gtin, serial, channel.idempotency_key, length=16)
+        raise Invalid("required: no sale is recorded for this unit", "purchase_date")
+    pending_id = derive_text(services.secret, "pending", gtin, serial, channel.idempotency_key, length=16)
     digest = hashlib.sha256(orjson.dumps([person.name, person.contact, purchase, jurisdiction])).hexdigest()[:32]
-    code = _format_code(derive(t.secret, "registration-code", pending_id), 2)
-    try:
-        existing = await t.store.get_pending(gtin, serial, pending_id)
-        if existing is not None:
-            if existing["digest"] != digest:
-                raise ApiError(409, "this Idempotency-Key was used for another registration", "Idempotency-Key")
-            expires = datetime.fromisoformat(existing["expires_at"])
-        else:
-            expires = datetime.now(timezone.utc).replace(microsecond=0) + PENDING_TTL
-            record = {"owner": "o_" + derive_text(t.secret, "owner-id", gtin, serial, pending_id),
-                      "name": person.name, "contact": person.contact, "purchase_date": purchase,
-                      "jurisdiction": jurisdiction, "code_hash": _hash_code(code), "digest": digest,
-                      "expires_at": expires.isoformat(), "used_by": None}
-            await t.store.put_pending(gtin, serial, pending_id, record, expires, Actor("consumer", "anonymous"),
-                                      audit=channel.audit(pending=pending_id, step="registration:requested"))
-    except TwinError as exc:
-        raise twin_error(exc) from None
-    link = f"{unit_page(t.rules.root, gtin, serial)}/confirm?p={pending_id}&code={code}"
+    code = _format_code(derive(services.secret, "registration-code", pending_id), 2)
+    existing = await services.store.get_pending(gtin, serial, pending_id)
+    if existing is not None:
+        if existing["digest"] != digest:
+            raise Conflict("this Idempotency-Key was used for another registration", "Idempotency-Key")
+        expires = datetime.fromisoformat(existing["expires_at"])
+    else:
+        expires = datetime.now(timezone.utc).replace(microsecond=0) + PENDING_TTL
+        record = {"owner": "o_" + derive_text(services.secret, "owner-id", gtin, serial, pending_id),
+                  "name": person.name, "contact": person.contact, "purchase_date": purchase,
+                  "jurisdiction": jurisdiction, "code_hash": _hash_code(code), "digest": digest,
+                  "expires_at": expires.isoformat(), "used_by": None}
+        await services.store.put_pending(gtin, serial, pending_id, record, expires, Actor("consumer", "anonymous"),
+                                  audit=channel.audit(pending=pending_id, step="registration:requested"))
+    link = f"{unit_page(services.rules.current.root, gtin, serial)}/confirm?p={pending_id}&code={code}"
     from resolver.pages import i18n
 
     texts = i18n.texts(language)
-    product = t.rules.product_for(gtin)
+    product = services.rules.current.product_for(gtin)
     name = product.name if product is not None else None
-    await t.notifier.send(_notification("registration", person.contact, language, texts["mail_subject"],
+    await services.notifier.send(_notification("registration", person.contact, language, texts["mail_subject"],
                                         texts["mail_body"].format(product=name or gtin, serial=serial, code=code,
                                                                   link=link, hours=int(PENDING_TTL.total_seconds() // 3600)),
                                         code, link, gtin, serial))
@@ -446,72 +414,69 @@ class OwnerGrant(NamedTuple):
     replayed: bool
 
 
-async def _owner_token(t: TwinServices, owner: str, gtin: str, serial: str, channel: Channel) -> tuple[str, str, int]:
-    token_id = derive_text(t.secret, "owner-token", owner, channel.idempotency_key, length=16)
+async def _owner_token(services: Services, owner: str, gtin: str, serial: str, channel: Channel) -> tuple[str, str, int]:
+    token_id = derive_text(services.secret, "owner-token", owner, channel.idempotency_key, length=16)
     record = grant_record(owner, "owner", issued=int(time.time()), ttl=OWNER_TTL, gtins=[gtin], unit=(gtin, serial),
                           issued_by="serialink")
-    stored, _ = await t.store.record_token(token_id, record, Actor("system", "serialink"),
+    stored, _ = await services.store.record_token(token_id, record, Actor("system", "serialink"),
                                           audit=channel.audit(step="owner-token"))
-    return sign(t.secret, token_id, stored), token_id, stored["exp"]
+    return sign(services.secret, token_id, stored), token_id, stored["exp"]
 
 
-async def confirm_registration(t: TwinServices, gtin: str, serial: str, pending_id: object, code: object,
+async def confirm_registration(services: Services, gtin: str, serial: str, pending_id: object, code: object,
                                channel: Channel) -> OwnerGrant:
     """First owner, step 2: the code from the message makes the registration happen."""
     if not isinstance(pending_id, str) or not 8 <= len(pending_id) <= 40:
-        raise ApiError(422, "expected the confirmation id the registration answered with", "confirmation")
+        raise Invalid("expected the confirmation id the registration answered with", "confirmation")
     code_hash = _hash_code(code)
-    await rate_check(t, "confirm", channel.client)
-    try:
-        pending = await t.store.get_pending(gtin, serial, pending_id)
-        if pending is None:
-            raise ApiError(404, "no registration is waiting for this confirmation: it expired or the link is wrong",
-                           "confirmation")
-        if pending["used_by"] is not None and pending["used_by"] != channel.idempotency_key:
-            raise ApiError(409, "this code was already used: the unit is registered", "code")
-        if pending["attempts"] >= MAX_CODE_ATTEMPTS:
-            raise ApiError(410, "too many wrong codes: start the registration again", "code")
-        if not hmac.compare_digest(pending["code_hash"], code_hash):
-            attempts = await t.store.fail_pending(gtin, serial, pending_id)
-            left = MAX_CODE_ATTEMPTS - attempts
-            if left <= 0:
-                raise ApiError(410, "too many wrong codes: start the registration again", "code")
-            raise ApiError(422, f"the code does not match ({left} tries left)", "code")
-        snap = await known_snapshot(t, gtin, serial)
-        owner = pending["owner"]
-        data = {"owner": owner, "purchase_date": pending["purchase_date"], "jurisdiction": pending["jurisdiction"]}
-        event = make_event("register", Actor("owner", owner), "registered by the owner", **data)
-        appended = await t.store.append_event(
-            gtin, serial, event, idempotency_key=channel.idempotency_key,
-            origin=snap.unit if snap.unit.version == 0 else None,
-            personal=PersonalData(pending["name"], pending["contact"]), audit=channel.audit(pending=pending_id))
-        t.lookup.invalidate(gtin, "unit", serial)
-        if pending["used_by"] is None:
-            await t.store.put_pending(gtin, serial, pending_id, {**pending, "used_by": channel.idempotency_key},
-                                      datetime.fromisoformat(pending["expires_at"]), Actor("owner", owner),
-                                      audit=channel.audit(pending=pending_id, step="registration:confirmed"))
-        token, token_id, expires = await _owner_token(t, owner, gtin, serial, channel)
-    except TwinError as exc:
-        raise twin_error(exc) from None
+    await rate_check(services, "confirm", channel.client)
+    pending = await services.store.get_pending(gtin, serial, pending_id)
+    if pending is None:
+        raise NotFound("no registration is waiting for this confirmation: it expired or the link is wrong",
+                       "confirmation")
+    if pending["used_by"] is not None and pending["used_by"] != channel.idempotency_key:
+        raise Conflict("this code was already used: the unit is registered", "code")
+    if pending["attempts"] >= MAX_CODE_ATTEMPTS:
+        raise Gone("too many wrong codes: start the registration again", "code")
+    if not hmac.compare_digest(pending["code_hash"], code_hash):
+        attempts = await services.store.fail_pending(gtin, serial, pending_id)
+        left = MAX_CODE_ATTEMPTS - attempts
+        if left <= 0:
+            raise Gone("too many wrong codes: start the registration again", "code")
+        raise Invalid(f"the code does not match ({left} tries left)", "code")
+    snap = await known_snapshot(services, gtin, serial)
+    owner = pending["owner"]
+    data = {"owner": owner, "purchase_date": pending["purchase_date"], "jurisdiction": pending["jurisdiction"]}
+    event = make_event("register", Actor("owner", owner), "registered by the owner", **data)
+    appended = await services.store.append_event(
+        gtin, serial, event, idempotency_key=channel.idempotency_key,
+        origin=snap.unit if snap.unit.version == 0 else None,
+        personal=PersonalData(pending["name"], pending["contact"]), audit=channel.audit(pending=pending_id))
+    services.lookup.invalidate(gtin, "unit", serial)
+    if pending["used_by"] is None:
+        await services.store.put_pending(gtin, serial, pending_id, {**pending, "used_by": channel.idempotency_key},
+                                  datetime.fromisoformat(pending["expires_at"]), Actor("owner", owner),
+                                  audit=channel.audit(pending=pending_id, step="registration:confirmed"))
+    token, token_id, expires = await _owner_token(services, owner, gtin, serial, channel)
     return OwnerGrant(owner, token, token_id, expires, appended.unit, appended.replayed)
 
 
 # -- owners: transfer ------------------------------------------------------------------------
 
 
-async def _owned(t: TwinServices, claims: Claims, gtin: str, serial: str) -> Snapshot:
-    require(claims, ("owner",), gtin, serial)
-    snap = await known_snapshot(t, gtin, serial)
+async def _owned(services: Services, claims: Claims, gtin: str, serial: str) -> Snapshot:
+    claims.require(("owner",), gtin, serial)
+    snap = await known_snapshot(services, gtin, serial)
     if not is_owner(claims, snap.unit):
-        raise ApiError(403, "only the unit's current owner may do this")
+        raise Forbidden("only the unit's current owner may do this")
     return snap
 
 
-async def offer_transfer(t: TwinServices, claims: Claims, gtin: str, serial: str, expected_version: int | None,
+async def offer_transfer(services: Services, claims: Claims, gtin: str, serial: str, expected_version: int | None,
                          channel: Channel) -> tuple[str, datetime, Unit, bool]:
     """The owner hands over: a one-time code (shown once) that the new owner claims with."""
-    snap = await _owned(t, claims, gtin, serial)
-    code = _format_code(derive(t.secret, "transfer-code", gtin, serial, channel.idempotency_key), 4)
+    snap = await _owned(services, claims, gtin, serial)
+    code = _format_code(derive(services.secret, "transfer-code", gtin, serial, channel.idempotency_key), 4)
     code_hash = _hash_code(code)
     offer = snap.unit.transfer_offer
     if offer is not None and hmac.compare_digest(offer.code_hash, code_hash):
@@ -519,43 +484,38 @@ async def offer_transfer(t: TwinServices, claims: Claims, gtin: str, serial: str
     expires = datetime.now(timezone.utc).replace(microsecond=0) + TRANSFER_TTL
     event = make_event("transfer_offer", Actor("owner", claims.principal), "the owner offered a transfer",
                        code_hash=code_hash, expires_at=expires)
-    appended = await _append(t, gtin, serial, event, channel, expected_version, snap.unit)
+    appended = await _append(services, gtin, serial, event, channel, expected_version, snap.unit)
     return code, expires, appended.unit, appended.replayed
 
 
-async def cancel_transfer(t: TwinServices, claims: Claims, gtin: str, serial: str, expected_version: int | None,
+async def cancel_transfer(services: Services, claims: Claims, gtin: str, serial: str, expected_version: int | None,
                           channel: Channel):
-    snap = await _owned(t, claims, gtin, serial)
+    snap = await _owned(services, claims, gtin, serial)
     event = make_event("transfer_cancel", Actor("owner", claims.principal), "the owner cancelled the transfer")
-    return await _append(t, gtin, serial, event, channel, expected_version, snap.unit)
+    return await _append(services, gtin, serial, event, channel, expected_version, snap.unit)
 
 
-async def claim_transfer(t: TwinServices, gtin: str, serial: str, form: Mapping[str, Any],
+async def claim_transfer(services: Services, gtin: str, serial: str, form: Mapping[str, Any],
                          channel: Channel) -> OwnerGrant:
     """The new owner takes over with the code; the previous owner's tokens stop counting."""
     unknown = set(form) - {"code", "name", "contact"}
     if unknown:
-        raise ApiError(422, "unknown field", sorted(unknown)[0])
+        raise Invalid("unknown field", sorted(unknown)[0])
     code_hash = _hash_code(form.get("code"))
     person = personal_data(form.get("name"), form.get("contact"))
-    await rate_check(t, "claim", channel.client)
-    await rate_check(t, "claim-unit", f"{gtin}/{serial}")
-    await known_snapshot(t, gtin, serial)  # a 404 for serials nobody issued
-    owner = "o_" + derive_text(t.secret, "owner-id", gtin, serial, "claim", channel.idempotency_key)
+    await rate_check(services, "claim", channel.client)
+    await rate_check(services, "claim-unit", f"{gtin}/{serial}")
+    await known_snapshot(services, gtin, serial)  # a 404 for serials nobody issued
+    owner = "o_" + derive_text(services.secret, "owner-id", gtin, serial, "claim", channel.idempotency_key)
     event = make_event("transfer_claim", Actor("owner", owner), "the new owner claimed the unit",
                        code_hash=code_hash, owner=owner)
     try:
-        appended = await t.store.append_event(gtin, serial, event, idempotency_key=channel.idempotency_key,
+        appended = await services.store.append_event(gtin, serial, event, idempotency_key=channel.idempotency_key,
                                               personal=person, audit=channel.audit())
     except TransferRefused as exc:
-        raise ApiError(422, exc.reason, "code") from None
-    except TwinError as exc:
-        raise twin_error(exc) from None
-    t.lookup.invalidate(gtin, "unit", serial)
-    try:
-        token, token_id, expires = await _owner_token(t, owner, gtin, serial, channel)
-    except TwinError as exc:
-        raise twin_error(exc) from None
+        raise Invalid(exc.reason, "code") from None
+    services.lookup.invalidate(gtin, "unit", serial)
+    token, token_id, expires = await _owner_token(services, owner, gtin, serial, channel)
     return OwnerGrant(owner, token, token_id, expires, appended.unit, appended.replayed)
 
 
@@ -567,48 +527,38 @@ def actor_for(claims: Claims) -> Actor:
     return Actor(role, claims.principal[:200])
 
 
-async def _append(t: TwinServices, gtin: str, serial: str, event, channel: Channel, expected_version: int | None,
+async def _append(services: Services, gtin: str, serial: str, event, channel: Channel, expected_version: int | None,
                   unit: Unit):
-    try:
-        appended = await t.store.append_event(gtin, serial, event, expected_version=expected_version,
-                                              idempotency_key=channel.idempotency_key,
-                                              origin=unit if unit.version == 0 else None, audit=channel.audit())
-    except TwinError as exc:
-        raise twin_error(exc) from None
-    t.lookup.invalidate(gtin, "unit", serial)
+    appended = await services.store.append_event(gtin, serial, event, expected_version=expected_version,
+                                          idempotency_key=channel.idempotency_key,
+                                          origin=unit if unit.version == 0 else None, audit=channel.audit())
+    services.lookup.invalidate(gtin, "unit", serial)
     return appended
 
 
-async def record_event(t: TwinServices, claims: Claims, gtin: str, serial: str, body: Mapping[str, Any],
+async def record_event(services: Services, claims: Claims, gtin: str, serial: str, body: Mapping[str, Any],
                        expected_version: int | None, channel: Channel):
     """A service visit, firmware update, installation, end of life, theft report…"""
     event_type = body.get("type")
     roles = EVENT_ROLES.get(event_type) if isinstance(event_type, str) else None
     if roles is None:
-        raise ApiError(422, f"expected one of {', '.join(EVENT_ROLES)}", "type")
-    require(claims, roles, gtin, serial)
+        raise Invalid(f"expected one of {', '.join(EVENT_ROLES)}", "type")
+    claims.require(roles, gtin, serial)
     unknown = set(body) - {"type", "reason", "where", "data", "expected_version"}
     if unknown:
-        raise ApiError(422, "unknown field", sorted(unknown)[0])
+        raise Invalid("unknown field", sorted(unknown)[0])
     data = body.get("data", {})
     if not isinstance(data, dict):
-        raise ApiError(422, "expected an object", "data")
+        raise Invalid("expected an object", "data")
     reason = body.get("reason") or event_type.replace("_", " ")
-    snap = await known_snapshot(t, gtin, serial)
+    snap = await known_snapshot(services, gtin, serial)
     if claims.role == "owner" and not is_owner(claims, snap.unit):
-        raise ApiError(403, "only the unit's current owner may do this")
+        raise Forbidden("only the unit's current owner may do this")
     try:  # built whole, not from keywords: data may name anything, "where" and "at" included
         event = check_event(Event(event_type, actor_for(claims), now_utc(), reason, body.get("where"), data))
-    except TwinError as exc:
-        raise _event_field(twin_error(exc)) from None
-    return await _append(t, gtin, serial, event, channel, expected_version, snap.unit)
-
-
-def _event_field(error: ApiError) -> ApiError:
-    """twin names fields event.data.x / event.reason; the API's body calls them data.x / reason."""
-    if error.field and error.field.startswith("event."):
-        error.field = error.field[len("event."):]
-    return error
+    except InvalidInput as exc:  # the twin says event.data.x / event.reason; the body calls them data.x / reason
+        raise Invalid(exc.problem, exc.field.removeprefix("event.")) from None
+    return await _append(services, gtin, serial, event, channel, expected_version, snap.unit)
 
 
 # -- brands: recalls ------------------------------------------------------------------------
@@ -618,7 +568,7 @@ def recall_scope(body: Mapping[str, Any]):
     """``lot``, ``serials`` {first, last}, ``counters`` {profile, first, last}, ``serial`` or ``all``."""
     given = [k for k in ("lot", "serials", "counters", "serial", "all") if body.get(k) not in (None, False)]
     if len(given) != 1:
-        raise ApiError(422, "name exactly one of lot, serials, counters, serial or all", "scope")
+        raise Invalid("name exactly one of lot, serials, counters, serial or all", "scope")
     kind = given[0]
     value = body[kind]
     try:
@@ -634,78 +584,66 @@ def recall_scope(body: Mapping[str, Any]):
             return GtinScope()
     except TypeError:
         pass
-    raise ApiError(422, {"lot": "expected a lot", "serial": "expected a serial",
+    raise Invalid({"lot": "expected a lot", "serial": "expected a serial",
                          "serials": "expected {first, last}", "counters": "expected {profile, first, last}",
                          "all": "expected true"}[kind], kind)
 
 
-async def put_recall(t: TwinServices, claims: Claims, body: Mapping[str, Any], channel: Channel):
+async def put_recall(services: Services, claims: Claims, body: Mapping[str, Any], channel: Channel):
     """Recall a lot, a serial or counter range, one serial or a whole GTIN: effective on the next scan."""
     gtin = body.get("gtin")
     if not (isinstance(gtin, str) and len(gtin) == 14 and gtin.isdigit()):
-        raise ApiError(422, "expected a 14-digit GTIN", "gtin")
+        raise Invalid("expected a 14-digit GTIN", "gtin")
     unknown = set(body) - {"gtin", "lot", "serials", "counters", "serial", "all", "reason"}
     if unknown:
-        raise ApiError(422, "unknown field", sorted(unknown)[0])
-    require(claims, RECALL_ROLES, gtin)
+        raise Invalid("unknown field", sorted(unknown)[0])
+    claims.require(RECALL_ROLES, gtin)
     scope = recall_scope(body)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise ApiError(422, "say why (it is shown to people who scan a recalled unit)", "reason")
+        raise Invalid("say why (it is shown to people who scan a recalled unit)", "reason")
     try:
-        overlay = await t.store.put_overlay(gtin, "recalled", scope, actor_for(claims), reason,
+        overlay = await services.store.put_overlay(gtin, "recalled", scope, actor_for(claims), reason,
                                             idempotency_key=channel.idempotency_key, audit=channel.audit())
     except IdempotencyConflict as exc:
-        raise ApiError(409, str(exc), "Idempotency-Key") from None
-    except TwinError as exc:
-        error = twin_error(exc)
-        if error.field and error.field.startswith("overlay.scope"):
-            error.field = "scope"
-        raise error from None
-    t.lookup.invalidate(gtin, "overlay", overlay.id)
+        raise Conflict(str(exc), "Idempotency-Key") from None
+    except InvalidInput as exc:
+        raise Invalid(exc.problem, "scope" if exc.field.startswith("overlay.scope") else exc.field) from None
+    services.lookup.invalidate(gtin, "overlay", overlay.id)
     return overlay
 
 
-async def lift_recall(t: TwinServices, claims: Claims, gtin: str, overlay_id: str, reason: object, channel: Channel):
-    require(claims, RECALL_ROLES, gtin)
+async def lift_recall(services: Services, claims: Claims, gtin: str, overlay_id: str, reason: object, channel: Channel):
+    claims.require(RECALL_ROLES, gtin)
     if not isinstance(reason, str) or not reason.strip():
-        raise ApiError(422, "say why the recall ends", "reason")
-    try:
-        overlays = {o.id: o for o in await t.store.get_overlays(gtin, include_lifted=True)}
-        overlay = overlays.get(overlay_id)
-        if overlay is None or overlay.kind != "recalled":
-            raise ApiError(404, f"no recall {overlay_id!r} on GTIN {gtin}", "overlay_id")
-        if overlay.lifted is not None:
-            if overlay.lifted.reason == reason and overlay.lifted.actor == actor_for(claims):
-                return overlay, True  # a retry
-            raise ApiError(409, f"the recall was lifted at {overlay.lifted.at.isoformat()}", "overlay_id")
-        lifted = await t.store.lift_overlay(gtin, overlay_id, actor_for(claims), reason, audit=channel.audit())
-    except TwinError as exc:
-        raise twin_error(exc) from None
-    t.lookup.invalidate(gtin, "overlay", overlay_id)
+        raise Invalid("say why the recall ends", "reason")
+    overlays = {o.id: o for o in await services.store.get_overlays(gtin, include_lifted=True)}
+    overlay = overlays.get(overlay_id)
+    if overlay is None or overlay.kind != "recalled":
+        raise NotFound(f"no recall {overlay_id!r} on GTIN {gtin}", "overlay_id")
+    if overlay.lifted is not None:
+        if overlay.lifted.reason == reason and overlay.lifted.actor == actor_for(claims):
+            return overlay, True  # a retry
+        raise Conflict(f"the recall was lifted at {overlay.lifted.at.isoformat()}", "overlay_id")
+    lifted = await services.store.lift_overlay(gtin, overlay_id, actor_for(claims), reason, audit=channel.audit())
+    services.lookup.invalidate(gtin, "overlay", overlay_id)
     return lifted, False
 
 
 # -- tokens -----------------------------------------------------------------------------------
 
 
-async def issue_token(t: TwinServices, claims: Claims, body: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
-    try:
-        record = check_grant(claims, body, int(time.time()))
-    except GrantRefused as exc:
-        raise ApiError(exc.status, exc.reason, exc.field) from None
-    token_id = derive_text(t.secret, "token", claims.principal, channel.idempotency_key, length=16)
+async def issue_token(services: Services, claims: Claims, body: Mapping[str, Any], channel: Channel) -> dict[str, Any]:
+    record = check_grant(claims, body, int(time.time()))
+    token_id = derive_text(services.secret, "token", claims.principal, channel.idempotency_key, length=16)
     digest = hashlib.sha256(orjson.dumps({k: v for k, v in record.items() if k not in ("iat", "exp")}
                                          | {"ttl": record["exp"] - record["iat"]},
                                          option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-    try:
-        stored, replayed = await t.store.record_token(token_id, {**record, "digest": digest}, actor_for(claims),
-                                                      audit=channel.audit(role=record["role"]))
-    except TwinError as exc:
-        raise twin_error(exc) from None
+    stored, replayed = await services.store.record_token(token_id, {**record, "digest": digest}, actor_for(claims),
+                                                  audit=channel.audit(role=record["role"]))
     if replayed and stored.get("digest") != digest:
-        raise ApiError(409, "this Idempotency-Key was used to issue another token", "Idempotency-Key")
-    return {"token": sign(t.secret, token_id, stored), "token_id": token_id, "role": stored["role"],
+        raise Conflict("this Idempotency-Key was used to issue another token", "Idempotency-Key")
+    return {"token": sign(services.secret, token_id, stored), "token_id": token_id, "role": stored["role"],
             "principal": stored["principal"], "expires_at": _epoch_iso(stored["exp"]), "replayed": replayed,
             "scope": {"gtins": stored["gtins"], "prefixes": stored["prefixes"], "all_products": stored["all"],
                       "sites": stored["sites"], "lines": stored["lines"],
@@ -716,22 +654,19 @@ def _epoch_iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-async def revoke_token(t: TwinServices, claims: Claims, token_id: str, reason: object, channel: Channel) -> dict[str, Any]:
+async def revoke_token(services: Services, claims: Claims, token_id: str, reason: object, channel: Channel) -> dict[str, Any]:
     """Revoke a token by id: admins any, others the tokens they issued, anyone their own."""
     if not isinstance(reason, str) or not reason.strip() or len(reason) > 1000:
-        raise ApiError(422, "say why (1-1000 characters)", "reason")
-    try:
-        record = await t.store.get_token(token_id)
-        own = hmac.compare_digest(claims.token_id.encode(), token_id.encode())
-        if record is None and not own:
-            raise ApiError(404, f"no token {token_id!r} was issued here", "token_id")
-        if not (own or claims.role == "admin" or record.get("issued_by") == claims.principal):
-            raise ApiError(403, "only its issuer, its holder or an admin may revoke a token", "token_id")
-        expires = record["exp"] if record is not None else claims.expires
-        newly = await t.store.revoke_token(token_id, datetime.fromtimestamp(expires, timezone.utc),
-                                           actor_for(claims) if claims.role != "owner" else Actor("owner", claims.principal),
-                                           reason, audit=channel.audit())
-    except TwinError as exc:
-        raise twin_error(exc) from None
-    t.revocations.add(token_id, float(expires))
+        raise Invalid("say why (1-1000 characters)", "reason")
+    record = await services.store.get_token(token_id)
+    own = hmac.compare_digest(claims.token_id.encode(), token_id.encode())
+    if record is None and not own:
+        raise NotFound(f"no token {token_id!r} was issued here", "token_id")
+    if not (own or claims.role == "admin" or record.get("issued_by") == claims.principal):
+        raise Forbidden("only its issuer, its holder or an admin may revoke a token", "token_id")
+    expires = record["exp"] if record is not None else claims.expires
+    newly = await services.store.revoke_token(token_id, datetime.fromtimestamp(expires, timezone.utc),
+                                       actor_for(claims) if claims.role != "owner" else Actor("owner", claims.principal),
+                                       reason, audit=channel.audit())
+    services.revocations.add(token_id, float(expires))
     return {"token_id": token_id, "revoked": True, "replayed": not newly}

@@ -33,6 +33,8 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from settings import Settings
+
 log = logging.getLogger("serialink.notify")
 
 
@@ -79,9 +81,9 @@ class ConsoleNotifier:
         log.warning("to %s: %s\n%s", notification.to, notification.subject, notification.text)
 
 
-def from_settings(settings: Any, env: dict[str, str] | None = None) -> Notifier:
-    """The notifier ``SERIALINK_NOTIFIER`` names (default: the file notifier)."""
-    choice = (os.environ if env is None else env).get("SERIALINK_NOTIFIER", "file").strip()
+def from_settings(settings: Settings) -> Notifier:
+    """The notifier ``settings.notifier`` (``SERIALINK_NOTIFIER``) names (default: the file notifier)."""
+    choice = settings.notifier.strip()
     if choice in ("", "file"):
         return FileNotifier(Path(settings.data_dir) / "notifications.jsonl")
     if choice == "console":

@@ -19,8 +19,7 @@ Language: Accept-Language, negotiated as the resolver does (resolver.pages.i18n)
 technicians carry their token in the ``serialink_token`` cookie (HttpOnly, SameSite=Lax);
 forms that act with it also carry a CSRF value derived from the token id. Every form
 carries an idempotency key made when it was rendered, so a double submit is a replay.
-The OpenAPI document (``/openapi.json``, ``/docs``) is mounted here too: this module's
-routes are the ones the app mounts at its root.
+The app mounts this module's routes at its root.
 """
 
 from __future__ import annotations
@@ -39,13 +38,16 @@ from starlette.routing import BaseRoute, Route
 
 from ext import escape
 from resolver.pages import i18n
-from resolver.api import openapi
 from resolver.journeys import actions
-from resolver.api.common import ApiError
 from resolver.scan.negotiate import languages
 from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
 from resolver.api.units import parse_unit_path
-from resolver.journeys.services import TwinServices, client_address, derive_text, twin
+from resolver.api.common import client_address
+from resolver.journeys.derived import derive_text
+from resolver import problems
+from resolver.errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
+from resolver.problems import Problem
+from resolver.services import Services, services_of
 from twin.errors import TwinError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -66,9 +68,9 @@ SECURITY_HEADERS = {
 class Page:
     """One request's page context: language, texts, the unit's base path."""
 
-    def __init__(self, request: Request, t: TwinServices, gtin: str, serial: str | None = None) -> None:
-        self.request, self.t, self.gtin, self.serial = request, t, gtin, serial
-        self.lang = i18n.negotiate(request.headers.get("accept-language"), t.rules.default_language)
+    def __init__(self, request: Request, services: Services, gtin: str, serial: str | None = None) -> None:
+        self.request, self.services, self.gtin, self.serial = request, services, gtin, serial
+        self.lang = i18n.negotiate(request.headers.get("accept-language"), services.rules.current.default_language)
         self.texts = i18n.texts(self.lang)
         self.languages = languages(request.headers.get("accept-language"))
         self.base = f"/u/01/{gtin}" + (f"/21/{escape(serial)}" if serial is not None else "")
@@ -81,14 +83,13 @@ class Page:
     def message(self, status: int, title: str, text: str) -> HTMLResponse:
         return self.render("message.html", status, title=title, text=text, back=self.base if self.serial else None)
 
-    def errors(self, exc: ApiError) -> dict[str, str]:
+    def errors(self, exc: Problem) -> dict[str, str]:
         """The error as a message in the page's language, keyed by the form field at fault."""
         field = (exc.field or "form").removeprefix("data.")
-        t = self.texts
+        texts = self.texts
         if exc.status == 429:
-            seconds = (exc.headers or {}).get("Retry-After", "60")
-            return {field: t["err_429"].format(seconds=seconds)}
-        text = t.get(f"err_{exc.status}_{field}") or t.get(f"err_{field}")
+            return {field: texts["err_429"].format(seconds=exc.retry_after or 60)}
+        text = texts.get(f"err_{exc.status}_{field}") or texts.get(f"err_{field}")
         return {field: text.format(reason=exc.reason) if text else exc.reason}
 
     def redirect(self, path: str, notice: str | None = None, cookie: tuple[str, int] | None = None,
@@ -115,72 +116,78 @@ def page_key(request: Request, suffix: str = "") -> tuple[str, str]:
 
 async def read_form(request: Request) -> dict[str, str]:
     """An urlencoded form, bounded in size; the first value of each field."""
-    limit = min(request.app.state.settings.max_body_bytes, MAX_FORM_BYTES)
+    limit = min(services_of(request).settings.max_body_bytes, MAX_FORM_BYTES)
     if "application/x-www-form-urlencoded" not in request.headers.get("content-type", ""):
-        raise ApiError(415, "expected a form (application/x-www-form-urlencoded)", "form")
+        raise UnsupportedMediaType("expected a form (application/x-www-form-urlencoded)", "form")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the form is larger than {limit} bytes", "form")
+        raise PayloadTooLarge(f"the form is larger than {limit} bytes", "form")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"the form is larger than {limit} bytes", "form")
+            raise PayloadTooLarge(f"the form is larger than {limit} bytes", "form")
         chunks.append(chunk)
     try:
         fields = parse_qs(b"".join(chunks).decode("utf-8"), keep_blank_values=True, max_num_fields=50)
     except (UnicodeDecodeError, ValueError):
-        raise ApiError(400, "the form is not valid UTF-8 form data", "form") from None
+        raise BadRequest("the form is not valid UTF-8 form data", "form") from None
     return {k: v[0] for k, v in fields.items()}
 
 
-async def page_claims(request: Request, t: TwinServices, gtin: str, serial: str) -> Claims | None:
+async def page_claims(request: Request, services: Services, gtin: str, serial: str) -> Claims | None:
     """The cookie's (or header's) token if valid and covering this unit; else anonymous."""
     token = token_from_headers(request.headers.get("authorization"), request.headers.get("cookie"))
     if token is None:
         return None
     try:
-        await t.revocations.fresh()
-        claims = request.app.state.token_verifier.verify(token)
+        await services.revocations.fresh()
+        claims = services.token_verifier.verify(token)
     except (TokenError, TwinError):
         return None
     return claims if claims.allows_unit(gtin, serial) else None
 
 
-def csrf_value(t: TwinServices, claims: Claims | None) -> str:
-    return derive_text(t.secret, "csrf", claims.token_id) if claims is not None else ""
+def csrf_value(services: Services, claims: Claims | None) -> str:
+    return derive_text(services.secret, "csrf", claims.token_id) if claims is not None else ""
 
 
-def check_csrf(t: TwinServices, claims: Claims, form: Mapping[str, str]) -> None:
-    if not hmac.compare_digest(csrf_value(t, claims).encode(), form.get("csrf", "").encode()):
-        raise ApiError(403, "this form is out of date; reload the page", "csrf")
+def check_csrf(services: Services, claims: Claims, form: Mapping[str, str]) -> None:
+    if not hmac.compare_digest(csrf_value(services, claims).encode(), form.get("csrf", "").encode()):
+        raise Forbidden("this form is out of date; reload the page", "csrf")
+
+
+def _retry(problem: Problem) -> dict[str, str]:
+    return {"Retry-After": str(problem.retry_after)} if problem.retry_after is not None else {}
 
 
 def _page(handler):
     """Unknown units, store failures and malformed paths as pages, not stack traces."""
     async def endpoint(request: Request) -> Response:
-        t = twin(request)
+        services = services_of(request)
         try:
-            return await handler(request, t)
-        except ApiError as exc:
-            lang = i18n.negotiate(request.headers.get("accept-language"), t.rules.default_language)
+            return await handler(request, services)
+        except problems.HANDLED as error:
+            exc = problems.classify(error)
+            problems.log_problem(exc, error)
+            lang = i18n.negotiate(request.headers.get("accept-language"), services.rules.current.default_language)
             texts = i18n.texts(lang)
             html = ENV.get_template("message.html").render(lang=lang, t=texts, title=texts["not_found_title"]
                                                            if exc.status == 404 else str(exc.status), text=exc.reason,
                                                            back=None)
-            return HTMLResponse(html, exc.status, {**SECURITY_HEADERS, **(exc.headers or {})})
+            return HTMLResponse(html, exc.status, {**SECURITY_HEADERS, **_retry(exc)})
     endpoint.__name__ = handler.__name__
     return endpoint
 
 
 async def _view(page: Page, claims: Claims | None):
     """The snapshot and the view this visitor gets (a stale owner cookie: the consumer's)."""
-    snap = await actions.snapshot(page.t, page.gtin, page.serial)
+    snap = await actions.snapshot(page.services, page.gtin, page.serial)
     if claims is not None and claims.role == "owner" and not actions.is_owner(claims, snap.unit):
         claims = None
     if claims is not None and claims.role not in ("owner",) + SERVICE_ROLES + ("regulator",):
         claims = None
-    return snap, await actions.view_of(page.t, claims, snap, page.languages), claims
+    return snap, await actions.view_of(page.services, claims, snap, page.languages), claims
 
 
 def _recall_reasons(snap) -> list[str]:
@@ -191,35 +198,35 @@ def _recall_reasons(snap) -> list[str]:
 
 
 @_page
-async def unit_page(request: Request, t: TwinServices) -> Response:
+async def unit_page(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request)
-    page = Page(request, t, gtin, serial)
-    claims = await page_claims(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
+    claims = await page_claims(request, services, gtin, serial)
     snap, view, claims = await _view(page, claims)
-    here = t.rules.root + page.base  # the builtin rules' links to this very page: no use listing them
+    here = services.rules.current.root + page.base  # the builtin rules' links to this very page: no use listing them
     view["links"] = {group: [l for l in links if l["href"] != here] for group, links in view["links"].items()}
     notice = {"registered": page.texts["registered_title"], "claimed": page.texts["claimed_title"]}.get(
         request.query_params.get("notice", ""))
     return page.render("unit.html", 200 if snap.known else 404, view=view, notice=notice,
-                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(t, claims),
+                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(services, claims),
                        form_key=secrets.token_urlsafe(16), register_href=page.base + "/register",
                        technician=claims is not None and claims.role in SERVICE_ROLES)
 
 
 @_page
-async def product_page(request: Request, t: TwinServices) -> Response:
+async def product_page(request: Request, services: Services) -> Response:
     gtin = request.path_params["gtin"]
     if not (len(gtin) == 14 and gtin.isdigit()):
-        raise ApiError(404, "not a GTIN")
-    page = Page(request, t, gtin)
-    product = t.rules.product_for(gtin)
+        raise NotFound("not a GTIN")
+    page = Page(request, services, gtin)
+    product = services.rules.current.product_for(gtin)
     if product is None:
-        raise ApiError(404, f"no product {gtin} is known here")
-    _, links = await actions.product_links(t, gtin, None, None, "consumer", page.languages)
+        raise NotFound(f"no product {gtin} is known here")
+    _, links = await actions.product_links(services, gtin, None, None, "consumer", page.languages)
     from resolver.journeys.views import CONSUMER_LINKS
 
     groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
-    data = await t.lookup.gtin_data(gtin)
+    data = await services.lookup.gtin_data(gtin)
     recalled = any(o.kind == "recalled" and o.lifted is None and type(o.scope).__name__ == "GtinScope"
                    for o in (data.overlays if data else ()))
     return page.render("product.html", name=product.name, gtin=gtin, groups=groups, recalled=recalled)
@@ -233,9 +240,9 @@ def _needs_date(view: Mapping[str, Any]) -> bool:
 
 
 @_page
-async def register(request: Request, t: TwinServices) -> Response:
+async def register(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/register")
-    page = Page(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
     snap, view, _ = await _view(page, None)
     if not snap.known:
         return page.render("unit.html", 404, view=view, recall_reasons=[], csrf="", form_key="", notice=None,
@@ -247,18 +254,19 @@ async def register(request: Request, t: TwinServices) -> Response:
     try:
         form = await read_form(request)
         fields = {k: form.get(k, "") for k in ("name", "contact", "purchase_date")}
-        answer = await actions.request_registration(t, gtin, serial, fields, page.channel(form), page.lang)
-    except ApiError as exc:
-        return page.render("register.html", exc.status, exc.headers, view=view, form=form, errors=page.errors(exc),
+        answer = await actions.request_registration(services, gtin, serial, fields, page.channel(form), page.lang)
+    except problems.HANDLED as error:
+        exc = problems.classify(error)
+        return page.render("register.html", exc.status, _retry(exc), view=view, form=form, errors=page.errors(exc),
                            needs_date=_needs_date(view), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
     return page.render("confirm.html", 202, sent_to=answer["sent_to"], hours=int(actions.PENDING_TTL.total_seconds() // 3600),
                        pending=answer["confirmation"], code="", errors=None, form_key=secrets.token_urlsafe(16))
 
 
 @_page
-async def confirm(request: Request, t: TwinServices) -> Response:
+async def confirm(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/confirm")
-    page = Page(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
     if request.method == "GET":  # the link from the message: show the code, confirm with a POST
         return page.render("confirm.html", pending=request.query_params.get("p", ""),
                            code=request.query_params.get("code", ""), sent_to=None, errors=None,
@@ -266,10 +274,11 @@ async def confirm(request: Request, t: TwinServices) -> Response:
     form = {}
     try:
         form = await read_form(request)
-        grant = await actions.confirm_registration(t, gtin, serial, form.get("p", ""), form.get("code", ""),
+        grant = await actions.confirm_registration(services, gtin, serial, form.get("p", ""), form.get("code", ""),
                                                    page.channel(form))
-    except ApiError as exc:
-        return page.render("confirm.html", exc.status, exc.headers, pending=form.get("p", ""), code="", sent_to=None,
+    except problems.HANDLED as error:
+        exc = problems.classify(error)
+        return page.render("confirm.html", exc.status, _retry(exc), pending=form.get("p", ""), code="", sent_to=None,
                            errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
     return page.redirect(page.base, "registered", cookie=(grant.token, _seconds_left(grant.expires_at)))
 
@@ -278,33 +287,34 @@ async def confirm(request: Request, t: TwinServices) -> Response:
 
 
 @_page
-async def transfer(request: Request, t: TwinServices) -> Response:
+async def transfer(request: Request, services: Services) -> Response:
     """The owner's two buttons: create a transfer code (shown once, here) or cancel it."""
     gtin, serial = page_key(request, "/transfer")
-    page = Page(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
     if request.method == "GET":
         return page.redirect(page.base)
-    claims = await page_claims(request, t, gtin, serial)
+    claims = await page_claims(request, services, gtin, serial)
     form = await read_form(request)
     if claims is None or claims.role != "owner":
-        raise ApiError(403, "only the owner may hand the product over; open the page on the owner's device")
-    check_csrf(t, claims, form)
+        raise Forbidden("only the owner may hand the product over; open the page on the owner's device")
+    check_csrf(services, claims, form)
     version = form.get("expected_version", "")
     expected = int(version) if version.isdigit() else None
     try:
         if form.get("action") == "cancel":
-            await actions.cancel_transfer(t, claims, gtin, serial, expected, page.channel(form))
+            await actions.cancel_transfer(services, claims, gtin, serial, expected, page.channel(form))
             return page.redirect(page.base)
-        code, expires, _, _ = await actions.offer_transfer(t, claims, gtin, serial, expected, page.channel(form))
-    except ApiError as exc:
+        code, expires, _, _ = await actions.offer_transfer(services, claims, gtin, serial, expected, page.channel(form))
+    except problems.HANDLED as error:
+        exc = problems.classify(error)
         return page.message(exc.status, page.texts["error_title"], next(iter(page.errors(exc).values())))
     return page.render("transfer_code.html", code=code, expires=expires.strftime("%Y-%m-%d %H:%M UTC"))
 
 
 @_page
-async def claim(request: Request, t: TwinServices) -> Response:
+async def claim(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/claim")
-    page = Page(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
     snap, view, _ = await _view(page, None)
     if request.method == "GET":
         return page.render("claim.html", view=view, form={}, errors=None, form_key=secrets.token_urlsafe(16))
@@ -312,9 +322,10 @@ async def claim(request: Request, t: TwinServices) -> Response:
     try:
         form = await read_form(request)
         fields = {k: form.get(k, "") for k in ("code", "name", "contact")}
-        grant = await actions.claim_transfer(t, gtin, serial, fields, page.channel(form))
-    except ApiError as exc:
-        return page.render("claim.html", exc.status, exc.headers, view=view, form={**form, "code": ""},
+        grant = await actions.claim_transfer(services, gtin, serial, fields, page.channel(form))
+    except problems.HANDLED as error:
+        exc = problems.classify(error)
+        return page.render("claim.html", exc.status, _retry(exc), view=view, form={**form, "code": ""},
                            errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
     return page.redirect(page.base, "claimed", cookie=(grant.token, _seconds_left(grant.expires_at)))
 
@@ -331,11 +342,11 @@ def _lines(text: str) -> list[str]:
 
 
 @_page
-async def service(request: Request, t: TwinServices) -> Response:
+async def service(request: Request, services: Services) -> Response:
     """Technicians (a valid token covering the unit): the service record and a visit form."""
     gtin, serial = page_key(request, "/service")
-    page = Page(request, t, gtin, serial)
-    claims = await page_claims(request, t, gtin, serial)
+    page = Page(request, services, gtin, serial)
+    claims = await page_claims(request, services, gtin, serial)
     if claims is not None and claims.role not in SERVICE_ROLES:
         claims = None
     form: dict[str, str] = {}
@@ -346,36 +357,38 @@ async def service(request: Request, t: TwinServices) -> Response:
             return await _login(page, form)
         if claims is None:
             return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
-        check_csrf(t, claims, form)
+        check_csrf(services, claims, form)
         if action == "logout":
             return page.redirect(page.base, clear_cookie=True)
         try:
             await _log_visit(page, claims, form)
-        except ApiError as exc:
+        except problems.HANDLED as error:
+            exc = problems.classify(error)
             snap, view, _ = await _view(page, claims)
-            return page.render("service.html", exc.status, exc.headers, view=view, errors=page.errors(exc), form=form,
-                               csrf=csrf_value(t, claims), form_key=form.get("idempotency_key"), notice=None,
+            return page.render("service.html", exc.status, _retry(exc), view=view, errors=page.errors(exc), form=form,
+                               csrf=csrf_value(services, claims), form_key=form.get("idempotency_key"), notice=None,
                                recall_reasons=_recall_reasons(snap))
         return page.redirect(page.base + "/service", "saved")
     if claims is None:
         return page.render("service.html", view=None, errors=None, form={})
     snap, view, _ = await _view(page, claims)
     notice = page.texts["saved"] if request.query_params.get("notice") == "saved" else None
-    return page.render("service.html", view=view, errors=None, form={}, csrf=csrf_value(t, claims),
+    return page.render("service.html", view=view, errors=None, form={}, csrf=csrf_value(services, claims),
                        form_key=secrets.token_urlsafe(16), notice=notice, recall_reasons=_recall_reasons(snap))
 
 
 async def _login(page: Page, form: Mapping[str, str]) -> Response:
-    t = page.t
+    services = page.services
     try:
-        await actions.rate_check(t, "login", client_address(page.request))
-    except ApiError as exc:
-        return page.render("service.html", 429, exc.headers, view=None, errors=page.errors(exc), form={})
+        await actions.rate_check(services, "login", client_address(page.request))
+    except problems.HANDLED as error:
+        exc = problems.classify(error)
+        return page.render("service.html", 429, _retry(exc), view=None, errors=page.errors(exc), form={})
     token = form.get("token", "").strip()
     try:
-        await t.revocations.fresh()
-        claims = page.request.app.state.token_verifier.verify(token) if token else None
-    except (TokenError, TwinError):
+        await services.revocations.fresh()
+        claims = services.token_verifier.verify(token) if token else None
+    except (TokenError, TwinError):  # a bad token or a store hiccup: not signed in
         claims = None
     if claims is None or claims.role not in SERVICE_ROLES or not claims.allows_unit(page.gtin, page.serial):
         return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
@@ -393,13 +406,13 @@ async def _log_visit(page: Page, claims: Claims, form: Mapping[str, str]) -> Non
         if _lines(form.get(field, "")):
             data[field] = _lines(form[field])
     if not data["summary"].strip():
-        raise ApiError(422, "required", "summary")
-    appended = await actions.record_event(page.t, claims, page.gtin, page.serial,
+        raise Invalid("required", "summary")
+    appended = await actions.record_event(page.services, claims, page.gtin, page.serial,
                                           {"type": "service", "reason": "service visit", "data": data},
                                           expected, channel)
     firmware = form.get("firmware", "").strip()
     if firmware:
-        await actions.record_event(page.t, claims, page.gtin, page.serial,
+        await actions.record_event(page.services, claims, page.gtin, page.serial,
                                    {"type": "firmware", "reason": "updated during a service visit",
                                     "data": {"version": firmware}},
                                    appended.version, channel._replace(idempotency_key=channel.idempotency_key[:96] + "-fw"))
@@ -414,5 +427,4 @@ routes: list[BaseRoute] = [
     Route(UNIT + "/service", service, methods=["GET", "POST"]),
     Route(UNIT, unit_page, methods=["GET"]),
     Route("/u/01/{gtin}", product_page, methods=["GET"]),
-    *openapi.routes,
 ]

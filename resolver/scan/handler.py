@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from starlette.types import Receive, Scope, Send
 
 from ext import GS1Error, parse
 from resolver.scan import linkset as linksets
@@ -27,6 +28,11 @@ from resolver.rules.linktypes import normalise
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from resolver.access.tokens import token_from_headers
 from twin.scans import ScanEvent
+
+if TYPE_CHECKING:
+    from resolver.ops.metrics import Metrics
+    from resolver.rules.holder import RulesHolder
+    from resolver.services import Services
 
 log = logging.getLogger("serialink.resolver.scan")
 
@@ -41,12 +47,14 @@ MAX_URI = 8192
 
 
 class ScanHandler:
-    """Resolves GS1 Digital Link requests. ``services`` is the app's shared state."""
+    """Resolves GS1 Digital Link requests with the worker's services (set by the app's lifespan)."""
 
-    def __init__(self, services) -> None:
-        self.services = services
+    def __init__(self, rules: RulesHolder, metrics: Metrics) -> None:
+        self.rules = rules
+        self.metrics = metrics
+        self.services: Services | None = None
 
-    async def __call__(self, scope: dict, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         method = scope["method"]
@@ -64,19 +72,23 @@ class ScanHandler:
             await _send(send, 405, CORS + [(b"allow", b"GET, HEAD, OPTIONS"), (b"content-type", b"application/json")],
                         b'{"error":"method not allowed: a resolver answers GET, HEAD and OPTIONS"}')
             return
+        services = self.services
+        if services is None:  # a request before the lifespan finished starting
+            await _send(send, 503, CORS + [(b"content-type", b"application/problem+json"), (b"retry-after", b"1")],
+                        b'{"status":503,"title":"starting"}')
+            return
         try:
-            await self.resolve(scope, send, method == "HEAD", time.perf_counter())
+            await self.resolve(services, scope, send, method == "HEAD", time.perf_counter())
         except Exception:  # a bug must not take the worker down or leave the client hanging
             log.exception("scan failed: %s", scope.get("path"))
-            self.services.metrics.observe_scan(500, 0.0)
+            self.metrics.observe_scan(500, 0.0)
             try:
                 await _send(send, 500, CORS + [(b"content-type", b"application/problem+json")],
                             b'{"status":500,"title":"internal error"}')
             except Exception:
                 pass  # the response had already started
 
-    async def resolve(self, scope: dict, send, head: bool, started: float) -> int:
-        services = self.services
+    async def resolve(self, services: Services, scope: Scope, send: Send, head: bool, started: float) -> int:
         rules = services.rules.current
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
@@ -139,7 +151,7 @@ class ScanHandler:
         answered_type = decision.link.link_type if decision.link else link_type
         state = facts.state if serial else None
         if gtin is not None:
-            services.record_scan(ScanEvent(request.now_ms, gtin, serial, facts.lot, role, answered_type, state,
+            services.scans.add(ScanEvent(request.now_ms, gtin, serial, facts.lot, role, answered_type, state,
                                            prefs.context))
         services.metrics.observe_scan(decision.status, time.perf_counter() - started, answered_type, role, state)
         if decision.status == 307:
