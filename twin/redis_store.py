@@ -44,7 +44,7 @@ import asyncio
 import functools
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgpack
@@ -110,6 +110,7 @@ from twin.store import (
 from twin.unit import Unit
 
 T = TypeVar("T")
+P = ParamSpec("P")
 #: Seconds any store call may take (``timeout=``), and a read a scan may wait on (``read_timeout=``).
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 0.5
@@ -293,20 +294,25 @@ return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
 
-def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _guard(
+    method: Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, T]]:
     """Report Redis failures as StoreError (the caller cannot know whether a write landed),
-    bound the call in time and fail fast while the store is known to be down."""
+    bound the call in time and fail fast while the store is known to be down. The wrapper
+    keeps the method's signature (for twin.store.UnitStore and every caller)."""
     bound = "_read_timeout" if method.__name__ in _SCAN_READS else "_timeout"
 
     @functools.wraps(method)
-    async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+    async def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._closed:
             raise StoreError(f"{self.url}: store is closed")
         health = self.health
         if health.down_until and not health.available():
             raise StoreError(health.refusal(self.url))
         timeout = getattr(self, bound)
-        task = asyncio.current_task()  # never None: asyncio.timeout below needs a task too
+        task = asyncio.current_task()
+        if task is None:  # what asyncio.timeout below would raise: it needs a task too
+            raise RuntimeError("a RedisStore call must run inside an asyncio task")
         cancels = task.cancelling()
         try:
             async with asyncio.timeout(timeout):
