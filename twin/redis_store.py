@@ -43,8 +43,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Sequence, TypeVar
+from datetime import date, datetime
+from typing import Any, AsyncIterator, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgpack
@@ -544,7 +544,7 @@ class RedisStore:
             None if b is None else codec.decode_unit(b, g, s, k) for (g, s), k, b in zip(keys, names, blobs)
         ]
 
-    async def unit_keys(self, chunk: int = 10_000):
+    async def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
         # SCAN walks every primary of a cluster (redis-py scan_iter does); unit keys are
         # "<prefix>:{<gtin>}:u:<serial>" and a serial may itself contain ':'.
         pattern = f"{self.keys.p}:{{*}}:u:*"
@@ -658,7 +658,7 @@ class RedisStore:
     @_guard
     async def allocate_range(
         self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
         return await self._allocate(draft, "allocate")
@@ -723,7 +723,7 @@ class RedisStore:
     @_guard
     async def import_serials(
         self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         serials = check_import_serials(serials)
         draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)

@@ -20,8 +20,8 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from datetime import date, datetime
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import msgpack
@@ -286,7 +286,7 @@ class SQLiteStore:
             check_unit_key(gtin, serial)
         return [self._unit_row(g, s) for g, s in keys]
 
-    async def unit_keys(self, chunk: int = 10_000):
+    async def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
         assert self._r is not None, "store is closed"
         cursor = self._r.execute("SELECT gtin, serial FROM units")
         while True:
@@ -403,14 +403,14 @@ class SQLiteStore:
 
     async def allocate_range(
         self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
         return await self._write(self._allocate, draft, None)
 
     async def import_serials(
         self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         serials = check_import_serials(serials)
         draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)

@@ -240,8 +240,9 @@ class UnitStore(Protocol):
     async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
         """Write a batch of scans (one round trip per backend call); returns the count."""
 
-    async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
-        """The unit's most recent scans, newest first."""
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
+        """The unit's most recent scans, newest first, from at most the GTIN's last
+        ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
 
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(
