@@ -515,7 +515,7 @@ class SQLiteStore:
         check_gtin_key(gtin)
         now = now_utc()
         overlay = Overlay(
-            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
+            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),
             check_actor(actor, "actor"), now,
         )
         idem = check_idempotency_key(idempotency_key)
