@@ -420,6 +420,7 @@ class RedisStore:
         parts = urlsplit(url)
         cluster = parts.scheme.endswith("+cluster")
         timeout = seconds_param(params, "timeout", DEFAULT_TIMEOUT)
+        client: RedisCluster | aredis.Redis
         try:
             if cluster:
                 client = _cluster_client(parts, max_connections, timeout)
@@ -479,17 +480,20 @@ class RedisStore:
     async def _mget(self, keys: list[str]) -> list[bytes | None]:
         """MGET; on a Cluster one MGET per slot, all sent as one pipeline (one connection
         and one round trip per node, however many GTINs the batch touches)."""
+        values: list[bytes | None]
         if not self.cluster:
-            return await self._r.execute_command("MGET", *keys)
+            values = await self._r.execute_command("MGET", *keys)
+            return values
         groups: dict[int, list[int]] = {}
         for i, k in enumerate(keys):
             groups.setdefault(key_slot(k.encode()), []).append(i)
         if len(groups) == 1:
-            return await self._r.execute_command("MGET", *keys)
+            values = await self._r.execute_command("MGET", *keys)
+            return values
         pipe = self._r.pipeline()
         for indexes in groups.values():
             pipe.execute_command("MGET", *[keys[i] for i in indexes])
-        values: list[bytes | None] = [None] * len(keys)
+        values = [None] * len(keys)
         for indexes, got in zip(groups.values(), await pipe.execute()):
             for i, v in zip(indexes, got):
                 values[i] = v
@@ -515,7 +519,7 @@ class RedisStore:
             all_keys.append(self.keys.feed)
         packed = detail if isinstance(detail, bytes) else msgpack.packb(dict(detail))
         head = (codec.to_ms(now_utc()), actor.role, actor.principal, action, subject, packed, gtin, kind, self._feed_maxlen)
-        reply = await self._scripts[name](keys=all_keys, args=[*head, *args])
+        reply: list[Any] = await self._scripts[name](keys=all_keys, args=[*head, *args])
         reply[0] = _s(reply[0])
         if self.cluster and reply[0] == "ok":
             await self._r.xadd(
@@ -651,7 +655,8 @@ class RedisStore:
             "put_field", gtin, [f"{self.keys.g(gtin)}pd:{serial}"], [owner, "", "exists", ""],
             actor=actor, action="personal:erase", subject=serial, detail={"owner": owner, "reason": reason}, kind="personal",
         )
-        return reply[0] == "ok"
+        status: str = reply[0]
+        return status == "ok"
 
     # -- batches ----------------------------------------------------------------------
 
@@ -896,7 +901,8 @@ class RedisStore:
             actor=actor, action="links:put" if links else "links:delete", subject=subject, detail={"count": len(links)},
             kind="links",
         )
-        return reply[1]
+        version: int = reply[1]
+        return version
 
     @_guard
     async def put_links_many(self, entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]], actor: Actor) -> int:

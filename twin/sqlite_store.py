@@ -261,10 +261,11 @@ class SQLiteStore:
         c.execute(
             "INSERT INTO gtin_versions VALUES (?, 1) ON CONFLICT (gtin) DO UPDATE SET version = version + 1", (gtin,)
         )
-        version = c.execute("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,)).fetchone()[0]
+        version: int = c.execute("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,)).fetchone()[0]
         seq = c.execute(
             "INSERT INTO changes (gtin, kind, subject, version) VALUES (?, ?, ?, ?)", (gtin, kind, subject, version)
         ).lastrowid
+        assert seq is not None, "an INSERT into a rowid table sets lastrowid"
         if seq % 100 == 0 and seq > self._feed_maxlen:
             through = seq - self._feed_maxlen
             c.execute("DELETE FROM changes WHERE seq <= ?", (through,))
@@ -765,7 +766,7 @@ class SQLiteStore:
 
         def hit(c: sqlite3.Connection) -> int:
             now = codec.to_ms(now_utc())
-            count = c.execute(
+            count: int = c.execute(
                 "INSERT INTO hits VALUES (?, 1, ?) ON CONFLICT (bucket) DO UPDATE SET "
                 "count = CASE WHEN expires_ms <= ? THEN 1 ELSE count + 1 END, "
                 "expires_ms = CASE WHEN expires_ms <= ? THEN excluded.expires_ms ELSE expires_ms END RETURNING count",

@@ -383,7 +383,8 @@ def personal_owner(event: Event, personal: PersonalData | None) -> str | None:
         raise InvalidInput("personal", f"expected PersonalData, got {type(personal).__name__}")
     if event.type not in ("register", "transfer_claim"):
         raise InvalidInput("personal", f"only register and transfer_claim bind personal data, not {event.type}")
-    return event.data["owner"]
+    owner: str = event.data["owner"]  # a string: check_event validated the event's data
+    return owner
 
 
 def check_limit(limit: object, maximum: int = 100_000) -> int:
