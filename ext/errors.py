@@ -14,6 +14,8 @@ reason in plain words, so a 400 response or a CLI line can show it as is.
 
 from __future__ import annotations
 
+from typing import Callable
+
 __all__ = ["GS1Error"]
 
 
@@ -43,7 +45,9 @@ class GS1Error(ValueError):
             where.append(f"at position {self.position}")
         return f"{' '.join(where)}: {self.reason}" if where else self.reason
 
-    def __reduce__(self):  # keep attributes across processes (worker pools)
+    def __reduce__(  # keep attributes across processes (worker pools)
+        self,
+    ) -> tuple[Callable[[str, str | None, int | None, str], GS1Error], tuple[str, str | None, int | None, str]]:
         return (_rebuild, (self.reason, self.ai, self.position, self.code))
 
 

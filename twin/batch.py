@@ -85,7 +85,9 @@ class Batch:
 
 class BatchRange(NamedTuple):
     start: int
-    count: int
+    # The field shadows tuple.count(), which mypy reports; it is the range's public name
+    # (BatchRange(start, count, batch_id), sorted and compared as a tuple), so it stays.
+    count: int  # type: ignore[assignment]
     batch_id: str
 
 

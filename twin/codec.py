@@ -39,7 +39,7 @@ from twin.unit import Unit
 
 FORMAT = 1  # the format byte every encoder writes today
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_packb = msgpack.packb  # a fresh packer per call: encoders run in the SQLite writer thread too
+_packb: Callable[[object], bytes] = msgpack.packb  # a fresh packer per call: encoders run in the SQLite writer thread too
 _unpackb = msgpack.unpackb
 T = TypeVar("T")
 

@@ -247,7 +247,7 @@ def check_event(event: Event) -> Event:
         type=event.type,
         actor=check_actor(event.actor),
         at=utc_ms(event.at),
-        reason=check_text(event.reason, "event.reason", max_len=MAX_REASON),  # type: ignore[arg-type]
+        reason=check_text(event.reason, "event.reason", max_len=MAX_REASON),
         where=check_text(event.where, "event.where", max_len=MAX_WHERE, required=False),
         data=MappingProxyType(data),
     )

@@ -19,7 +19,7 @@ twin.errors.InvalidInput: gtin: check digit is 2, not 3 ('09506000134353')
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import Literal, NamedTuple, overload
 
 from twin.errors import InvalidInput
 
@@ -87,6 +87,10 @@ def check_name(name: object, field: str) -> str:
     return name
 
 
+@overload
+def check_text(value: object, field: str, *, max_len: int, required: Literal[True] = True) -> str: ...
+@overload
+def check_text(value: object, field: str, *, max_len: int, required: bool) -> str | None: ...
 def check_text(value: object, field: str, *, max_len: int, required: bool = True) -> str | None:
     """Free text (reasons, titles): a string of bounded length without control characters."""
     if value is None and not required:

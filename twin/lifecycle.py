@@ -100,4 +100,8 @@ def next_state(state: State | None, event_type: str) -> State:
         raise IllegalTransition(
             event_type, state, f"cannot {event_type} a unit {where}; {event_type} needs {_names(rule.from_states)}"
         )
-    return rule.to if rule.to is not None else state  # type: ignore[return-value]
+    if rule.to is not None:
+        return rule.to
+    # A rule that stays put never starts from "no record": only commission does, and it leads to a state.
+    assert state is not None, f"RULES[{event_type!r}] stays put but allows a unit with no record"
+    return state

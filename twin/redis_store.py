@@ -43,8 +43,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Awaitable, Callable, Mapping, Sequence, TypeVar
+from datetime import date, datetime
+from typing import Any, AsyncIterator, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgpack
@@ -111,6 +111,7 @@ from twin.store import (
 from twin.unit import Unit
 
 T = TypeVar("T")
+P = ParamSpec("P")
 #: Seconds any store call may take (``timeout=``), and a read a scan may wait on (``read_timeout=``).
 DEFAULT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 0.5
@@ -294,20 +295,25 @@ return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
 
-def _guard(method: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+def _guard(
+    method: Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[RedisStore, P], Coroutine[Any, Any, T]]:
     """Report Redis failures as StoreError (the caller cannot know whether a write landed),
-    bound the call in time and fail fast while the store is known to be down."""
+    bound the call in time and fail fast while the store is known to be down. The wrapper
+    keeps the method's signature (for twin.store.UnitStore and every caller)."""
     bound = "_read_timeout" if method.__name__ in _SCAN_READS else "_timeout"
 
     @functools.wraps(method)
-    async def wrapper(self: RedisStore, *args: Any, **kwargs: Any) -> T:
+    async def wrapper(self: RedisStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         if self._closed:
             raise StoreError(f"{self.url}: store is closed")
         health = self.health
         if health.down_until and not health.available():
             raise StoreError(health.refusal(self.url))
         timeout = getattr(self, bound)
-        task = asyncio.current_task()  # never None: asyncio.timeout below needs a task too
+        task = asyncio.current_task()
+        if task is None:  # what asyncio.timeout below would raise: it needs a task too
+            raise RuntimeError("a RedisStore call must run inside an asyncio task")
         cancels = task.cancelling()
         try:
             async with asyncio.timeout(timeout):
@@ -415,6 +421,7 @@ class RedisStore:
         parts = urlsplit(url)
         cluster = parts.scheme.endswith("+cluster")
         timeout = seconds_param(params, "timeout", DEFAULT_TIMEOUT)
+        client: RedisCluster | aredis.Redis
         try:
             if cluster:
                 client = _cluster_client(parts, max_connections, timeout)
@@ -474,17 +481,20 @@ class RedisStore:
     async def _mget(self, keys: list[str]) -> list[bytes | None]:
         """MGET; on a Cluster one MGET per slot, all sent as one pipeline (one connection
         and one round trip per node, however many GTINs the batch touches)."""
+        values: list[bytes | None]
         if not self.cluster:
-            return await self._r.execute_command("MGET", *keys)
+            values = await self._r.execute_command("MGET", *keys)
+            return values
         groups: dict[int, list[int]] = {}
         for i, k in enumerate(keys):
             groups.setdefault(key_slot(k.encode()), []).append(i)
         if len(groups) == 1:
-            return await self._r.execute_command("MGET", *keys)
+            values = await self._r.execute_command("MGET", *keys)
+            return values
         pipe = self._r.pipeline()
         for indexes in groups.values():
             pipe.execute_command("MGET", *[keys[i] for i in indexes])
-        values: list[bytes | None] = [None] * len(keys)
+        values = [None] * len(keys)
         for indexes, got in zip(groups.values(), await pipe.execute()):
             for i, v in zip(indexes, got):
                 values[i] = v
@@ -510,7 +520,7 @@ class RedisStore:
             all_keys.append(self.keys.feed)
         packed = detail if isinstance(detail, bytes) else msgpack.packb(dict(detail))
         head = (codec.to_ms(now_utc()), actor.role, actor.principal, action, subject, packed, gtin, kind, self._feed_maxlen)
-        reply = await self._scripts[name](keys=all_keys, args=[*head, *args])
+        reply: list[Any] = await self._scripts[name](keys=all_keys, args=[*head, *args])
         reply[0] = _s(reply[0])
         if self.cluster and reply[0] == "ok":
             await self._r.xadd(
@@ -539,7 +549,7 @@ class RedisStore:
             None if b is None else codec.decode_unit(b, g, s, k) for (g, s), k, b in zip(keys, names, blobs)
         ]
 
-    async def unit_keys(self, chunk: int = 10_000):
+    async def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
         # SCAN walks every primary of a cluster (redis-py scan_iter does); unit keys are
         # "<prefix>:{<gtin>}:u:<serial>" and a serial may itself contain ':'.
         pattern = f"{self.keys.p}:{{*}}:u:*"
@@ -646,14 +656,15 @@ class RedisStore:
             "put_field", gtin, [f"{self.keys.g(gtin)}pd:{serial}"], [owner, "", "exists", ""],
             actor=actor, action="personal:erase", subject=serial, detail={"owner": owner, "reason": reason}, kind="personal",
         )
-        return reply[0] == "ok"
+        status: str = reply[0]
+        return status == "ok"
 
     # -- batches ----------------------------------------------------------------------
 
     @_guard
     async def allocate_range(
         self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
         return await self._allocate(draft, "allocate")
@@ -718,7 +729,7 @@ class RedisStore:
     @_guard
     async def import_serials(
         self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         serials = check_import_serials(serials)
         draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)
@@ -820,7 +831,7 @@ class RedisStore:
         check_gtin_key(gtin)
         now = now_utc()
         overlay = Overlay(
-            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
+            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),
             check_actor(actor, "actor"), now,
         )
         idem = check_idempotency_key(idempotency_key)
@@ -891,7 +902,8 @@ class RedisStore:
             actor=actor, action="links:put" if links else "links:delete", subject=subject, detail={"count": len(links)},
             kind="links",
         )
-        return reply[1]
+        version: int = reply[1]
+        return version
 
     @_guard
     async def put_links_many(self, entries: Sequence[tuple[Anchor, Sequence[LinkRecord]]], actor: Actor) -> int:

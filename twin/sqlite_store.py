@@ -20,8 +20,8 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from datetime import date, datetime
+from typing import Any, AsyncIterator, Callable, Mapping, Sequence, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import msgpack
@@ -262,10 +262,11 @@ class SQLiteStore:
         c.execute(
             "INSERT INTO gtin_versions VALUES (?, 1) ON CONFLICT (gtin) DO UPDATE SET version = version + 1", (gtin,)
         )
-        version = c.execute("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,)).fetchone()[0]
+        version: int = c.execute("SELECT version FROM gtin_versions WHERE gtin = ?", (gtin,)).fetchone()[0]
         seq = c.execute(
             "INSERT INTO changes (gtin, kind, subject, version) VALUES (?, ?, ?, ?)", (gtin, kind, subject, version)
         ).lastrowid
+        assert seq is not None, "an INSERT into a rowid table sets lastrowid"
         if seq % 100 == 0 and seq > self._feed_maxlen:
             through = seq - self._feed_maxlen
             c.execute("DELETE FROM changes WHERE seq <= ?", (through,))
@@ -287,7 +288,7 @@ class SQLiteStore:
             check_unit_key(gtin, serial)
         return [self._unit_row(g, s) for g, s in keys]
 
-    async def unit_keys(self, chunk: int = 10_000):
+    async def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
         assert self._r is not None, "store is closed"
         cursor = self._r.execute("SELECT gtin, serial FROM units")
         while True:
@@ -404,14 +405,14 @@ class SQLiteStore:
 
     async def allocate_range(
         self, gtin: str, profile: str, count: int, request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
         return await self._write(self._allocate, draft, None)
 
     async def import_serials(
         self, gtin: str, profile: str, serials: Sequence[str], request_id: str, params_digest: str, *, actor: Actor,
-        lot: str | None = None, expiry: Any = None, line: str | None = None, site: str | None = None,
+        lot: str | None = None, expiry: date | None = None, line: str | None = None, site: str | None = None,
     ) -> Batch:
         serials = check_import_serials(serials)
         draft = draft_batch(gtin, profile, len(serials), request_id, params_digest, actor, BatchKind.IMPORTED, now_utc(), lot, expiry, line, site)
@@ -516,7 +517,7 @@ class SQLiteStore:
         check_gtin_key(gtin)
         now = now_utc()
         overlay = Overlay(
-            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),  # type: ignore[arg-type]
+            new_overlay_id(now), gtin, check_kind(kind), check_scope(scope), check_text(reason, "reason", max_len=1000),
             check_actor(actor, "actor"), now,
         )
         idem = check_idempotency_key(idempotency_key)
@@ -766,7 +767,7 @@ class SQLiteStore:
 
         def hit(c: sqlite3.Connection) -> int:
             now = codec.to_ms(now_utc())
-            count = c.execute(
+            count: int = c.execute(
                 "INSERT INTO hits VALUES (?, 1, ?) ON CONFLICT (bucket) DO UPDATE SET "
                 "count = CASE WHEN expires_ms <= ? THEN 1 ELSE count + 1 END, "
                 "expires_ms = CASE WHEN expires_ms <= ? THEN excluded.expires_ms ELSE expires_ms END RETURNING count",

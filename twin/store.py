@@ -240,8 +240,9 @@ class UnitStore(Protocol):
     async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
         """Write a batch of scans (one round trip per backend call); returns the count."""
 
-    async def scan_history(self, gtin: str, serial: str, limit: int = 50) -> list[ScanEvent]:
-        """The unit's most recent scans, newest first."""
+    async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
+        """The unit's most recent scans, newest first, from at most the GTIN's last
+        ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
 
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(
@@ -382,7 +383,8 @@ def personal_owner(event: Event, personal: PersonalData | None) -> str | None:
         raise InvalidInput("personal", f"expected PersonalData, got {type(personal).__name__}")
     if event.type not in ("register", "transfer_claim"):
         raise InvalidInput("personal", f"only register and transfer_claim bind personal data, not {event.type}")
-    return event.data["owner"]
+    owner: str = event.data["owner"]  # a string: check_event validated the event's data
+    return owner
 
 
 def check_limit(limit: object, maximum: int = 100_000) -> int:

@@ -20,7 +20,7 @@ with no events is described by the batch that minted it (:func:`unit_from_batch`
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from twin.batch import Batch, BatchStatus
 from twin.errors import IllegalTransition, InvalidInput
@@ -89,7 +89,7 @@ def apply_event(unit: Unit | None, event: Event, gtin: str, serial: str) -> Unit
     if unit is None:
         unit = Unit(gtin, serial, state)
     data, kind, day = event.data, event.type, event.at.date()
-    changes: dict[str, object] = {"state": state, "version": unit.version + 1, "updated_at": event.at}
+    changes: dict[str, Any] = {"state": state, "version": unit.version + 1, "updated_at": event.at}
     if unit.version == 0 and event.type != "commission":
         changes["origin"] = unit.state
 
@@ -137,7 +137,7 @@ def apply_event(unit: Unit | None, event: Event, gtin: str, serial: str) -> Unit
         changes["recalled"] = not unit.recalled
     elif kind == "dpp":
         changes.update(dpp_version=unit.version + 1, dpp_href=data.get("href"))
-    return unit._replace(**changes)  # type: ignore[arg-type]
+    return unit._replace(**changes)
 
 
 def replay(gtin: str, serial: str, events: Iterable[Event], origin: Unit | None = None) -> Unit | None:
