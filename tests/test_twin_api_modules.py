@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from resolver.pages import i18n
+from resolver import i18n
 from resolver.access.ratelimit import parse_limits
 from resolver import problems
 from resolver.access.grants import GrantForbidden, GrantRefused, check_grant

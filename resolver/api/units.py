@@ -35,9 +35,9 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 import orjson
 
 from ext import GS1Error, escape, parse
-from resolver.journeys import dpp
-from resolver.journeys import epcis_export
-from resolver.journeys import actions
+from resolver.journeys import channel as channels
+from resolver.journeys import dpp, epcis_export, events, reading, recalls, registration, tokens
+from resolver.journeys import transfer as transfers
 from resolver import problems
 from resolver.access.tokens import Claims, token_from_headers
 from resolver.api.common import claims, client_address, json_response, object_body
@@ -74,8 +74,8 @@ def parse_unit_path(raw: str, prefix: str, suffix: str) -> tuple[str, str]:
     return dl.gtin, dl.serial
 
 
-def channel(request: Request) -> actions.Channel:
-    return actions.Channel(client_address(request), "api", actions.check_key(request.headers.get("idempotency-key")))
+def channel(request: Request) -> channels.Channel:
+    return channels.Channel(client_address(request), "api", channels.check_key(request.headers.get("idempotency-key")))
 
 
 async def caller(request: Request, services: Services) -> Claims | None:
@@ -143,7 +143,7 @@ async def get_unit(request: Request, services: Services) -> Response:
         raise Forbidden("role 'line' has no view of units")
     if who is not None and not who.allows_unit(gtin, serial):
         raise Forbidden(f"token for {who.principal!r} does not cover GTIN {gtin} serial {serial}")
-    view = await actions.unit_view(services, who, gtin, serial, languages(request.headers.get("accept-language")))
+    view = await reading.unit_view(services, who, gtin, serial, languages(request.headers.get("accept-language")))
     cache = f"public, max-age={services.rules.current.cache_max_age}" if who is None else "private, no-store"
     return json_response(view, headers={"ETag": f'"{view["version"]}"', "Cache-Control": cache,
                                         "Vary": "Accept-Language, Authorization, Cookie"})
@@ -155,7 +155,7 @@ async def post_event(request: Request, services: Services) -> Response:
     gtin, serial = unit_key(request, "/events")
     body = await object_body(request)
     who = await writer(request, services, ("owner", "installer", "technician", "manufacturer", "admin"), gtin, serial)
-    appended = await actions.record_event(services, who, gtin, serial, body, expected_version(request, body),
+    appended = await events.record_event(services, who, gtin, serial, body, expected_version(request, body),
                                           channel(request))
     return _unit_answer(appended.unit, 201, appended.replayed, {"event": body["type"]})
 
@@ -167,11 +167,11 @@ async def post_registration(request: Request, services: Services) -> Response:
     body = await object_body(request)
     via = channel(request)
     language = body.pop("language", None) if isinstance(body.get("language"), str) else None
-    from resolver.pages import i18n
+    from resolver import i18n
 
     lang = language if language in i18n.available() else i18n.negotiate(request.headers.get("accept-language"),
                                                                           services.rules.current.default_language)
-    answer = await actions.request_registration(services, gtin, serial, body, via, lang)
+    answer = await registration.request_registration(services, gtin, serial, body, via, lang)
     confirm = f"{UNITS}/01/{gtin}/21/{escape(serial)}/registration/confirm"
     answer["links"] = {"confirm": confirm}
     return json_response(answer, 202, {"Location": confirm, "Cache-Control": "no-store"})
@@ -182,12 +182,12 @@ async def post_confirm(request: Request, services: Services) -> Response:
     """First owner, step 2 (public, rate-limited): the code registers the unit and returns an owner token."""
     gtin, serial = unit_key(request, "/registration/confirm")
     body = await object_body(request)
-    grant = await actions.confirm_registration(services, gtin, serial, body.get("confirmation"), body.get("code"),
+    grant = await registration.confirm_registration(services, gtin, serial, body.get("confirmation"), body.get("code"),
                                                channel(request))
     return _owner_answer(grant)
 
 
-def _owner_answer(grant: actions.OwnerGrant) -> Response:
+def _owner_answer(grant: registration.OwnerGrant) -> Response:
     expires = datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
     return _unit_answer(grant.unit, 201, grant.replayed,
                         {"owner": grant.owner, "token": grant.token, "token_id": grant.token_id,
@@ -201,10 +201,10 @@ async def transfer(request: Request, services: Services) -> Response:
     who = await writer(request, services, ("owner",), gtin, serial)
     via = channel(request)
     if request.method == "DELETE":
-        appended = await actions.cancel_transfer(services, who, gtin, serial, expected_version(request), via)
+        appended = await transfers.cancel_transfer(services, who, gtin, serial, expected_version(request), via)
         return _unit_answer(appended.unit, 200, appended.replayed)
     body = await object_body(request) if int(request.headers.get("content-length") or 0) else {}
-    code, expires, unit, replayed = await actions.offer_transfer(services, who, gtin, serial,
+    code, expires, unit, replayed = await transfers.offer_transfer(services, who, gtin, serial,
                                                                  expected_version(request, body), via)
     return _unit_answer(unit, 201, replayed, {"code": code, "expires_at": expires.isoformat().replace("+00:00", "Z")})
 
@@ -214,17 +214,17 @@ async def post_claim(request: Request, services: Services) -> Response:
     """The new owner claims with the code (public, rate-limited); answers with an owner token."""
     gtin, serial = unit_key(request, "/transfer/claim")
     body = await object_body(request)
-    return _owner_answer(await actions.claim_transfer(services, gtin, serial, body, channel(request)))
+    return _owner_answer(await transfers.claim_transfer(services, gtin, serial, body, channel(request)))
 
 
 @_endpoint
 async def get_unit_epcis(request: Request, services: Services) -> Response:
     """Every event of the unit as an EPCIS 2.0 document."""
     gtin, serial = unit_key(request, "/epcis")
-    await writer(request, services, actions.EXPORT_ROLES, gtin, serial)
+    await writer(request, services, reading.EXPORT_ROLES, gtin, serial)
     events = await services.store.get_events(gtin, serial)
     if not events:
-        await actions.known_snapshot(services, gtin, serial)  # 404 for serials nobody issued
+        await reading.known_snapshot(services, gtin, serial)  # 404 for serials nobody issued
     doc = epcis_export.document([(gtin, serial, 1, events)], datetime.now(timezone.utc))
     return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
@@ -233,8 +233,8 @@ async def get_unit_epcis(request: Request, services: Services) -> Response:
 async def get_dpp(request: Request, services: Services) -> Response:
     """The unit's digital product passport (JSON-LD, GS1 Web Vocabulary)."""
     gtin, serial = unit_key(request, "/dpp")
-    await writer(request, services, actions.EXPORT_ROLES, gtin, serial)
-    snap = await actions.known_snapshot(services, gtin, serial)
+    await writer(request, services, reading.EXPORT_ROLES, gtin, serial)
+    snap = await reading.known_snapshot(services, gtin, serial)
     stored = await services.store.get_dpp(gtin, serial) if snap.unit.version else None
     lang = services.rules.current.default_language or "en"
     product = services.rules.current.product_for(gtin)
@@ -257,7 +257,7 @@ async def get_batch_epcis(request: Request, services: Services) -> Response:
         gtin = parse_batch_id(batch_id)[0]
     except TwinError:
         raise NotFound(f"no batch {batch_id!r}", "batch_id") from None
-    await writer(request, services, actions.EXPORT_ROLES, gtin)
+    await writer(request, services, reading.EXPORT_ROLES, gtin)
     batch = await services.store.get_batch(batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id!r}", "batch_id")
@@ -282,9 +282,9 @@ async def get_batch_epcis(request: Request, services: Services) -> Response:
 async def post_recall(request: Request, services: Services) -> Response:
     """Recall a lot, serial range, counter range, serial or a whole GTIN (next scan shows it)."""
     body = await object_body(request)
-    who = await writer(request, services, actions.RECALL_ROLES)
+    who = await writer(request, services, recalls.RECALL_ROLES)
     started = datetime.now(timezone.utc)
-    overlay = await actions.put_recall(services, who, body, channel(request))
+    overlay = await recalls.put_recall(services, who, body, channel(request))
     replayed = overlay.created_at < started.replace(microsecond=started.microsecond // 1000 * 1000)
     headers = {"Location": f"/v1/recalls/{overlay.gtin}/{overlay.id}"} | ({"Idempotent-Replayed": "true"} if replayed else {})
     return json_response({**overlay_json(overlay), "gtin": overlay.gtin, "replayed": replayed},
@@ -305,8 +305,8 @@ async def lift_recall(request: Request, services: Services) -> Response:
     """End a recall (it stays in the history)."""
     gtin = _gtin(request)
     body = await object_body(request)
-    who = await writer(request, services, actions.RECALL_ROLES, gtin)
-    overlay, replayed = await actions.lift_recall(services, who, gtin, request.path_params["overlay_id"], body.get("reason"),
+    who = await writer(request, services, recalls.RECALL_ROLES, gtin)
+    overlay, replayed = await recalls.lift_recall(services, who, gtin, request.path_params["overlay_id"], body.get("reason"),
                                                   channel(request))
     return json_response({**overlay_json(overlay), "gtin": gtin, "replayed": replayed},
                          headers={"Idempotent-Replayed": "true"} if replayed else None)
@@ -324,7 +324,7 @@ async def post_token(request: Request, services: Services) -> Response:
     """Issue a scoped token (manufacturers within their scope; admins any but owner)."""
     body = await object_body(request)
     who = await writer(request, services, ("manufacturer", "admin"))
-    answer = await actions.issue_token(services, who, body, channel(request))
+    answer = await tokens.issue_token(services, who, body, channel(request))
     return json_response(answer, 200 if answer["replayed"] else 201,
                          {"Cache-Control": "no-store", **({"Idempotent-Replayed": "true"} if answer["replayed"] else {})})
 
@@ -337,7 +337,7 @@ async def revoke(request: Request, services: Services) -> Response:
     token_id = request.path_params["token_id"]
     if not (0 < len(token_id) <= 64 and token_id.replace("-", "").replace("_", "").isalnum()):
         raise NotFound(f"no token {token_id!r}", "token_id")
-    return json_response(await actions.revoke_token(services, who, token_id, body.get("reason"), channel(request)))
+    return json_response(await tokens.revoke_token(services, who, token_id, body.get("reason"), channel(request)))
 
 
 @_endpoint
@@ -413,7 +413,7 @@ class Units:
         services: Services = scope["app"].state.services
         try:
             gtin, serial = parse_unit_path(raw, UNITS, "")
-            view = await actions.public_view(services, gtin, serial, languages(accept_language))
+            view = await reading.public_view(services, gtin, serial, languages(accept_language))
         except problems.HANDLED as exc:
             problem = problems.classify(exc)
             problems.log_problem(problem, exc)

@@ -29,7 +29,7 @@ import importlib
 import logging
 import os
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 

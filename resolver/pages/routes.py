@@ -15,7 +15,7 @@ control labelled, errors announced and linked to their field; a page is one requ
 ``…/service``                                  (technician token) service history, log a visit
 =============================================  ================================================
 
-Language: Accept-Language, negotiated as the resolver does (resolver.pages.i18n). Owners and
+Language: Accept-Language, negotiated as the resolver does (resolver.i18n). Owners and
 technicians carry their token in the ``serialink_token`` cookie (HttpOnly, SameSite=Lax);
 forms that act with it also carry a CSRF value derived from the token id. Every form
 carries an idempotency key made when it was rendered, so a double submit is a replay.
@@ -37,8 +37,10 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ext import escape
-from resolver.pages import i18n
-from resolver.journeys import actions
+from resolver import i18n
+from resolver.journeys import channel as channels
+from resolver.journeys import events, reading, registration
+from resolver.journeys import transfer as transfers
 from resolver.scan.negotiate import languages
 from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
 from resolver.api.units import parse_unit_path
@@ -104,9 +106,9 @@ class Page:
             response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
         return response
 
-    def channel(self, form: Mapping[str, str]) -> actions.Channel:
+    def channel(self, form: Mapping[str, str]) -> channels.Channel:
         key = form.get("idempotency_key") or secrets.token_urlsafe(16)
-        return actions.Channel(client_address(self.request), "page", actions.check_key(key))
+        return channels.Channel(client_address(self.request), "page", channels.check_key(key))
 
 
 def page_key(request: Request, suffix: str = "") -> tuple[str, str]:
@@ -182,12 +184,12 @@ def _page(handler):
 
 async def _view(page: Page, claims: Claims | None):
     """The snapshot and the view this visitor gets (a stale owner cookie: the consumer's)."""
-    snap = await actions.snapshot(page.services, page.gtin, page.serial)
-    if claims is not None and claims.role == "owner" and not actions.is_owner(claims, snap.unit):
+    snap = await reading.snapshot(page.services, page.gtin, page.serial)
+    if claims is not None and claims.role == "owner" and not reading.is_owner(claims, snap.unit):
         claims = None
     if claims is not None and claims.role not in ("owner",) + SERVICE_ROLES + ("regulator",):
         claims = None
-    return snap, await actions.view_of(page.services, claims, snap, page.languages), claims
+    return snap, await reading.view_of(page.services, claims, snap, page.languages), claims
 
 
 def _recall_reasons(snap) -> list[str]:
@@ -222,7 +224,7 @@ async def product_page(request: Request, services: Services) -> Response:
     product = services.rules.current.product_for(gtin)
     if product is None:
         raise NotFound(f"no product {gtin} is known here")
-    _, links = await actions.product_links(services, gtin, None, None, "consumer", page.languages)
+    _, links = await reading.product_links(services, gtin, None, None, "consumer", page.languages)
     from resolver.journeys.views import CONSUMER_LINKS
 
     groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
@@ -254,12 +256,12 @@ async def register(request: Request, services: Services) -> Response:
     try:
         form = await read_form(request)
         fields = {k: form.get(k, "") for k in ("name", "contact", "purchase_date")}
-        answer = await actions.request_registration(services, gtin, serial, fields, page.channel(form), page.lang)
+        answer = await registration.request_registration(services, gtin, serial, fields, page.channel(form), page.lang)
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.render("register.html", exc.status, _retry(exc), view=view, form=form, errors=page.errors(exc),
                            needs_date=_needs_date(view), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
-    return page.render("confirm.html", 202, sent_to=answer["sent_to"], hours=int(actions.PENDING_TTL.total_seconds() // 3600),
+    return page.render("confirm.html", 202, sent_to=answer["sent_to"], hours=int(registration.PENDING_TTL.total_seconds() // 3600),
                        pending=answer["confirmation"], code="", errors=None, form_key=secrets.token_urlsafe(16))
 
 
@@ -274,7 +276,7 @@ async def confirm(request: Request, services: Services) -> Response:
     form = {}
     try:
         form = await read_form(request)
-        grant = await actions.confirm_registration(services, gtin, serial, form.get("p", ""), form.get("code", ""),
+        grant = await registration.confirm_registration(services, gtin, serial, form.get("p", ""), form.get("code", ""),
                                                    page.channel(form))
     except problems.HANDLED as error:
         exc = problems.classify(error)
@@ -302,9 +304,9 @@ async def transfer(request: Request, services: Services) -> Response:
     expected = int(version) if version.isdigit() else None
     try:
         if form.get("action") == "cancel":
-            await actions.cancel_transfer(services, claims, gtin, serial, expected, page.channel(form))
+            await transfers.cancel_transfer(services, claims, gtin, serial, expected, page.channel(form))
             return page.redirect(page.base)
-        code, expires, _, _ = await actions.offer_transfer(services, claims, gtin, serial, expected, page.channel(form))
+        code, expires, _, _ = await transfers.offer_transfer(services, claims, gtin, serial, expected, page.channel(form))
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.message(exc.status, page.texts["error_title"], next(iter(page.errors(exc).values())))
@@ -322,7 +324,7 @@ async def claim(request: Request, services: Services) -> Response:
     try:
         form = await read_form(request)
         fields = {k: form.get(k, "") for k in ("code", "name", "contact")}
-        grant = await actions.claim_transfer(services, gtin, serial, fields, page.channel(form))
+        grant = await transfers.claim_transfer(services, gtin, serial, fields, page.channel(form))
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.render("claim.html", exc.status, _retry(exc), view=view, form={**form, "code": ""},
@@ -380,7 +382,7 @@ async def service(request: Request, services: Services) -> Response:
 async def _login(page: Page, form: Mapping[str, str]) -> Response:
     services = page.services
     try:
-        await actions.rate_check(services, "login", client_address(page.request))
+        await channels.rate_check(services, "login", client_address(page.request))
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.render("service.html", 429, _retry(exc), view=None, errors=page.errors(exc), form={})
@@ -407,12 +409,12 @@ async def _log_visit(page: Page, claims: Claims, form: Mapping[str, str]) -> Non
             data[field] = _lines(form[field])
     if not data["summary"].strip():
         raise Invalid("required", "summary")
-    appended = await actions.record_event(page.services, claims, page.gtin, page.serial,
+    appended = await events.record_event(page.services, claims, page.gtin, page.serial,
                                           {"type": "service", "reason": "service visit", "data": data},
                                           expected, channel)
     firmware = form.get("firmware", "").strip()
     if firmware:
-        await actions.record_event(page.services, claims, page.gtin, page.serial,
+        await events.record_event(page.services, claims, page.gtin, page.serial,
                                    {"type": "firmware", "reason": "updated during a service visit",
                                     "data": {"version": firmware}},
                                    appended.version, channel._replace(idempotency_key=channel.idempotency_key[:96] + "-fw"))

@@ -2,7 +2,7 @@
 
 The same negotiation as the resolver (resolver.scan.negotiate): the client's language ranges
 best first, each tried exactly, then by its primary subtag; the rules' default language
-when nothing matches. Texts live in ``resolver/pages/i18n/<language>.json``; every language has
+when nothing matches. Texts live in ``resolver/i18n/catalogues/<language>.json``; every language has
 every key (a test keeps them in step).
 
 >>> negotiate("fr;q=1, de-CH;q=0.9, en;q=0.1"), negotiate("es"), negotiate(None)
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from resolver.scan.negotiate import language_rank, languages
 
-DIRECTORY = Path(__file__).resolve().parent / "i18n"
+DIRECTORY = Path(__file__).resolve().parent / "catalogues"
 DEFAULT = "en"
 
 

@@ -1,0 +1,211 @@
+"""What a caller sees of one unit: the snapshot (record, batch, overlays), the product's
+links for its role and language, and the role-scoped view — the API's most frequent read.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, Any
+
+from ext import escape
+from resolver.access.tokens import Claims
+from resolver.errors import Forbidden, NotFound
+from resolver.journeys.views import CONSUMER_LINKS, Snapshot, unknown_unit
+from resolver.scan.decide import NO_STORED_LINKS, links_at
+from resolver.scan.negotiate import language_rank
+from twin.overlays import CounterRange, covers
+from twin.unit import Unit, unit_from_batch
+
+if TYPE_CHECKING:
+    from resolver.services import Services
+
+READ_ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer", "admin")
+
+
+EXPORT_ROLES = ("regulator", "manufacturer", "admin")
+
+
+async def snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
+    """The unit as the store and its batch know it, with the overlays that cover it.
+
+    ``cached``: a public read may trust the scan path's filter of units that have a record
+    (most never get one) and skip the store read, seeing another worker's first write to a
+    unit as late as a scan would; writes and authenticated reads always read the store.
+    """
+    presence = services.lookup.presence if cached else None
+    unit = None if presence is not None and (gtin, serial) not in presence else await services.store.get_unit(gtin, serial)
+    profile = counter = None
+    known = True
+    gtin_data = services.lookup.cached_gtin_data(gtin) or await services.lookup.gtin_data(gtin)
+    overlays = gtin_data.overlays if gtin_data is not None else ()
+    if unit is None or (overlays and any(isinstance(o.scope, CounterRange) for o in overlays)):
+        match = await services.serial_verifier.issued_by(gtin, serial)
+        if match is not None:
+            profile, counter = match.profile, match.counter
+            if unit is None:
+                unit = unit_from_batch(gtin, serial, match.batch)
+    if unit is None:
+        unit, known = unknown_unit(gtin, serial), False
+    active = tuple(o for o in overlays if o.lifted is None and covers(o.scope, serial=serial, lot=unit.lot,
+                                                                      profile=profile, counter=counter))
+    return Snapshot(unit, known, unit.recalled or any(o.kind == "recalled" for o in active),
+                    unit.stolen or any(o.kind == "stolen" for o in active), active)
+
+
+async def known_snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
+    snap = await snapshot(services, gtin, serial, cached=cached)
+    if not snap.known:
+        raise NotFound(f"no batch issued serial {serial!r} of GTIN {gtin}: it may not be genuine", "serial")
+    return snap
+
+
+async def product_links(services: Services, gtin: str, serial: str | None, lot: str | None, role: str,
+                        languages: tuple[str, ...]) -> tuple[str | None, dict[str, list[dict[str, Any]]]]:
+    """The product's name and its links this role may see, best language first, by type
+    (the most specific level that has a type wins, as on a scan).
+
+    Which configured links win depends on the product, role, languages and whether there
+    is a lot — not on the serial — so the choice is remembered per compiled rules and only
+    the hrefs are filled in per request (uploaded link data: chosen afresh every time).
+    """
+    rules = services.rules.current
+    product = rules.product_for(gtin)
+    name = product.name if product is not None else None
+    values = {"01": gtin}
+    if serial is not None:  # None: the product's own links (GTIN and lot level)
+        values["21"] = serial
+    if lot is not None:
+        values["10"] = lot
+    if product is not None and services.lookup.no_stored_links(gtin):
+        plan = _link_plan(services, product, gtin, role, languages, lot is not None, serial is not None)
+        return name, {link_type: [entry if link is None else {"href": link.href.render(values), **entry}
+                                  for link, entry in links] for link_type, links in plan}
+    stored = await services.lookup.stored_links(gtin, lot, serial)
+    return name, {link_type: [{"href": c.href, "title": c.title, "type": link_type,
+                               **({"lang": list(c.lang)} if c.lang else {})} for c in chosen]
+                  for link_type, chosen in _choose_links(rules, product, stored, role, languages, values).items()}
+
+
+def _choose_links(rules, product, stored, role: str, languages: tuple[str, ...], values: dict[str, str]) -> dict:
+    wanted = languages + ((rules.default_language.lower(),) if rules.default_language else ())
+    by_type: dict[str, list] = {}
+    for level in ("serial", "lot", "gtin"):
+        found: dict[str, list] = {}
+        for c in links_at(product, stored, level, None, role, values):
+            if c.link_type not in by_type:
+                found.setdefault(c.link_type, []).append(c)
+        by_type.update(found)
+    out: dict[str, list] = {}
+    for link_type, candidates in by_type.items():
+        if link_type not in SHOWN_LINK_TYPES:
+            continue
+        ranked = sorted(candidates, key=lambda c: language_rank(c.lang, wanted))
+        best = language_rank(ranked[0].lang, wanted)
+        out[link_type] = [c for c in ranked if language_rank(c.lang, wanted) == best]
+    return out
+
+
+def _plan_entry(c, link_type: str, values: dict[str, str]) -> tuple:
+    entry = {"title": c.title, "type": link_type, **({"lang": list(c.lang)} if c.lang else {})}
+    if c.source.level == "gtin":
+        return None, {"href": c.source.href.render(values), **entry}
+    return c.source, entry
+
+
+#: the link types views and pages show (resolver.journeys.views.CONSUMER_LINKS): no need to choose others
+SHOWN_LINK_TYPES = frozenset(t for types in CONSUMER_LINKS.values() for t in types)
+
+
+def _link_plan(services: Services, product, gtin: str, role: str, languages: tuple[str, ...], has_lot: bool,
+               has_serial: bool = True) -> tuple:
+    """The configured links chosen for (GTIN, role, languages, lot or not): remembered, with
+    the links that need no serial or lot rendered once. Entries are ``(None, link dict)``
+    or ``(Link, the dict without its href)``."""
+    rules = services.rules.current
+    key = (gtin, role, languages, has_lot, has_serial)
+    plan = services.memo.link_plans.get(rules, key)
+    if plan is None:
+        values = {"01": gtin, **({"21": "X"} if has_serial else {}), **({"10": "L"} if has_lot else {})}
+        chosen = _choose_links(rules, product, NO_STORED_LINKS, role, languages, values)
+        plan = tuple((link_type, tuple(_plan_entry(c, link_type, values) for c in candidates))
+                     for link_type, candidates in chosen.items() if link_type in SHOWN_LINK_TYPES)
+        services.memo.link_plans.put(rules, key, plan)
+    return plan
+
+
+def coverage(services: Services, unit: Unit):
+    from twin.warranty import coverage as compute
+
+    return compute(services.warranty, unit, services.today()) if services.warranty is not None else None
+
+
+def is_owner(claims: Claims | None, unit: Unit) -> bool:
+    """An owner token speaks for the unit's *current* owner only: after a transfer the old
+    owner's tokens see what anyone sees."""
+    return (claims is not None and claims.role == "owner" and unit.owner is not None
+            and hmac.compare_digest(claims.principal.encode(), unit.owner.encode())
+            and claims.allows_unit(unit.gtin, unit.serial))
+
+
+def dpp_path(gtin: str, serial: str) -> str:
+    return f"/v1/units/01/{gtin}/21/{escape(serial)}/dpp"
+
+
+async def unit_view(services: Services, claims: Claims | None, gtin: str, serial: str,
+                    languages: tuple[str, ...]) -> dict[str, Any]:
+    """The view of the unit ``claims`` entitle to (None: anonymous, the consumer view)."""
+    return await view_of(services, claims, await known_snapshot(services, gtin, serial, cached=claims is None), languages)
+
+
+async def public_view(services: Services, gtin: str, serial: str, languages: tuple[str, ...]) -> dict[str, Any]:
+    """The consumer view of a unit, for anyone — the API's most frequent read.
+
+    A unit without a record of its own is described by its batch, so its view differs from
+    its batch-mates' only in the serial and the hrefs of its links: the rest is remembered
+    per (product, state, flags, lot or not, languages, day) for the compiled rules, like
+    the resolver remembers its decision plans.
+    """
+    from resolver.journeys.views import link_groups
+
+    snap = await known_snapshot(services, gtin, serial, cached=True)
+    unit = snap.unit
+    if unit.version:
+        return await view_of(services, None, snap, languages)
+    rules = services.rules.current
+    key = (gtin, unit.state, snap.recalled, snap.stolen, unit.lot is not None, languages, services.today())
+    base = services.memo.views.get(rules, key)
+    if base is None:
+        view = await view_of(services, None, snap, languages)
+        services.memo.views.put(rules, key, {k: v for k, v in view.items() if k not in ("serial", "links")})
+        return view
+    _, links = await product_links(services, gtin, serial, unit.lot, "consumer", languages)
+    return {**base, "serial": serial, "links": link_groups(links)}
+
+
+async def view_of(services: Services, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:
+    from resolver.journeys import views
+
+    unit = snap.unit
+    gtin, serial = unit.gtin, unit.serial
+    role = "consumer" if claims is None else claims.role
+    if role == "owner" and not is_owner(claims, unit):
+        raise Forbidden("this token belongs to someone who does not own the unit (any more)")
+    kind = views.VIEW_OF_ROLE.get(role)
+    if kind is None:
+        raise Forbidden(f"role {role!r} has no view of units")
+    name, links = await product_links(services, gtin, serial, unit.lot, "manufacturer" if role == "admin" else role, languages)
+    cover = coverage(services, unit) if snap.known else None
+    if kind == "consumer":
+        return views.consumer_view(snap, name, links, cover)
+    if kind == "owner":
+        events = await services.store.get_events(gtin, serial)
+        personal = (await services.store.get_personal_data(gtin, serial)).get(unit.owner)
+        return views.owner_view(snap, name, links, cover, events, unit.owner, personal)
+    if kind == "technician":
+        return views.technician_view(snap, name, links, cover, await services.store.get_events(gtin, serial))
+    dpp_href = services.rules.current.root + dpp_path(gtin, serial)
+    if kind == "regulator":
+        return views.regulator_view(snap, name, links, cover, dpp_href)
+    events = await services.store.get_events(gtin, serial)
+    scans = await services.store.scan_history(gtin, serial, limit=1000)
+    return views.manufacturer_view(snap, name, links, cover, events, scans, dpp_href)
