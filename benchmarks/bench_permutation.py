@@ -23,7 +23,6 @@ import math
 
 import pytest
 
-from ext.permutation import SerialPermutation
 from serializer.profiles import load_profiles
 
 GTIN = "09506000134352"

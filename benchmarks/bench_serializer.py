@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os

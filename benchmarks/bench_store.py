@@ -21,7 +21,8 @@ import itertools
 import os
 import sqlite3
 import time
-from typing import Any, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
 
 import pytest
 import redis

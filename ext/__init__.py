@@ -8,11 +8,17 @@ compiled with Cython. Everything else in Serialink calls into this package.
 ('09506000134352', 'ABC', '(01)09506000134352(21)ABC')
 """
 
-from ext.ai import RELEASE as DICTIONARY_RELEASE, describe, known_ais, validate
+from ext.ai import RELEASE as DICTIONARY_RELEASE
+from ext.ai import describe, known_ais, validate
 from ext.dl import CANONICAL_STEM, DigitalLink, build, element_string, escape, hri, parse, unescape
 from ext.elements import ElementString, parse_element_string, parse_scan, validate_elements
 from ext.errors import GS1Error
-from ext.linters import compute_check_digit, compute_check_pair, verify_check_digit, verify_check_pair
+from ext.linters import (
+    compute_check_digit,
+    compute_check_pair,
+    verify_check_digit,
+    verify_check_pair,
+)
 
 __all__ = [
     "CANONICAL_STEM", "DICTIONARY_RELEASE", "DigitalLink", "ElementString", "GS1Error", "build",

@@ -14,7 +14,7 @@ reason in plain words, so a 400 response or a CLI line can show it as is.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["GS1Error"]
 

@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from throughput import GTIN, free_port  # noqa: E402  (loadtests/ is the script's own directory)
+
 from twin.events import Actor, make_event  # noqa: E402
 from twin.scans import ScanEvent  # noqa: E402
 from twin.store import open_store  # noqa: E402

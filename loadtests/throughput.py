@@ -212,7 +212,7 @@ def main() -> int:
             proc, base = serialink(redis_url, redis_dir, args.server_core)
             procs.append(proc)
             targets[f"distinct serials{label}, Redis"] = (base, distinct_redis)
-        for name, (base, paths) in targets.items():
+        for base, paths in targets.values():
             wrk(base, paths, 2, args.connections, args.load_core)  # warm up
         rounds: dict[str, list[dict]] = {name: [] for name in targets}
         for _ in range(args.rounds):

@@ -33,9 +33,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ext import GS1Error
-from resolver.errors import (BadRequest, Conflict, Forbidden, Gone, Invalid, MethodNotAllowed, NotFound,
-                             PayloadTooLarge, ResolverError, TooMany, Unauthenticated, Unavailable,
-                             UnsupportedMediaType)
+from resolver.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ResolverError,
+    TooMany,
+    Unauthenticated,
+    Unavailable,
+    UnsupportedMediaType,
+)
 from serializer import errors as serializer_errors
 from twin import errors as twin_errors
 

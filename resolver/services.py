@@ -16,7 +16,7 @@ import contextlib
 import gc
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from starlette.requests import Request
 
@@ -35,7 +35,8 @@ from serializer.verify import SerialVerifier
 from settings import Settings
 from twin.scans import ScanBuffer
 from twin.store import UnitStore, open_store
-from twin.warranty import WarrantyRules, load_rules as load_warranty
+from twin.warranty import WarrantyRules
+from twin.warranty import load_rules as load_warranty
 
 log = logging.getLogger("serialink.resolver")
 
@@ -99,7 +100,7 @@ class Services:
         return self.rules.current
 
     def today(self) -> date:
-        return datetime.now(timezone.utc).date()
+        return datetime.now(UTC).date()
 
     def start(self) -> None:
         """The worker's background tasks (see the module docstring)."""

@@ -104,7 +104,14 @@ async def _mint(args: argparse.Namespace) -> dict:
 
 
 def _with_progress(minted, shape, formats, out, options) -> dict:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     from serializer.produce import produce
 
     total = minted.batch.count * len(formats)

@@ -22,10 +22,17 @@ from pathlib import Path
 import orjson
 
 from ext import GS1Error, parse
-from resolver.scan.decide import ScanRequest, UnitFacts, decide
+from resolver.rules.compiler import (
+    LIFECYCLE,
+    ROLES,
+    STATES,
+    RulesInvalid,
+    default_rules_file,
+    load_rules,
+)
 from resolver.rules.linktypes import normalise
+from resolver.scan.decide import ScanRequest, UnitFacts, decide
 from resolver.scan.negotiate import Preferences, languages, media_types
-from resolver.rules.compiler import LIFECYCLE, ROLES, STATES, RulesInvalid, default_rules_file, load_rules
 
 
 def check(args: argparse.Namespace) -> int:
@@ -110,7 +117,7 @@ def _scan_records(path: Path):
                 try:
                     rec = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
-                    raise SystemExit(f"{path}:{n}: not JSON: {exc}")
+                    raise SystemExit(f"{path}:{n}: not JSON: {exc}") from None
             else:
                 rec = {"uri": raw.decode("utf-8", "replace")}
             if "uri" not in rec:

@@ -23,7 +23,13 @@ from pathlib import Path
 
 from serializer.codes import CodeShape, Split, ai17
 from serializer.output import AtomicFile, FileEntry, Progress, write_rows
-from serializer.rows import RowBuilder, check_template, csv_needs_quotes, csv_quoted_table, uri_table
+from serializer.rows import (
+    RowBuilder,
+    check_template,
+    csv_needs_quotes,
+    csv_quoted_table,
+    uri_table,
+)
 
 COLUMNS = ("gtin", "serial", "lot", "expiry", "dl_uri", "element_string", "hri")
 HEADER = ",".join(COLUMNS) + "\r\n"

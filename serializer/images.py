@@ -18,12 +18,11 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 from ext import escape
-
 from serializer.codes import CodeShape
 from serializer.output import AtomicFile, FileEntry, Progress
 from serializer.qr import QrEncoder, QrSymbol

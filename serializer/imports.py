@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from ext import GS1Error, parse, parse_element_string
-from twin.errors import DuplicateSerial, IdempotencyConflict, InvalidInput
-from twin.events import Actor
-from twin.identity import check_serial
-
 from serializer.errors import MintConflict, MintError, MintTooLarge, SourceConflict
 from serializer.keys import KeyStore
 from serializer.minting import normalise_gtin, parse_expiry
+from twin.errors import DuplicateSerial, IdempotencyConflict, InvalidInput
+from twin.events import Actor
+from twin.identity import check_serial
 
 #: The profile name imported batches are filed under (their own counter space).
 IMPORT_PROFILE = "imported"

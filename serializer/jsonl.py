@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from serializer.codes import CodeShape, ai17
+from serializer.codes import CodeShape
 from serializer.output import AtomicFile, FileEntry, Progress, write_rows
 from serializer.rows import RowBuilder, check_template, json_table, uri_table
 

@@ -49,10 +49,10 @@ import hashlib
 import os
 import secrets
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import orjson
 
@@ -282,7 +282,7 @@ class KeyStore:
                 current = self.record(gtin)
                 if current is None:
                     current = GtinRecord(gtin, secrets.token_bytes(KEY_BYTES),
-                                         datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                                         datetime.now(UTC).isoformat(timespec="seconds"))
                     updated = change(current)
                 else:
                     updated = change(current)

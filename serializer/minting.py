@@ -33,22 +33,28 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
 from ext import compute_check_digit
+from serializer.errors import (
+    GuessabilityError,
+    MintConflict,
+    MintError,
+    MintRefused,
+    MintTooLarge,
+    SourceConflict,
+)
+from serializer.keys import KeyStore
+from serializer.profiles import SerialProfile, check_guessability
 from twin.batch import MAX_ALLOCATION, Batch, BatchKind, BatchStatus
 from twin.errors import IdempotencyConflict, InvalidInput
 from twin.events import Actor
 from twin.identity import check_lot, check_name
-
-from serializer.errors import MintConflict, MintError, MintRefused, MintTooLarge, SourceConflict
-from serializer.keys import KeyStore
-from serializer.errors import GuessabilityError
-from serializer.profiles import SerialProfile, check_guessability
 
 #: The most serials one request may ask for (the store's cap per allocation).
 MAX_COUNT = MAX_ALLOCATION

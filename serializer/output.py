@@ -25,9 +25,9 @@ import mmap
 import os
 import shutil
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ext.labels import RowTemplate
 from serializer.errors import DiskFull, OutputError

@@ -12,13 +12,13 @@ serializer.errors.MintError: format: unknown format 'gif'; known: csv, zpl, json
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from serializer.codes import CodeShape
-from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
 from serializer.errors import MintError, MintTooLarge, OutputError, OutputTaken
+from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
 from serializer.minting import MintedBatch
 from serializer.output import Progress, check_free_space, remove_stale_temporaries
 

@@ -29,11 +29,12 @@ serializer.errors.GuessabilityError: profile 'sgtin-96': 20,000,000 serials issu
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterator, Literal, Mapping
+from typing import Any, Literal
 
 import jsonschema
 import yaml

@@ -22,7 +22,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import segno
 from segno import consts
@@ -89,14 +89,14 @@ class QrEncoder:
         return QrSymbol(payload, version, _enc.get_error_name(error), chosen, shape.size, modules)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _ec_blocks(version: int, error: int) -> tuple[tuple[tuple[int, int, int], ...], dict[int, bytes]]:
     infos = tuple((e.num_blocks, e.num_total, e.num_data) for e in consts.ECC[version][error])
     polys = {total - data: bytes(consts.GEN_POLY[total - data]) for _, total, data in infos}
     return infos, polys
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shape(version: int, error: int) -> QrShape:
     """Function patterns as segno lays them out before placement; version info after."""
     size = _enc.calc_matrix_size(version)

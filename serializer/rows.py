@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from ext import escape
 from ext.labels import RowTemplate, escape_table
-
 from serializer.profiles import CSET82
 
 

@@ -34,14 +34,13 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import Mapping, NamedTuple
-
-from settings import Settings
-
-from twin.batch import Batch, RangeIndex
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from serializer.keys import KeyStore
 from serializer.profiles import SerialProfile
+from settings import Settings
+from twin.batch import Batch, RangeIndex
 
 #: How often a counter beyond the known ranges may trigger a refresh of one index.
 REFRESH_SECONDS = 1.0

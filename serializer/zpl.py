@@ -25,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ext import element_string
-
-from serializer.codes import CodeShape, ai17, _SLOT
+from serializer.codes import _SLOT, CodeShape, ai17
 from serializer.errors import TemplateError
 from serializer.output import AtomicFile, FileEntry, Progress, write_rows
 from serializer.rows import RowBuilder, check_template, uri_table, zpl_escape_table
@@ -103,7 +102,7 @@ class LabelTemplate:
         text = self.text
         for name, present in (("lot", shape.lot is not None), ("expiry", shape.expiry is not None)):
             pattern = re.compile(r"\{\{\s*#" + name + r"\s*\}\}(.*?)\{\{\s*/" + name + r"\s*\}\}", re.S)
-            text = pattern.sub(lambda m: m.group(1) if present else "", text)
+            text = pattern.sub(r"\1" if present else "", text)
         b = RowBuilder()
         pos = 0
         for m in _TOKEN.finditer(text):
@@ -162,7 +161,7 @@ class LabelTemplate:
         text = self.text
         for name, present in (("lot", shape.lot is not None), ("expiry", shape.expiry is not None)):
             pattern = re.compile(r"\{\{\s*#" + name + r"\s*\}\}(.*?)\{\{\s*/" + name + r"\s*\}\}", re.S)
-            text = pattern.sub(lambda m: m.group(1) if present else "", text)
+            text = pattern.sub(r"\1" if present else "", text)
         values = {"dl_uri": shape.reference_uri(serial),
                   "datamatrix": self.datamatrix(shape, serial),
                   "serial": serial, "hri": shape.hri(serial),

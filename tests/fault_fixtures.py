@@ -10,8 +10,8 @@ The session ends with the fault report table (one row per fault test that ran).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 

@@ -19,9 +19,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -32,7 +33,7 @@ from tests.redis_fixtures import free_port
 
 SECRET = "fault-tests-" + "k" * 40
 GTIN = "09506000134352"
-REPORTS: list["FaultReport"] = []
+REPORTS: list[FaultReport] = []
 
 
 def token(role: str, **scope) -> str:

@@ -33,8 +33,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterator
 
 import pytest
 

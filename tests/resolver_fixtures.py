@@ -47,7 +47,8 @@ class Resolver:
         store = self.services.store
         for kind in ("commission",) + events:
             fields = data.get(kind, {})
-            self.client.portal.call(lambda: store.append_event(gtin, serial, make_event(kind, actor, "test", **fields)))
+            event = make_event(kind, actor, "test", **fields)
+            self.client.portal.call(store.append_event, gtin, serial, event)
         self.services.lookup.invalidate(gtin, "unit", serial)
 
 

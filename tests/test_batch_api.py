@@ -10,9 +10,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from resolver.api import batches as batch_api
-from resolver.access.tokens import TokenIssuer
 from resolver import problems
+from resolver.access.tokens import TokenIssuer
+from resolver.api import batches as batch_api
 from resolver.services import Services
 from settings import load_settings
 

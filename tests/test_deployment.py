@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.redis_fixtures import free_port
 
 REPO = Path(__file__).resolve().parents[1]

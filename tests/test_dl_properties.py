@@ -6,7 +6,8 @@ parse unchanged; arbitrary text or bytes only ever produce GS1Error.
 
 import string
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ext.dl import build, escape, parse, unescape
 from ext.elements import parse_element_string, parse_scan

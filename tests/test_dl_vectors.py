@@ -7,10 +7,10 @@ permitUnknownAIs / unknownAInotDLattr map to parse()'s keyword arguments.
 
 import pytest
 
-from tests.conformance import vector_params
 from ext.dl import build, escape, parse, unescape
 from ext.elements import parse_element_string
 from ext.errors import GS1Error
+from tests.conformance import vector_params
 from tests.gs1_divergences import DIVERGENCES
 
 

@@ -261,7 +261,7 @@ def test_eight_digit_dates_exist_exactly_when_the_calendar_says_so(year, mm, dd)
 
 def test_the_window_follows_the_reference_year(reference_year):
     assert reference_year(2061) == 2061
-    assert reference_year(None) == datetime.datetime.now(datetime.timezone.utc).year
+    assert reference_year(None) == datetime.datetime.now(datetime.UTC).year
 
 
 # ---------------------------------------------------------------------------

@@ -11,8 +11,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serializer.profiles import (
-    CSET82, SAFE_ALPHABET, GuessabilityError, ProfileError, ProfileFieldError, SerialProfile,
-    check_guessability, load_profiles, parse_profiles)
+    CSET82,
+    SAFE_ALPHABET,
+    GuessabilityError,
+    ProfileError,
+    ProfileFieldError,
+    SerialProfile,
+    check_guessability,
+    load_profiles,
+    parse_profiles,
+)
 
 GTIN = "09506000134352"
 KEY = b"a test key, not a production one"

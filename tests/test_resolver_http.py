@@ -4,9 +4,11 @@ security properties, bad input, and the link-data API."""
 from __future__ import annotations
 
 import time
+from datetime import UTC
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.resolver_fixtures import ROOT
 
@@ -255,7 +257,7 @@ def test_fuzzed_urls_never_produce_a_5xx(resolver, parts, tail):
 
 
 def test_a_revoked_token_stops_routing_scans_without_any_api_request_first(resolver_factory):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from twin.events import Actor
 
@@ -265,7 +267,7 @@ def test_a_revoked_token_stops_routing_scans_without_any_api_request_first(resol
     headers = {"authorization": f"Bearer {token}"}
     assert r.get(UNIT, headers=headers).headers["location"].startswith("https://service.example.com/")
     claims = r.services.token_verifier.verify(token)
-    expires = datetime.now(timezone.utc) + timedelta(hours=1)
+    expires = datetime.now(UTC) + timedelta(hours=1)
     r.client.portal.call(lambda: r.services.store.revoke_token(claims.token_id, expires, Actor("manufacturer", "security"), "lost"))
     deadline = time.monotonic() + 5
     while r.get(UNIT, headers=headers).headers["location"].startswith("https://service.example.com/"):

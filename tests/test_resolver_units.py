@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from tests.resolver_fixtures import ROOT
 from twin.events import Actor, make_event
 
 GTIN = "09506000134352"

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from ext import parse
-from resolver.scan.decide import ScanRequest, UnitFacts, decide
-from resolver.scan.negotiate import Preferences
 from resolver.rules.compiler import RulesInvalid, compile_rules, default_rules_file, load_rules
 from resolver.rules.holder import RulesHolder
+from resolver.scan.decide import ScanRequest, UnitFacts, decide
+from resolver.scan.negotiate import Preferences
 
 EXAMPLE = default_rules_file().read_text()
 GTIN = "09506000134352"

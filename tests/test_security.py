@@ -144,7 +144,7 @@ def test_t3_a_token_is_scoped_to_its_products_and_role(app):
 def test_t3_tokens_cannot_outlive_the_maximum_lifetime(app):
     from resolver.access.tokens import MAX_TTL
 
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="ttl must be"):
         app.services.issuer.issue("x", "technician", ttl=MAX_TTL + 1, gtins=[GTIN])
 
 

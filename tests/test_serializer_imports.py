@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
+from serializer.errors import MintConflict, MintError
 from serializer.imports import import_codes
 from serializer.keys import KeyStore
-from serializer.errors import MintConflict, MintError
 from serializer.minting import BatchRequest, mint
 from serializer.profiles import load_profiles
 from serializer.verify import SerialVerifier
@@ -35,7 +35,7 @@ def test_imports_are_validated_kept_disjoint_and_verified(tmp_path):
             for bad, field in [([f"{GTIN},ok1", "09506000134353,x"], "line 2"),
                                ([f"{GTIN},dup", f"{GTIN},dup"], "line 2"),
                                ([f"{GTIN},has space"], "line 1"),
-                               ([f"04012345000009,x"], "line 1"),
+                               (["04012345000009,x"], "line 1"),
                                # a serial the bound 'default' profile could mint
                                ([f"{GTIN},{minted.serial(0)}"], "serials[0]")]:
                 with pytest.raises(MintError) as err:

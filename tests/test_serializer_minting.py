@@ -4,7 +4,6 @@ real key files, real processes."""
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 import stat
@@ -16,7 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from serializer.errors import KeyRotationRefused, MintConflict, MintError, MintRefused, MintTooLarge, SourceConflict
+from serializer.errors import (
+    KeyRotationRefused,
+    MintConflict,
+    MintError,
+    MintRefused,
+    MintTooLarge,
+    SourceConflict,
+)
 from serializer.keys import KeyStore
 from serializer.minting import BatchRequest, mint
 from serializer.profiles import load_profiles, parse_profiles

@@ -22,7 +22,7 @@ from serializer.codes import CodeShape
 from serializer.keys import KeyStore
 from serializer.minting import BatchRequest, mint
 from serializer.produce import produce
-from serializer.profiles import parse_profiles, load_profiles
+from serializer.profiles import load_profiles, parse_profiles
 from twin.events import Actor
 from twin.store import open_store
 

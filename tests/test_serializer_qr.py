@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import segno
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from serializer.qr import QrEncoder
 

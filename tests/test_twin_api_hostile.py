@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.test_journeys import GTIN, bearer, key, mint_units, notifications, register, unit_path
 

@@ -7,10 +7,9 @@ import json
 
 import pytest
 
-from resolver import i18n
-from resolver.access.ratelimit import parse_limits
-from resolver import problems
+from resolver import i18n, problems
 from resolver.access.grants import GrantForbidden, GrantRefused, check_grant
+from resolver.access.ratelimit import parse_limits
 from resolver.access.tokens import TokenIssuer
 
 GTIN = "09506000134352"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import msgpack
 import pytest
@@ -39,13 +39,30 @@ from twin.events import EVENT_TYPES, Actor, Event, make_event
 from twin.identity import check_gtin, check_lot, check_serial, gtin_check_digit
 from twin.lifecycle import RULES, TERMINAL, State, next_state
 from twin.links import Anchor, LinkRecord, check_links
-from twin.overlays import CounterRange, GtinScope, Lift, LotScope, Overlay, SerialRange, SerialScope, covers, flags_for
-from twin.ownership import PersonalData, TransferOffer, check_claim, hash_transfer_code, issue_transfer_code, new_owner_id
+from twin.overlays import (
+    CounterRange,
+    GtinScope,
+    Lift,
+    LotScope,
+    Overlay,
+    SerialRange,
+    SerialScope,
+    covers,
+    flags_for,
+)
+from twin.ownership import (
+    PersonalData,
+    TransferOffer,
+    check_claim,
+    hash_transfer_code,
+    issue_transfer_code,
+    new_owner_id,
+)
 from twin.unit import Unit, apply_event, replay, unit_from_batch
 
 GTIN = "09506000134352"
 LINE = Actor("line", "line-1")
-T0 = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
 def ev(kind: str, actor: Actor = LINE, at: datetime = T0, **data: object) -> Event:
@@ -143,7 +160,7 @@ def test_event_data_is_normalised_to_what_the_stores_keep() -> None:
     assert e.data["purchase_date"] == "2025-03-01"
     offset = datetime(2025, 3, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     e = ev("transfer_offer", at=offset, code_hash="0" * 64, expires_at=offset)
-    assert e.at == datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert e.at == datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
     assert e.data["expires_at"] == "2025-03-01T12:00:00.123000Z"
     with pytest.raises(TypeError):
         e.data["x"] = 1  # type: ignore[index]

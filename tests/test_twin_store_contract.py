@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,7 +42,7 @@ OTHER_GTIN = "09506000134369"
 LINE = Actor("line", "line-7")
 SHOP = Actor("retailer", "shop-1")
 QA = Actor("manufacturer", "qa@example.com")
-T0 = datetime(2025, 3, 1, 12, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 12, tzinfo=UTC)
 
 
 def ev(kind: str, actor: Actor = LINE, reason: str = "test", at: datetime = T0, **data: Any) -> Event:
@@ -558,7 +558,7 @@ async def test_an_overlay_with_an_idempotency_key_is_written_once(store: Any) ->
 
 
 async def test_pending_confirmations_wait_count_wrong_codes_and_expire(store: Any) -> None:
-    soon = datetime.now(timezone.utc) + timedelta(hours=1)
+    soon = datetime.now(UTC) + timedelta(hours=1)
     record = {"owner": "o_abcdefgh", "name": "Ana", "contact": "ana@example.com", "code_hash": "x" * 64}
     assert await store.get_pending(GTIN, "S1", "p1") is None
     assert await store.fail_pending(GTIN, "S1", "p1") == 0
@@ -568,7 +568,7 @@ async def test_pending_confirmations_wait_count_wrong_codes_and_expire(store: An
     await store.put_pending(GTIN, "S1", "p1", {**record, "used_by": "k"}, soon, Actor("owner", "o_abcdefgh"))
     assert await store.get_pending(GTIN, "S1", "p1") == {**record, "used_by": "k", "attempts": 3}
     assert await store.get_pending(GTIN, "S2", "p1") is None and await store.get_pending(GTIN, "S1", "p2") is None
-    past = datetime.now(timezone.utc) - timedelta(seconds=1)
+    past = datetime.now(UTC) - timedelta(seconds=1)
     await store.put_pending(GTIN, "S1", "gone", record, past, Actor("consumer", "anonymous"))
     assert await store.get_pending(GTIN, "S1", "gone") is None and await store.fail_pending(GTIN, "S1", "gone") == 0
     audit = await store.audit(GTIN)
@@ -582,18 +582,18 @@ async def test_pending_confirmations_wait_count_wrong_codes_and_expire(store: An
 
 
 async def test_issued_tokens_are_recorded_once_and_revocations_are_shared(store: Any) -> None:
-    exp = int(datetime.now(timezone.utc).timestamp()) + 3600
+    exp = int(datetime.now(UTC).timestamp()) + 3600
     grant = {"principal": "tech:ana", "role": "technician", "iat": exp - 3600, "exp": exp, "gtins": [GTIN]}
     assert await store.record_token("t1", grant, QA, audit={"client": "c"}) == (grant, False)
     assert await store.record_token("t1", {**grant, "role": "admin"}, QA) == (grant, True)
     assert await store.get_token("t1") == grant and await store.get_token("nope") is None
     assert await store.revoked_tokens() == {}
-    until = datetime.fromtimestamp(exp, timezone.utc)
+    until = datetime.fromtimestamp(exp, UTC)
     assert await store.revoke_token("t1", until, QA, "left", audit={"client": "c"}) is True
     assert await store.revoke_token("t1", until, QA, "left") is False
     assert await store.revoke_token("never-recorded", until, QA, "lost") is True
     assert await store.revoked_tokens() == {"t1": until, "never-recorded": until}
-    await store.revoke_token("t-expired", datetime.now(timezone.utc) - timedelta(seconds=1), QA, "old")
+    await store.revoke_token("t-expired", datetime.now(UTC) - timedelta(seconds=1), QA, "old")
     assert "t-expired" not in await store.revoked_tokens()
     log = await store.token_log()
     assert [(e.action, e.subject) for e in log] == [("token:issue", "t1"), ("token:revoke", "t1"),

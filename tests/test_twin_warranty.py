@@ -10,7 +10,14 @@ import pytest
 
 from twin.lifecycle import State
 from twin.unit import Unit
-from twin.warranty import WARRANTY_SCHEMA, WarrantyRulesError, add_months, coverage, load_rules, parse_rules
+from twin.warranty import (
+    WARRANTY_SCHEMA,
+    WarrantyRulesError,
+    add_months,
+    coverage,
+    load_rules,
+    parse_rules,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 GTIN = "09506000134352"

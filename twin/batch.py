@@ -17,10 +17,11 @@ a unit with no events of its own takes its state from the batch that minted it.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from twin.errors import IllegalTransition, InvalidInput
 from twin.events import Actor

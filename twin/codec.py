@@ -22,9 +22,10 @@ twin.errors.CorruptRecord: record 'sl:{09506000134352}:e:X' is unreadable: unkno
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import msgpack
 
@@ -38,7 +39,7 @@ from twin.ownership import PersonalData, TransferOffer
 from twin.unit import Unit
 
 FORMAT = 1  # the format byte every encoder writes today
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _packb: Callable[[object], bytes] = msgpack.packb  # a fresh packer per call: encoders run in the SQLite writer thread too
 _unpackb = msgpack.unpackb
 T = TypeVar("T")

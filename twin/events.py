@@ -20,10 +20,11 @@ twin.errors.UnknownEventType: event.type: unknown event type 'teleport'; known: 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -126,12 +127,12 @@ def utc_ms(at: datetime, field_name: str = "event.at") -> datetime:
         raise InvalidInput(field_name, f"expected a datetime, got {type(at).__name__}")
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidInput(field_name, "must be timezone-aware (UTC recommended)")
-    at = at.astimezone(timezone.utc)
+    at = at.astimezone(UTC)
     return at.replace(microsecond=at.microsecond // 1000 * 1000)
 
 
 def now_utc() -> datetime:
-    return utc_ms(datetime.now(timezone.utc))
+    return utc_ms(datetime.now(UTC))
 
 
 def check_actor(actor: object, field_name: str = "event.actor") -> Actor:

@@ -18,7 +18,8 @@ twin.errors.InvalidInput: links[0].href: expected an absolute http(s) URL, got '
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from twin.errors import InvalidInput
 from twin.identity import check_gtin, check_lot, check_serial, check_text

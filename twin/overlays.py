@@ -19,9 +19,10 @@ flags apply:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, NamedTuple, Union
+from typing import NamedTuple
 
 from twin.errors import InvalidInput
 from twin.events import Actor
@@ -58,7 +59,7 @@ class SerialScope(NamedTuple):
     serial: str
 
 
-Scope = Union[GtinScope, LotScope, SerialRange, CounterRange, SerialScope]
+Scope = GtinScope | LotScope | SerialRange | CounterRange | SerialScope
 SCOPE_NAMES: dict[type, str] = {
     GtinScope: "gtin",
     LotScope: "lot",

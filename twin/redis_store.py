@@ -42,9 +42,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any, AsyncIterator, Callable, Concatenate, Coroutine, Mapping, ParamSpec, Sequence, TypeVar
+from typing import (
+    Any,
+    Concatenate,
+    ParamSpec,
+    TypeVar,
+)
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import msgpack
@@ -52,14 +58,27 @@ import orjson
 import redis.asyncio as aredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ClusterDownError, MasterDownError, RedisError, ResponseError, TryAgainError
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    RedisError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from twin import codec
-from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, MAX_COUNTER, check_status_move, parse_batch_id
+from twin.batch import (
+    MAX_COUNTER,
+    Batch,
+    BatchKind,
+    BatchRange,
+    BatchStatus,
+    check_status_move,
+    parse_batch_id,
+)
 from twin.coalesce import Coalescer
-from twin.health import StoreHealth
 from twin.errors import (
     CorruptRecord,
     DuplicateSerial,
@@ -72,40 +91,41 @@ from twin.errors import (
     UnsafeDurability,
 )
 from twin.events import Actor, Event, check_actor, check_event, now_utc
+from twin.health import StoreHealth
 from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
 from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
-    audit_detail,
-    check_bucket,
-    check_record_id,
-    check_ttl,
-    expiry_ms,
-    journey_record,
-    same_overlay,
-    token_expiry_ms,
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
     AuditEntry,
     Change,
     ChangeBatch,
+    audit_detail,
+    check_bucket,
     check_chain_key,
     check_gtin_key,
-    check_link_entries,
     check_idempotency_key,
     check_import_serials,
     check_limit,
+    check_link_entries,
+    check_record_id,
+    check_ttl,
     check_unit_key,
     draft_batch,
     event_digest,
+    expiry_ms,
     int_param,
+    journey_record,
     new_overlay_id,
     next_unit,
     personal_owner,
     redact,
+    same_overlay,
     same_request,
+    token_expiry_ms,
     url_params,
 )
 from twin.unit import Unit

@@ -19,7 +19,8 @@ import asyncio
 import collections
 import logging
 import time
-from typing import Any, Callable, Iterator, NamedTuple, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -180,7 +181,7 @@ class ScanBuffer:
             while True:
                 try:
                     await asyncio.wait_for(self._wakeup.wait(), self._interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 self._wakeup.clear()
                 try:

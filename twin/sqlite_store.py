@@ -18,19 +18,36 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any, AsyncIterator, Callable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import msgpack
 import orjson
 
 from twin import codec
-from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, batch_id, check_status_move, parse_batch_id, MAX_COUNTER
-from twin.errors import (CorruptRecord, DuplicateSerial, IdempotencyConflict, IllegalTransition, InvalidInput, NotFound,
-                         StoreError)
+from twin.batch import (
+    MAX_COUNTER,
+    Batch,
+    BatchKind,
+    BatchRange,
+    BatchStatus,
+    batch_id,
+    check_status_move,
+    parse_batch_id,
+)
+from twin.errors import (
+    CorruptRecord,
+    DuplicateSerial,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    StoreError,
+)
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
@@ -38,34 +55,34 @@ from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
 from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
-    audit_detail,
-    check_bucket,
-    check_record_id,
-    check_ttl,
-    expiry_ms,
-    journey_record,
-    same_overlay,
-    token_expiry_ms,
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
     AuditEntry,
     Change,
     ChangeBatch,
+    audit_detail,
+    check_bucket,
     check_chain_key,
     check_gtin_key,
-    check_link_entries,
     check_idempotency_key,
     check_import_serials,
     check_limit,
+    check_link_entries,
+    check_record_id,
+    check_ttl,
     check_unit_key,
     draft_batch,
     event_digest,
+    expiry_ms,
     int_param,
+    journey_record,
     new_overlay_id,
     next_unit,
     personal_owner,
     redact,
+    same_overlay,
     same_request,
+    token_expiry_ms,
     url_params,
 )
 from twin.unit import Unit

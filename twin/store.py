@@ -33,8 +33,9 @@ import functools
 import hashlib
 import re
 import secrets
-from datetime import date, datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Iterable, Mapping, NamedTuple, Protocol, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -480,7 +481,7 @@ def new_overlay_id(now: datetime) -> str:
     return f"ov-{(now - _EPOCH) // timedelta(milliseconds=1):011x}-{secrets.token_hex(4)}"
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @functools.lru_cache(maxsize=65536)

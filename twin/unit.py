@@ -19,8 +19,9 @@ with no events is described by the batch that minted it (:func:`unit_from_batch`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from twin.batch import Batch, BatchStatus
 from twin.errors import IllegalTransition, InvalidInput

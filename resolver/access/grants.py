@@ -21,7 +21,8 @@ made, and revoking that id revokes it wherever it went.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import jwt
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from resolver.errors import TooMany
 

@@ -6,7 +6,8 @@ Endpoints raise domain errors (``resolver.errors`` kinds, the twin's, the serial
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from starlette.requests import Request

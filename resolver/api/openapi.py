@@ -13,7 +13,8 @@ and an endpoint nobody documented fails the test that builds the document
 from __future__ import annotations
 
 import html
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response

@@ -25,23 +25,29 @@ themselves live in resolver.journeys.actions, shared with the built-in pages.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-import orjson
-
 from ext import GS1Error, escape, parse
-from resolver.journeys import channel as channels
-from resolver.journeys import dpp, epcis_export, events, reading, recalls, registration, tokens
-from resolver.journeys import transfer as transfers
 from resolver import problems
 from resolver.access.tokens import Claims, token_from_headers
 from resolver.api.common import claims, client_address, json_response, object_body
-from resolver.errors import BadRequest, Forbidden, Invalid, MethodNotAllowed, NotFound, PayloadTooLarge
+from resolver.errors import (
+    BadRequest,
+    Forbidden,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+)
+from resolver.journeys import channel as channels
+from resolver.journeys import dpp, epcis_export, events, reading, recalls, registration, tokens
+from resolver.journeys import transfer as transfers
 from resolver.journeys.views import overlay_json
 from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
@@ -188,7 +194,7 @@ async def post_confirm(request: Request, services: Services) -> Response:
 
 
 def _owner_answer(grant: registration.OwnerGrant) -> Response:
-    expires = datetime.fromtimestamp(grant.expires_at, timezone.utc).isoformat().replace("+00:00", "Z")
+    expires = datetime.fromtimestamp(grant.expires_at, UTC).isoformat().replace("+00:00", "Z")
     return _unit_answer(grant.unit, 201, grant.replayed,
                         {"owner": grant.owner, "token": grant.token, "token_id": grant.token_id,
                          "token_expires_at": expires})
@@ -225,7 +231,7 @@ async def get_unit_epcis(request: Request, services: Services) -> Response:
     events = await services.store.get_events(gtin, serial)
     if not events:
         await reading.known_snapshot(services, gtin, serial)  # 404 for serials nobody issued
-    doc = epcis_export.document([(gtin, serial, 1, events)], datetime.now(timezone.utc))
+    doc = epcis_export.document([(gtin, serial, 1, events)], datetime.now(UTC))
     return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
 
@@ -271,7 +277,7 @@ async def get_batch_epcis(request: Request, services: Services) -> Response:
             raise PayloadTooLarge(f"more than {MAX_EXPORT_UNITS} units of this batch have events; "
                                 "export them unit by unit", "batch_id")
     units = [(gtin, s, 1, await services.store.get_events(gtin, s)) for s in sorted(serials)]
-    doc = epcis_export.document(units, datetime.now(timezone.utc))
+    doc = epcis_export.document(units, datetime.now(UTC))
     return json_response(doc, headers={"Content-Type": epcis_export.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
 
@@ -283,7 +289,7 @@ async def post_recall(request: Request, services: Services) -> Response:
     """Recall a lot, serial range, counter range, serial or a whole GTIN (next scan shows it)."""
     body = await object_body(request)
     who = await writer(request, services, recalls.RECALL_ROLES)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     overlay = await recalls.put_recall(services, who, body, channel(request))
     replayed = overlay.created_at < started.replace(microsecond=started.microsecond // 1000 * 1000)
     headers = {"Location": f"/v1/recalls/{overlay.gtin}/{overlay.id}"} | ({"Idempotent-Replayed": "true"} if replayed else {})

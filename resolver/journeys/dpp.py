@@ -18,7 +18,8 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ext import escape
 from twin.unit import Unit

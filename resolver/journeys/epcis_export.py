@@ -19,8 +19,9 @@ ids, codes and reasons stay in the twin.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ext import escape
 from twin.events import Event

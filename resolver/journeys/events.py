@@ -4,7 +4,8 @@ a firmware update, an installation, end of life, a theft report — each role on
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from resolver.access.tokens import Claims
 from resolver.errors import Forbidden, Invalid

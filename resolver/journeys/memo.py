@@ -12,7 +12,8 @@ swaps the rules object, and the first read after it starts a fresh memo.
 
 from __future__ import annotations
 
-from typing import Any, Hashable
+from collections.abc import Hashable
+from typing import Any
 
 
 class RulesMemo:

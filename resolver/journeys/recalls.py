@@ -4,7 +4,8 @@ on the next scan, on every worker), and lift a recall with a reason.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from resolver.access.tokens import Claims
 from resolver.errors import Conflict, Invalid, NotFound

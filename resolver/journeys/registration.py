@@ -9,16 +9,17 @@ import hashlib
 import hmac
 import re
 import time
-from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from ext import escape
+from resolver import i18n
 from resolver.access.grants import OWNER_TTL, grant_record, sign
 from resolver.errors import Conflict, Gone, Invalid, NotFound
 from resolver.journeys.channel import Channel, format_code, hash_code, rate_check
-from resolver import i18n
 from resolver.journeys.derived import derive, derive_text
 from resolver.journeys.notify import Notification
 from resolver.journeys.reading import known_snapshot
@@ -122,7 +123,7 @@ async def request_registration(services: Services, gtin: str, serial: str, form:
             raise Conflict("this Idempotency-Key was used for another registration", "Idempotency-Key")
         expires = datetime.fromisoformat(existing["expires_at"])
     else:
-        expires = datetime.now(timezone.utc).replace(microsecond=0) + PENDING_TTL
+        expires = datetime.now(UTC).replace(microsecond=0) + PENDING_TTL
         record = {"owner": "o_" + derive_text(services.secret, "owner-id", gtin, serial, pending_id),
                   "name": person.name, "contact": person.contact, "purchase_date": purchase,
                   "jurisdiction": jurisdiction, "code_hash": hash_code(code), "digest": digest,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -40,7 +41,7 @@ async def issue_token(services: Services, claims: Claims, body: Mapping[str, Any
 
 
 def _epoch_iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def revoke_token(services: Services, claims: Claims, token_id: str, reason: object, channel: Channel) -> dict[str, Any]:
@@ -54,7 +55,7 @@ async def revoke_token(services: Services, claims: Claims, token_id: str, reason
     if not (own or claims.role == "admin" or record.get("issued_by") == claims.principal):
         raise Forbidden("only its issuer, its holder or an admin may revoke a token", "token_id")
     expires = record["exp"] if record is not None else claims.expires
-    newly = await services.store.revoke_token(token_id, datetime.fromtimestamp(expires, timezone.utc),
+    newly = await services.store.revoke_token(token_id, datetime.fromtimestamp(expires, UTC),
                                        actor_for(claims) if claims.role != "owner" else Actor("owner", claims.principal),
                                        reason, audit=channel.audit())
     services.revocations.add(token_id, float(expires))

@@ -5,8 +5,9 @@ with; the previous owner's tokens stop counting the moment the claim is appended
 from __future__ import annotations
 
 import hmac
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from resolver.access.tokens import Claims
 from resolver.errors import Forbidden, Invalid
@@ -42,7 +43,7 @@ async def offer_transfer(services: Services, claims: Claims, gtin: str, serial: 
     offer = snap.unit.transfer_offer
     if offer is not None and hmac.compare_digest(offer.code_hash, code_hash):
         return code, offer.expires_at, snap.unit, True  # a retry of the offer that is pending
-    expires = datetime.now(timezone.utc).replace(microsecond=0) + TRANSFER_TTL
+    expires = datetime.now(UTC).replace(microsecond=0) + TRANSFER_TTL
     event = make_event("transfer_offer", Actor("owner", claims.principal), "the owner offered a transfer",
                        code_hash=code_hash, expires_at=expires)
     appended = await append(services, gtin, serial, event, channel, expected_version, snap.unit)

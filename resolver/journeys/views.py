@@ -22,8 +22,9 @@ pseudonymous owner id (to count registrations) but never a name or contact.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, timezone
-from typing import Any, Iterable, Mapping, NamedTuple, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
 
 from twin.events import Event
 from twin.lifecycle import State
@@ -210,8 +211,8 @@ def scan_statistics(scans: Iterable[Any]) -> dict[str, Any]:
     times = [s.at_ms for s in scans]
     return {"recent": len(scans), "by_role": dict(Counter(s.role for s in scans)),
             "by_link_type": dict(Counter(s.link_type or "none" for s in scans)),
-            "first_at": iso(datetime.fromtimestamp(min(times) / 1000, tz=timezone.utc)) if times else None,
-            "last_at": iso(datetime.fromtimestamp(max(times) / 1000, tz=timezone.utc)) if times else None}
+            "first_at": iso(datetime.fromtimestamp(min(times) / 1000, tz=UTC)) if times else None,
+            "last_at": iso(datetime.fromtimestamp(max(times) / 1000, tz=UTC)) if times else None}
 
 
 def manufacturer_view(snap: Snapshot, product_name: str | None, links: Mapping[str, Sequence[Mapping[str, Any]]],

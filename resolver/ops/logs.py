@@ -29,7 +29,8 @@ import re
 import secrets
 import sys
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 

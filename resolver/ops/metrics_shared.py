@@ -25,8 +25,9 @@ import asyncio
 import contextlib
 import os
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import orjson
 

@@ -27,8 +27,9 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -37,18 +38,24 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ext import escape
-from resolver import i18n
+from resolver import i18n, problems
+from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
+from resolver.api.common import client_address
+from resolver.api.units import parse_unit_path
+from resolver.errors import (
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from resolver.journeys import channel as channels
 from resolver.journeys import events, reading, registration
 from resolver.journeys import transfer as transfers
-from resolver.scan.negotiate import languages
-from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
-from resolver.api.units import parse_unit_path
-from resolver.api.common import client_address
 from resolver.journeys.derived import derive_text
-from resolver import problems
-from resolver.errors import BadRequest, Forbidden, Invalid, NotFound, PayloadTooLarge, UnsupportedMediaType
 from resolver.problems import Problem
+from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
 from twin.errors import TwinError
 

@@ -14,8 +14,8 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from resolver.rules.compiler import CompiledRules, RulesInvalid, compile_rules, load_rules
 
@@ -100,7 +100,7 @@ class RulesHolder:
         while True:
             try:
                 await asyncio.wait_for(hup.wait(), interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             if hup.is_set() or self.changed():
                 hup.clear()

@@ -19,11 +19,12 @@ unit's state and any stored link data. The same function answers live scans,
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
+from resolver.rules.compiler import CompiledRules, Link, Product
 from resolver.rules.linktypes import DEFAULT_LINK
 from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
-from resolver.rules.compiler import CompiledRules, Link, Product
 
 LEVELS = ("serial", "lot", "gtin")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from resolver.scan.linkset import CONTEXT_URL
 from resolver.rules.compiler import CompiledRules
+from resolver.scan.linkset import CONTEXT_URL
 
 
 def description(rules: CompiledRules) -> dict[str, Any]:

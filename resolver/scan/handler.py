@@ -20,13 +20,13 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from ext import GS1Error, parse
-from resolver.scan import linkset as linksets
+from resolver.access.tokens import token_from_headers
 from resolver.ops import logs
 from resolver.ops.logs import REQUEST_ID
-from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
 from resolver.rules.linktypes import normalise
+from resolver.scan import linkset as linksets
+from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
-from resolver.access.tokens import token_from_headers
 from twin.scans import ScanEvent
 
 if TYPE_CHECKING:

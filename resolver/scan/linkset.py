@@ -13,16 +13,26 @@ of a consumer's linkset.
 from __future__ import annotations
 
 import html
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
 from ext import escape
-from resolver.scan.decide import (LEVELS, Candidate, Decision, StoredLinks, UnitFacts, _best, level_available, links_at,
-                             template_values)
-from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI, label, relation_uri
-from resolver.scan.negotiate import Preferences
 from resolver.rules.compiler import CompiledRules, Product
+from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI, label, relation_uri
+from resolver.scan.decide import (
+    LEVELS,
+    Candidate,
+    Decision,
+    StoredLinks,
+    UnitFacts,
+    _best,
+    level_available,
+    links_at,
+    template_values,
+)
+from resolver.scan.negotiate import Preferences
 
 CONTEXT_URL = "https://ref.gs1.org/standards/resolver/linkset-context"
 CONTEXT_LINK = f'<{CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'

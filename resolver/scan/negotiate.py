@@ -13,8 +13,9 @@ tried exactly and then by its primary subtag (``en-GB`` → ``en``); a link with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 
 class Preferences(NamedTuple):
