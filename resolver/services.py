@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -68,6 +69,7 @@ class Services:
         """Open the store and build every service on it (no background task yet)."""
         metrics = metrics or Metrics()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        assert settings.rules_file is not None  # Settings fills in its default
         rules = rules or RulesHolder(settings.rules_file, settings.data_dir, metrics.rules_reloaded)
         secret = settings.secret()
         store = await open_store(settings.store_url)
@@ -88,7 +90,7 @@ class Services:
         return services
 
     @property
-    def profiles(self) -> dict[str, SerialProfile]:
+    def profiles(self) -> Mapping[str, SerialProfile]:
         return self.serial_verifier.profiles
 
     @property

@@ -49,10 +49,11 @@ import hashlib
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -74,7 +75,7 @@ class BoundProfile:
     prefix: str
     mode: str
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "fingerprint": self.fingerprint, "alphabet": self.alphabet,
                 "length": self.length, "prefix": self.prefix, "mode": self.mode}
 
@@ -259,7 +260,7 @@ class KeyStore:
         return self._update(gtin, rotate)
 
     # -- the one writer -----------------------------------------------------------------
-    def _update(self, gtin: str, change) -> GtinRecord:
+    def _update(self, gtin: str, change: Callable[[GtinRecord], GtinRecord]) -> GtinRecord:
         """Read-modify-write the GTIN's record under a thread lock and a file lock."""
         path = self.path(gtin)
         with self._guard:
@@ -294,7 +295,7 @@ class KeyStore:
                 os.close(fd)
 
 
-def _replace(record: GtinRecord, **changes) -> GtinRecord:
+def _replace(record: GtinRecord, **changes: Any) -> GtinRecord:
     values = {"gtin": record.gtin, "key": record.key, "created_at": record.created_at,
               "profiles": record.profiles, "import_shapes": record.import_shapes, **changes}
     return GtinRecord(**values)

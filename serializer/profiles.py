@@ -130,7 +130,7 @@ class SerialProfile:
     @property
     def high(self) -> int:
         """One past the largest serial body, read as a radix numeral."""
-        full = self.radix ** self.body_length
+        full: int = self.radix ** self.body_length
         return full if self.max_value is None else min(full, self.max_value + 1)
 
     @property
@@ -355,7 +355,7 @@ def _compose(text: str, path: str) -> tuple[yaml.Node, Any]:
         mark = exc.problem_mark or exc.context_mark
         if exc.context and exc.context_mark:
             message += f" ({exc.context} on line {exc.context_mark.line + 1})"
-            if mark is exc.problem_mark and mark.index >= len(text.rstrip()):
+            if mark is not None and mark is exc.problem_mark and mark.index >= len(text.rstrip()):
                 # "unexpected end of stream": where the unclosed construct began says more
                 mark = exc.context_mark
         line = mark.line + 1 if mark else 1

@@ -35,12 +35,16 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
+from ext.permutation import SerialPermutation
 from serializer.keys import KeyStore
-from serializer.profiles import SerialProfile
+from serializer.profiles import SerialProfile, load_profiles
 from settings import Settings
 from twin.batch import Batch, RangeIndex
+
+if TYPE_CHECKING:
+    from twin.store import UnitStore
 
 #: How often a counter beyond the known ranges may trigger a refresh of one index.
 REFRESH_SECONDS = 1.0
@@ -77,7 +81,7 @@ class _Gtin:
 
     def __init__(self) -> None:
         self.record_mtime: int | None = None
-        self.permutations: list[tuple[str, object]] = []
+        self.permutations: list[tuple[str, SerialPermutation]] = []
         self.indexes: dict[str, RangeIndex] = {}
         self.ends: dict[str, int] = {}
         self.refreshed: dict[str, float] = {}
@@ -86,24 +90,23 @@ class _Gtin:
 class SerialVerifier:
     """``await verifier.issued_by(gtin, serial) -> IssuedMatch | None``."""
 
-    def __init__(self, store, keys: KeyStore, profiles: Mapping[str, SerialProfile], *,
+    def __init__(self, store: UnitStore, keys: KeyStore, profiles: Mapping[str, SerialProfile], *,
                  max_gtins: int = 100_000) -> None:
         self.store = store
         self.keys = keys
         self.profiles = profiles
         self._gtins: dict[str, _Gtin] = {}
         self._batches: dict[str, Batch] = {}
-        self._loading: dict[str, asyncio.Future] = {}
+        self._loading: dict[str, asyncio.Future[_Gtin]] = {}
         self._max = max_gtins
 
     @classmethod
-    def from_settings(cls, store, settings: Settings) -> SerialVerifier:
+    def from_settings(cls, store: UnitStore, settings: Settings) -> SerialVerifier:
         """The verifier a resolver app builds: keys from ``settings.key_dir``, profiles from
         the config directory's serial-profiles.yaml (the built-in ones when it has none)."""
-        from serializer.profiles import load_profiles
-
         path = settings.config_dir / "serial-profiles.yaml"
         profiles = load_profiles(path if path.exists() else None)
+        assert settings.key_dir is not None  # Settings fills in its default
         return cls(store, KeyStore(settings.key_dir), profiles)
 
     def invalidate(self, gtin: str | None = None) -> None:

@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 from resolver.errors import TooMany
 
+if TYPE_CHECKING:
+    from twin.store import UnitStore
+
 
 class Limit(NamedTuple):
-    count: int
+    count: int  # type: ignore[assignment]  # a field may shadow tuple.count
     seconds: int
 
 
@@ -66,7 +69,8 @@ def parse_limits(text: str) -> dict[str, Limit]:
 class RateLimiter:
     """``await limiter.check("register", client_address)`` raises RateLimited when over."""
 
-    def __init__(self, store, limits: Mapping[str, Limit] | None = None, clock=time.time) -> None:
+    def __init__(self, store: UnitStore, limits: Mapping[str, Limit] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.limits = dict(limits or DEFAULT_LIMITS)
         self._clock = clock

@@ -30,7 +30,7 @@ class RevocationList:
         self.max_age = max_age
         self._ids: dict[str, float] = {}  # token id -> when the token expires (epoch seconds)
         self._loaded_at = float("-inf")
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def __call__(self, token_id: str) -> bool:
         """Is ``token_id`` revoked (as of this worker's copy)? Never blocks."""

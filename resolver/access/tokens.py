@@ -24,6 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import jwt
 
@@ -60,7 +61,7 @@ class Claims:
     sites: frozenset[str] = frozenset()
     lines: frozenset[str] = frozenset()
     unit: tuple[str, str] | None = None  # a per-visit technician token names one unit
-    extra: dict = field(default_factory=dict, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def allows_gtin(self, gtin: str) -> bool:
         """Is this GTIN inside the token's product scope? (prefix = GCP digits after the indicator)"""
@@ -90,7 +91,7 @@ class Claims:
 
 def claims_payload(principal: str, role: str, issued: int, expires: int, token_id: str, *, gtins: Iterable[str] = (),
                    prefixes: Iterable[str] = (), all_products: bool = False, sites: Iterable[str] = (),
-                   lines: Iterable[str] = (), unit: Iterable[str] | None = None) -> dict:
+                   lines: Iterable[str] = (), unit: Iterable[str] | None = None) -> dict[str, Any]:
     """The JWS payload of a token: the one place its shape is defined (issuing and
     re-signing a stored grant both use it)."""
     payload = {

@@ -92,4 +92,5 @@ def from_settings(settings: Settings) -> Notifier:
     if not attribute:
         raise ValueError(f"SERIALINK_NOTIFIER={choice!r}: expected file, console or module:callable")
     factory = getattr(importlib.import_module(module_name), attribute)
-    return factory(settings)
+    notifier: Notifier = factory(settings)
+    return notifier

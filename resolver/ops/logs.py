@@ -30,9 +30,10 @@ import secrets
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: The id of the request being handled on this task, as sent in the header (None outside requests).
 REQUEST_ID: contextvars.ContextVar[bytes | None] = contextvars.ContextVar("serialink_request_id", default=None)
@@ -120,7 +121,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure(level: str = "info", *, secrets: Iterable[str] = (), stream=None) -> None:
+def configure(level: str = "info", *, secrets: Iterable[str] = (), stream: TextIO | None = None) -> None:
     """JSON lines on stderr for the root logger (replacing its handlers)."""
     never_log(*secrets)
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -141,10 +142,10 @@ class RequestIds:
     ``X-Request-Id``, and write one access line per request (method, path without the
     query, status, milliseconds) — at debug for probes and scrapes, info otherwise."""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -157,7 +158,7 @@ class RequestIds:
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message) -> None:
+        async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

@@ -15,10 +15,16 @@ import bisect
 import os
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -64,7 +70,7 @@ class Metrics:
         self.rules_version = ""
         self.rules_reloads: dict[str, int] = defaultdict(int)
         self.scan_flush_failures = 0
-        self.counters: dict[tuple[str, tuple], int] = defaultdict(int)  # other modules' named counters
+        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], int] = defaultdict(int)  # other modules' named counters
         self._services: Any = None
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(self)
@@ -135,7 +141,7 @@ class Metrics:
                                      "seconds": co.seconds, "sizes": list(co.sizes)}
         return snap
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         if self.shared is not None:
             yield from families(self.shared.merged(self.snapshot()))
         else:
@@ -164,7 +170,7 @@ _GAUGES = {
 }
 
 
-def families(snap: dict[str, Any]):
+def families(snap: dict[str, Any]) -> Iterator[Metric]:
     """Prometheus metric families from a (possibly merged) snapshot."""
     scans = CounterMetricFamily("serialink_scans", "Scans answered", labels=["link_type", "role", "state", "status"])
     for link_type, role, state, status, n in snap["scans"]:

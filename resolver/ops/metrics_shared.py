@@ -44,7 +44,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _add_lists(a: list, b: list) -> list:
+def _add_lists(a: list[float], b: list[float]) -> list[float]:
     if len(a) < len(b):
         a = a + [0] * (len(b) - len(a))
     return [x + (b[i] if i < len(b) else 0) for i, x in enumerate(a)]
@@ -53,12 +53,13 @@ def _add_lists(a: list, b: list) -> list:
 def merge(snapshots: Iterable[dict[str, Any]], alive: set[int]) -> dict[str, Any]:
     """Sum counters and histograms of every snapshot; gauges of live workers only
     (buffer depth summed, store_up the minimum), plus how many workers are live."""
-    scans: dict[tuple, float] = defaultdict(int)
-    counters: dict[tuple, float] = defaultdict(int)
+    scans: dict[tuple[object, ...], float] = defaultdict(int)
+    counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(int)
     counts: dict[str, float] = defaultdict(int)
     reloads: dict[str, float] = defaultdict(int)
     sizes: dict[str, dict[str, Any]] = {}
-    hist = {k: {"counts": [], "total": 0.0, "count": 0} for k in ("latency", "flush_latency")}
+    hist: dict[str, dict[str, Any]] = {k: {"counts": [], "total": 0.0, "count": 0}
+                                       for k in ("latency", "flush_latency")}
     depth, up, workers, versions = 0, 1, 0, set()
     for snap in snapshots:
         for *key, n in snap["scans"]:

@@ -120,7 +120,7 @@ class Link(NamedTuple):
 
 
 class Route(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # a field may shadow tuple.index
     name: str
     where: str
     roles: frozenset[str] | None
@@ -207,7 +207,7 @@ class CompiledRules:
         self.source = source
         self.version = hashlib.sha256(text.encode()).hexdigest()[:12]
         self.warnings = warnings
-        self.memo: dict = {}  # decision plans (resolver.scan.decide), valid for these rules only
+        self.memo: dict[object, Any] = {}  # decision plans (resolver.scan.decide), valid for these rules only
         self.by_gtin: dict[str, Product] = {}
         self.by_prefix: dict[str, Product] = {}
         for product in products:
@@ -247,8 +247,9 @@ def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
 
 
 @cache
-def _schema() -> dict:
-    return json.loads((default_config_dir() / "rules.schema.json").read_text(encoding="utf-8"))
+def _schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads((default_config_dir() / "rules.schema.json").read_text(encoding="utf-8"))
+    return schema
 
 
 def default_rules_file() -> Path:
@@ -300,7 +301,7 @@ def _target(text: str, where: str, allowed: tuple[str, ...], problems: list[Prob
     return href
 
 
-def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[str, ...],
+def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed: tuple[str, ...],
                      problems: list[Problem]) -> Product | None:
     base = ("products", pi)
     links: list[Link] = []
@@ -323,7 +324,7 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
                                 f"default {default} needs a link of that type for everyone at GTIN level "
                                 "(no {serial}/{lot} in its href, no roles): every scan must have a default link"))
     routes: list[Route] = []
-    seen_unconditional: dict[tuple, str] = {}
+    seen_unconditional: dict[tuple[object, ...], str] = {}
     for ri, item in enumerate(raw.get("routes", ())):
         where = positions.at(base + ("routes", ri))
         when = item.get("when", {})
@@ -333,18 +334,18 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
         else:
             link_types_set = frozenset(normalise(t) if t != NO_LINK_TYPE else t for t in
                                        ([link_types] if isinstance(link_types, str) else link_types))
-        href = None
+        target: Template | None = None
         if "href" in item:
-            href = _target(item["href"], positions.at(base + ("routes", ri, "href")), allowed, problems)
-            if href is None:
+            target = _target(item["href"], positions.at(base + ("routes", ri, "href")), allowed, problems)
+            if target is None:
                 continue
-        link_type = normalise(item["link"]) if "link" in item else None
-        if link_type is not None:
-            if (why := _link_type_problem(link_type)) is not None:
+        wanted = normalise(item["link"]) if "link" in item else None
+        if wanted is not None:
+            if (why := _link_type_problem(wanted)) is not None:
                 problems.append(Problem(positions.at(base + ("routes", ri, "link")), why))
-            elif link_type not in {l.link_type for l in links}:
+            elif wanted not in {l.link_type for l in links}:
                 problems.append(Problem(positions.at(base + ("routes", ri, "link")),
-                                        f"no {link_type} link is configured for this product; the route only "
+                                        f"no {wanted} link is configured for this product; the route only "
                                         "works where uploaded link data has one", "warning"))
         start, end = _ms(when.get("from")), _ms(when.get("until"))
         if start is not None and end is not None and start >= end:
@@ -353,13 +354,13 @@ def _compile_product(raw: dict, pi: int, positions: Positions, allowed: tuple[st
                       _as_set(when.get("state")), link_types_set,
                       tuple(x.lower() for x in ([when["lang"]] if isinstance(when.get("lang"), str) else when["lang"]))
                       if "lang" in when else None,
-                      _as_set(when.get("context")), start, end, link_type, href, item.get("title"))
-        key = (route.roles, route.states, route.link_types)
+                      _as_set(when.get("context")), start, end, wanted, target, item.get("title"))
+        shape = (route.roles, route.states, route.link_types)
         if route.langs is None and route.contexts is None and start is None and end is None:
-            if key in seen_unconditional:
-                problems.append(Problem(where, f"never used: route {seen_unconditional[key]!r} above matches "
+            if shape in seen_unconditional:
+                problems.append(Problem(where, f"never used: route {seen_unconditional[shape]!r} above matches "
                                                "every scan this one would", "warning"))
-            seen_unconditional.setdefault(key, route.name)
+            seen_unconditional.setdefault(shape, route.name)
         routes.append(route)
     key, by_prefix = (raw["gtin"], False) if "gtin" in raw else (raw["company_prefix"], True)
     return Product(key, by_prefix, raw["name"], default, tuple(links), tuple(routes), positions.at(base))

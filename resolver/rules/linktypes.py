@@ -27,7 +27,7 @@ RESOLVER_ONLY = frozenset({DEFAULT_LINK, DEFAULT_LINK_MULTI, "gs1:handledBy"})
 
 
 @cache
-def vocabulary() -> dict[str, dict]:
+def vocabulary() -> dict[str, dict[str, str]]:
     """CURIE → entry (uri, label, status) from the vendored GS1 Web Vocabulary list."""
     path = default_config_dir() / "gs1" / "linktypes-v1.16.json"
     data = json.loads(path.read_text(encoding="utf-8"))

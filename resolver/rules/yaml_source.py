@@ -26,33 +26,36 @@ class SourceError(Exception):
         self.file, self.line, self.column, self.reason = file, line, column, reason
 
 
+Path_ = tuple[str | int | float, ...]  # keys and indexes from the document root to a node
+
+
 class Positions:
     """Path → (line, column), 1-based, for a loaded document."""
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self._marks: dict[tuple, tuple[int, int]] = {}
+        self._marks: dict[Path_, tuple[int, int]] = {}
 
-    def add(self, path: tuple, node: Node) -> None:
+    def add(self, path: Path_, node: Node) -> None:
         self._marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
 
-    def lookup(self, path: Sequence) -> tuple[int, int]:
+    def lookup(self, path: Sequence[str | int | float]) -> tuple[int, int]:
         """The closest known position: the path itself, else its nearest ancestor."""
         path = tuple(path)
         while path not in self._marks and path:
             path = path[:-1]
         return self._marks.get(path, (1, 1))
 
-    def at(self, path: Sequence) -> str:
+    def at(self, path: Sequence[str | int | float]) -> str:
         line, column = self.lookup(path)
         return f"{self.file}:{line}:{column}"
 
-    def error(self, path: Sequence, reason: str) -> SourceError:
+    def error(self, path: Sequence[str | int | float], reason: str) -> SourceError:
         line, column = self.lookup(path)
         return SourceError(self.file, line, column, reason)
 
 
-def _construct(node: Node, path: tuple, positions: Positions, loader: yaml.SafeLoader) -> Any:
+def _construct(node: Node, path: Path_, positions: Positions, loader: yaml.SafeLoader) -> Any:
     positions.add(path, node)
     if isinstance(node, MappingNode):
         out: dict[Any, Any] = {}

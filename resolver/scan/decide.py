@@ -20,9 +20,10 @@ unit's state and any stored link data. The same function answers live scans,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
-from resolver.rules.compiler import CompiledRules, Link, Product
+from ext.dl import DigitalLink
+from resolver.rules.compiler import CompiledRules, Link, Product, Route
 from resolver.rules.linktypes import DEFAULT_LINK
 from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
 
@@ -40,21 +41,27 @@ class UnitFacts(NamedTuple):
     source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
 
 
-class StoredLink(NamedTuple):
-    """Link data uploaded through the API (twin.links.LinkRecord has the same fields)."""
+class StoredLink(Protocol):
+    """Link data uploaded through the API, as twin.links.LinkRecord carries it."""
 
-    link_type: str
-    href: str
-    title: str
-    type: str | None = None
-    hreflang: tuple[str, ...] = ()
-    context: tuple[str, ...] = ()
+    @property
+    def link_type(self) -> str: ...
+    @property
+    def href(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def hreflang(self) -> Sequence[str]: ...
+    @property
+    def context(self) -> Sequence[str]: ...
 
 
 class StoredLinks(NamedTuple):
-    serial: Sequence = ()
-    lot: Sequence = ()
-    gtin: Sequence = ()
+    serial: Sequence[StoredLink] = ()
+    lot: Sequence[StoredLink] = ()
+    gtin: Sequence[StoredLink] = ()
 
 
 NO_STORED_LINKS = StoredLinks()
@@ -77,7 +84,7 @@ class Candidate(NamedTuple):
     context: tuple[str, ...]
     level: str
     origin: str  # where it was configured: file:line, or 'uploaded'
-    source: object = None  # the configured Link or Route it was rendered from (None: uploaded)
+    source: Link | Route | None = None  # what it was rendered from (None: uploaded link data)
 
 
 class Decision(NamedTuple):
@@ -89,6 +96,32 @@ class Decision(NamedTuple):
     level: str | None = None
     reason: str | None = None
     trace: tuple[str, ...] = ()
+
+
+class Trace:
+    """Why a decision went where it did: kept for ``explain``, free for live scans.
+
+    Messages are formatted lazily, logging style, so a live scan pays one call per step
+    and never builds the string.
+    """
+
+    __slots__ = ("lines",)
+
+    def __init__(self, on: bool) -> None:
+        self.lines: list[str] | None = [] if on else None
+
+    def __bool__(self) -> bool:
+        return self.lines is not None
+
+    def add(self, message: str, *args: object) -> None:
+        if self.lines is not None:
+            self.lines.append(message % args if args else message)
+
+    def done(self) -> tuple[str, ...]:
+        return tuple(self.lines) if self.lines is not None else ()
+
+
+OFF = Trace(False)
 
 
 def template_values(elements: Sequence[tuple[str, str]], facts: UnitFacts) -> dict[str, str]:
@@ -108,20 +141,32 @@ def level_available(level: str, values: dict[str, str]) -> bool:
     return True
 
 
-def _stored(rec, level: str) -> Candidate:
+def _stored(rec: StoredLink, level: str) -> Candidate:
     return Candidate(rec.link_type, rec.href, rec.title, tuple(rec.hreflang), rec.type, tuple(rec.context),
                      level, "uploaded")
 
 
+def candidate(source: Link | Route, href: str, level: str) -> Candidate:
+    """A configured link or a route's own target, rendered for one scan."""
+    if isinstance(source, Link):
+        return Candidate(source.link_type, href, source.title, source.lang, source.media, source.context,
+                         level, source.where, source)
+    return Candidate("route", href, source.title or "", (), None, (), "route", source.where, source)
+
+
+Option = Candidate | Link  # what a level offers: uploaded (already a Candidate) or configured
+O = TypeVar("O", Candidate, Link, Option)
+
+
 def _options(product: Product | None, stored: StoredLinks, level: str, link_type: str | None, role: str,
-             values: dict[str, str]) -> list:
+             values: dict[str, str]) -> list[Option]:
     """What one level offers — stored Candidates and configured Links, not yet rendered.
 
     Uploaded link data for a level replaces the configured links of the same type there.
     """
     if not level_available(level, values):
         return []
-    out: list = []
+    out: list[Option] = []
     uploaded_types = set()
     for rec in getattr(stored, level):
         if link_type is None or rec.link_type == link_type:
@@ -141,11 +186,11 @@ def _options(product: Product | None, stored: StoredLinks, level: str, link_type
     return out
 
 
-def _render(option, level: str, values: dict[str, str]) -> Candidate:
+def _render(option: Option, level: str, values: dict[str, str]) -> Candidate:
     if isinstance(option, Candidate):
         return option
-    return Candidate(option.link_type, option.href.render(values), option.title, option.lang, option.media,
-                     option.context, level, option.where, option)
+    # _options kept only links whose template needs no value this scan lacks
+    return candidate(option, option.href.render(values) or "", level)
 
 
 def links_at(product: Product | None, stored: StoredLinks, level: str, link_type: str | None, role: str,
@@ -154,13 +199,13 @@ def links_at(product: Product | None, stored: StoredLinks, level: str, link_type
     return [_render(o, level, values) for o in _options(product, stored, level, link_type, role, values)]
 
 
-def _best(options: list, prefs: Preferences, default_language: str | None) -> tuple:
+def _best(options: Sequence[O], prefs: Preferences, default_language: str | None) -> tuple[O, ...]:
     """The winners by language, then context, then media type; several only if indistinguishable."""
     if len(options) == 1:
         return (options[0],)
     languages = prefs.languages + ((default_language.lower(),) if default_language else ())
-    best_rank = None
-    winners: list = []
+    best_rank: tuple[int, int, int] | None = None
+    winners: list[O] = []
     for option in options:
         rank = (language_rank(option.lang, languages) if languages else 0,
                 context_rank(option.context, prefs.context),
@@ -179,24 +224,22 @@ def _best(options: list, prefs: Preferences, default_language: str | None) -> tu
 
 
 def choose(rules: CompiledRules, product: Product | None, stored: StoredLinks, link_type: str, role: str,
-           values: dict[str, str], prefs: Preferences, trace: list[str] | None) -> tuple[str | None, tuple[Candidate, ...]]:
+           values: dict[str, str], prefs: Preferences, trace: Trace = OFF) -> tuple[str | None, tuple[Candidate, ...]]:
     """Walk up serial → lot → GTIN for the first level with a link of this type."""
     for level in LEVELS:
         found = _options(product, stored, level, link_type, role, values)
         if found:
             best = tuple(_render(o, level, values) for o in _best(found, prefs, rules.default_language))
-            if trace is not None:
-                trace.append(f"{link_type} at {level} level: {len(found)} link(s), chose "
-                             + (f"{best[0].href} ({best[0].origin})" if len(best) == 1 else f"{len(best)} equal ones"))
+            trace.add("%s at %s level: %d link(s), chose %s", link_type, level, len(found),
+                      f"{best[0].href} ({best[0].origin})" if len(best) == 1 else f"{len(best)} equal ones")
             return level, best
-        if trace is not None:
-            trace.append(f"{link_type}: nothing at {level} level" + ("" if level_available(level, values)
-                                                                    else f" (the scan has no {level})"))
+        trace.add("%s: nothing at %s level%s", link_type, level,
+                  "" if level_available(level, values) else f" (the scan has no {level})")
     return None, ()
 
 
-def _answer(level: str | None, best: tuple[Candidate, ...], route: str | None, trace: list[str] | None) -> Decision:
-    tr = tuple(trace) if trace is not None else ()
+def _answer(level: str | None, best: tuple[Candidate, ...], route: str | None, trace: Trace) -> Decision:
+    tr = trace.done()
     if len(best) > 1:
         return Decision(300, candidates=best, route=route, level=level, trace=tr,
                         reason="several equally good links")
@@ -204,18 +247,21 @@ def _answer(level: str | None, best: tuple[Candidate, ...], route: str | None, t
 
 
 def default_link(rules: CompiledRules, product: Product | None, stored: StoredLinks, role: str,
-                 values: dict[str, str], prefs: Preferences, trace: list[str] | None):
+                 values: dict[str, str], prefs: Preferences,
+                 trace: Trace = OFF) -> tuple[str | None, tuple[Candidate, ...]]:
     """The product's default link type (stored gs1:defaultLink records stand in without rules)."""
     link_type = product.default if product is not None else DEFAULT_LINK
-    if trace is not None:
-        trace.append(f"default link type: {link_type}")
+    trace.add("default link type: %s", link_type)
     return choose(rules, product, stored, link_type, role, values, prefs, trace)
 
 
 MEMO_LIMIT = 50_000
 
 
-def decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,
+Plan = tuple[Decision, tuple[Link | Route, ...]]
+
+
+def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, request: ScanRequest,
            stored: StoredLinks = NO_STORED_LINKS, explain: bool = False) -> Decision:
     """Where this scan goes, and (with ``explain``) why.
 
@@ -242,23 +288,20 @@ def decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanR
     if len(memo) >= MEMO_LIMIT:
         memo.clear()
     chosen = decision.candidates or ((decision.link,) if decision.link is not None else ())
-    if all(c.source is not None for c in chosen):
-        memo[key] = (decision, tuple(c.source for c in chosen))
+    sources = tuple(c.source for c in chosen if c.source is not None)
+    if len(sources) == len(chosen):
+        memo[key] = (decision, sources)
     return decision
 
 
-def _replay(plan, values: dict[str, str]) -> Decision | None:
+def _replay(plan: Plan, values: dict[str, str]) -> Decision | None:
     decision, sources = plan
     rendered = []
     for source in sources:
-        href = source.href.render(values)
+        href = source.href.render(values) if source.href is not None else None
         if href is None:
             return None
-        if isinstance(source, Link):
-            rendered.append(Candidate(source.link_type, href, source.title, source.lang, source.media,
-                                      source.context, decision.level, source.where, source))
-        else:
-            rendered.append(Candidate("route", href, source.title or "", (), None, (), "route", source.where, source))
+        rendered.append(candidate(source, href, decision.level or "gtin"))
     if not rendered:
         return decision
     if decision.status == 300:
@@ -267,57 +310,49 @@ def _replay(plan, values: dict[str, str]) -> Decision | None:
     return Decision(decision.status, first.href, first, (), decision.route, decision.level)
 
 
-def _decide(rules: CompiledRules, dl, role: str, facts: UnitFacts, request: ScanRequest,
+def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, request: ScanRequest,
             stored: StoredLinks, explain: bool) -> Decision:
-    trace: list[str] | None = [] if explain else None
+    trace = Trace(explain)
     gtin = dl.gtin
     product = rules.product_for(gtin) if gtin is not None else None
-    if trace is not None:
-        trace.append(f"product: {product.name} ({'prefix ' if product.by_prefix else 'GTIN '}{product.key}, "
-                     f"{product.where})" if product else f"product: none configured for {gtin or dl.primary_key}")
-        trace.append(f"role: {role}; state: {facts.state}"
-                     + (" +recalled" if facts.recalled else "") + (" +stolen" if facts.stolen else "")
-                     + f" (from {facts.source})")
+    if trace:
+        trace.add(f"product: {product.name} ({'prefix ' if product.by_prefix else 'GTIN '}{product.key}, "
+                  f"{product.where})" if product else f"product: none configured for {gtin or dl.primary_key}")
+        trace.add(f"role: {role}; state: {facts.state}" + (" +recalled" if facts.recalled else "")
+                  + (" +stolen" if facts.stolen else "") + f" (from {facts.source})")
     if product is None and not (stored.gtin or stored.lot or stored.serial):
-        return Decision(404, reason="no links are known for this identifier",
-                        trace=tuple(trace) if trace is not None else ())
+        return Decision(404, reason="no links are known for this identifier", trace=trace.done())
     if request.link_type == "linkset":
-        return Decision(200, reason="linkset", trace=tuple(trace) if trace is not None else ())
+        return Decision(200, reason="linkset", trace=trace.done())
     values = template_values(dl.elements, facts)
     prefs = request.prefs
     if product is not None:
         for route in product.candidates(role, facts.state, facts.recalled, facts.stolen):
             why = route.residual(request.link_type, prefs.languages, prefs.context, request.now_ms)
             if why is not None:
-                if trace is not None:
-                    trace.append(f"route {route.name!r} ({route.where}): skipped, {why}")
+                trace.add("route %r (%s): skipped, %s", route.name, route.where, why)
                 continue
             if route.href is not None:
                 href = route.href.render(values)
                 if href is None:
-                    if trace is not None:
-                        trace.append(f"route {route.name!r} ({route.where}): skipped, its target needs data "
-                                     "this scan lacks")
+                    trace.add("route %r (%s): skipped, its target needs data this scan lacks",
+                              route.name, route.where)
                     continue
-                if trace is not None:
-                    trace.append(f"route {route.name!r} ({route.where}): matched, target {href}")
-                link = Candidate("route", href, route.title or "", (), None, (), "route", route.where, route)
-                return Decision(307, href=href, link=link, route=route.name, level="route",
-                                trace=tuple(trace) if trace is not None else ())
-            if trace is not None:
-                trace.append(f"route {route.name!r} ({route.where}): matched, wants {route.link_type}")
-            level, best = choose(rules, product, stored, route.link_type, role, values, prefs, trace)
+                trace.add("route %r (%s): matched, target %s", route.name, route.where, href)
+                return Decision(307, href=href, link=candidate(route, href, "route"), route=route.name,
+                                level="route", trace=trace.done())
+            trace.add("route %r (%s): matched, wants %s", route.name, route.where, route.link_type)
+            level, best = choose(rules, product, stored, route.link_type or DEFAULT_LINK, role, values, prefs,
+                                 trace)
             if best:
                 return _answer(level, best, route.name, trace)
-        if trace is not None:
-            trace.append("no route chose a link")
+        trace.add("no route chose a link")
     if request.link_type is not None:
         level, best = choose(rules, product, stored, request.link_type, role, values, prefs, trace)
         if best:
             return _answer(level, best, None, trace)
-        return Decision(404, reason=f"no {request.link_type} link for this item",
-                        trace=tuple(trace) if trace is not None else ())
+        return Decision(404, reason=f"no {request.link_type} link for this item", trace=trace.done())
     level, best = default_link(rules, product, stored, role, values, prefs, trace)
     if best:
         return _answer(level, best, None, trace)
-    return Decision(404, reason="no default link for this item", trace=tuple(trace) if trace is not None else ())
+    return Decision(404, reason="no default link for this item", trace=trace.done())

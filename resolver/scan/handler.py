@@ -1,6 +1,6 @@
 """The scan path: a raw ASGI handler mounted at the root of the Starlette app.
 
-``parse → role → unit state → rules → respond``, as DESIGN.md draws it. It reads the
+``parse → role → unit state → rules → respond``, as docs/architecture.md draws it. It reads the
 raw (still percent-encoded) path so that ``%2F`` inside a value stays data, answers like
 a GS1-Conformant Resolver (307 + Link to the linkset, linkset on request, 300/400/404,
 CORS), and never lets the request choose a target: every href comes from the rules or
@@ -12,6 +12,7 @@ or Response objects, headers read once, the response written directly.
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from ext import GS1Error, parse
+from ext import GS1Error, compression, parse
+from ext.dl import DigitalLink
 from resolver.access.tokens import token_from_headers
 from resolver.ops import logs
 from resolver.ops.logs import REQUEST_ID
@@ -31,6 +33,7 @@ from twin.scans import ScanEvent
 
 if TYPE_CHECKING:
     from resolver.ops.metrics import Metrics
+    from resolver.rules.compiler import CompiledRules
     from resolver.rules.holder import RulesHolder
     from resolver.services import Services
 
@@ -119,10 +122,11 @@ class ScanHandler:
         try:
             dl = parse(uri)
         except GS1Error as strict_error:
-            dl, same_as = self._legacy(uri, path, rules.root, qs)
-            if dl is None:
+            legacy, same_as = self._legacy(uri, path, rules.root, qs)
+            if legacy is None:
                 services.metrics.observe_scan(400, time.perf_counter() - started)
                 return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept)
+            dl = legacy
         gtin = dl.gtin
         serial = dl.serial
         token = token_from_headers(authorization, cookie) if (authorization or cookie) else None
@@ -156,6 +160,7 @@ class ScanHandler:
         services.metrics.observe_scan(decision.status, time.perf_counter() - started, answered_type, role, state)
         if decision.status == 307:
             href = decision.href
+            assert href is not None  # every 307 decision carries its target
             location = href + (("&" if "?" in href else "?") + qs if qs else "")
             linkset_link = f'<{dl.anchor(rules.root)}?linkType=linkset>; rel="linkset"; type="application/linkset+json"'
             headers = [CORS[0], CORS[1], (b"location", location.encode("latin-1", "replace")), VARY,
@@ -177,10 +182,8 @@ class ScanHandler:
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
         return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra)
 
-    def _legacy(self, uri: str, path: str, root: str, qs: str):
+    def _legacy(self, uri: str, path: str, root: str, qs: str) -> tuple[DigitalLink | None, str | None]:
         """Labels in the field: compressed URIs, short GTINs, old short names."""
-        from ext import compression
-
         if compression.is_compressed(uri):
             try:
                 expanded = compression.decompress(uri)
@@ -193,8 +196,9 @@ class ScanHandler:
         except GS1Error:
             return None, None
 
-    async def _linkset_response(self, send, head: bool, body: dict, accept: str | None, dl, rules, cache: bytes,
-                                extra: list, status: int = 200) -> int:
+    async def _linkset_response(self, send: Send, head: bool, body: dict[str, Any], accept: str | None,
+                                dl: DigitalLink, rules: CompiledRules, cache: bytes,
+                                extra: list[tuple[bytes, bytes]], status: int = 200) -> int:
         if accept is not None and wants_html(accept):
             page = linksets.page(body, body["linkset"][0]["itemDescription"] if body["linkset"] else "Links")
             headers = CORS + [(b"content-type", b"text/html; charset=utf-8"), VARY, (b"cache-control", cache)] + extra
@@ -212,14 +216,18 @@ def _trace_header(decision: Decision) -> bytes:
     return text.encode("ascii", "replace")[:4000]
 
 
-async def _send(send, status: int, headers: list, body: bytes, head: bool = False) -> None:
-    headers = headers + [(b"content-length", str(len(body)).encode()), (b"x-request-id", REQUEST_ID.get())]
+Headers = list[tuple[bytes, bytes]]
+
+
+async def _send(send: Send, status: int, headers: Headers, body: bytes, head: bool = False) -> None:
+    rid = REQUEST_ID.get()
+    headers = headers + [(b"content-length", str(len(body)).encode())] + ([(b"x-request-id", rid)] if rid else [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-async def _problem(send, head: bool, status: int, title: str, error: GS1Error | None, accept: str | None,
-                   extra: list | None = None) -> int:
+async def _problem(send: Send, head: bool, status: int, title: str, error: GS1Error | None, accept: str | None,
+                   extra: Headers | None = None) -> int:
     """A 4xx with the reason: JSON (application/problem+json) or, for browsers, a short page."""
     detail: dict[str, Any] = {"status": status, "title": title}
     if error is not None:
@@ -229,8 +237,6 @@ async def _problem(send, head: bool, status: int, title: str, error: GS1Error | 
         if error.position is not None:
             detail["position"] = error.position
     if accept is not None and wants_html(accept):
-        import html
-
         text = html.escape(detail.get("detail", title))
         body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{status} {html.escape(title)}</title>"
                 f"<h1>{html.escape(title)}</h1><p>{text}</p></html>").encode()

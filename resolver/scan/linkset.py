@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from ext import escape
+from ext.dl import DigitalLink
 from resolver.rules.compiler import CompiledRules, Product
 from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI, label, relation_uri
 from resolver.scan.decide import (
@@ -39,7 +40,7 @@ CONTEXT_LINK = f'<{CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; ty
 MEDIA_TYPE = "application/linkset+json"
 
 
-def anchor_for(rules: CompiledRules, dl, level: str, values: dict[str, str]) -> str:
+def anchor_for(rules: CompiledRules, dl: DigitalLink, level: str, values: dict[str, str]) -> str:
     key_ai, key_value = dl.primary_key
     base = f"{rules.root}/{key_ai}/{escape(key_value)}"
     if level == "lot":
@@ -62,7 +63,7 @@ def _link_object(c: Candidate) -> dict[str, Any]:
     return obj
 
 
-def _description(product: Product | None, dl, level: str, values: dict[str, str]) -> str:
+def _description(product: Product | None, dl: DigitalLink, level: str, values: dict[str, str]) -> str:
     name = product.name if product is not None else f"GS1 {dl.primary_key[0]} {dl.primary_key[1]}"
     if level == "lot":
         return f"{name}, lot {values['10']}"
@@ -71,7 +72,7 @@ def _description(product: Product | None, dl, level: str, values: dict[str, str]
     return name
 
 
-def build(rules: CompiledRules, dl, product: Product | None, stored: StoredLinks, role: str, facts: UnitFacts,
+def build(rules: CompiledRules, dl: DigitalLink, product: Product | None, stored: StoredLinks, role: str, facts: UnitFacts,
           prefs: Preferences, routed: Decision | None) -> dict[str, Any]:
     """The linkset of one request: every level of the scanned identity up to the primary key.
 
@@ -107,7 +108,7 @@ def dumps(linkset: dict[str, Any]) -> bytes:
     return orjson.dumps(linkset)
 
 
-def multiple_choices(rules: CompiledRules, dl, product: Product | None, candidates: Sequence[Candidate],
+def multiple_choices(rules: CompiledRules, dl: DigitalLink, product: Product | None, candidates: Sequence[Candidate],
                      facts: UnitFacts) -> dict[str, Any]:
     """The body of a 300: the equally good links, as a one-level linkset."""
     values = template_values(dl.elements, facts)

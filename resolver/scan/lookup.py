@@ -18,19 +18,30 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ext.bloom import BloomFilter
 from resolver.scan.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
-from twin.overlays import flags_for
+from twin.batch import Batch
+from twin.links import LinkRecord
+from twin.overlays import Overlay, flags_for
+from twin.unit import Unit
+
+if TYPE_CHECKING:
+    from ext.dl import DigitalLink
+    from twin.store import UnitStore
 
 log = logging.getLogger("serialink.resolver.units")
 
 
 class IssuedMatch(Protocol):
-    batch: Any  # twin.batch.Batch
-    profile: str
-    counter: int | None
+    @property
+    def batch(self) -> Batch: ...
+    @property
+    def profile(self) -> str: ...
+    @property
+    def counter(self) -> int | None: ...
 
 
 class Verifier(Protocol):
@@ -39,21 +50,19 @@ class Verifier(Protocol):
 
 
 class _GtinData(NamedTuple):
-    overlays: tuple
-    gtin_links: tuple
-    lot_links: dict[str, tuple]
+    overlays: tuple[Overlay, ...]
+    gtin_links: tuple[LinkRecord, ...]
+    lot_links: Mapping[str, tuple[LinkRecord, ...]]
     serial_anchors: frozenset[str]
-    counter_overlays: bool  # any overlay scoped by counter range (needs the unit's counter)
     loaded_at: float
 
 
-_MISSING = object()
 _WARN_EVERY = 10.0
 _last_warned: dict[str, float] = {}
 _suppressed: dict[str, int] = {}
 
 
-def _warn(kind: str, message: str, *args) -> None:
+def _warn(kind: str, message: str, *args: object) -> None:
     """A store outage fails every scan's read: log it once per kind every 10 s, with a count."""
     now = time.monotonic()
     if now - _last_warned.get(kind, -_WARN_EVERY) < _WARN_EVERY:
@@ -72,26 +81,26 @@ class LookupStats:
         self.presence_builds = 0
 
 
-def _expiry(batch) -> str | None:
+def _expiry(batch: Batch) -> str | None:
     exp = getattr(batch, "expiry", None)
     return exp.strftime("%y%m%d") if exp is not None else None
 
 
 class UnitLookup:
-    def __init__(self, store, verifier: Verifier | None, *, cache_size: int = 100_000, gtin_ttl: float = 300.0) -> None:
+    def __init__(self, store: UnitStore, verifier: Verifier | None, *, cache_size: int = 100_000, gtin_ttl: float = 300.0) -> None:
         self.store = store
         self.verifier = verifier
         self.stats = LookupStats()
-        self._units: dict[tuple[str, str], Any] = {}
+        self._units: dict[tuple[str, str], Unit | None] = {}
         self._cache_size = cache_size
         self._gtins: dict[str, _GtinData] = {}
-        self._serial_links: OrderedDict[tuple[str, str], tuple] = OrderedDict()
+        self._serial_links: OrderedDict[tuple[str, str], tuple[LinkRecord, ...]] = OrderedDict()
         self._gtin_ttl = gtin_ttl
         self._cursor: str | None = None
         # Which units have a record of their own (a Bloom filter; None until first built).
         # Most scanned units never get one, and "certainly no record" saves the store read.
         self.presence: BloomFilter | None = None
-        self._batch_facts: dict = {}  # batch id → (batch record, its units' facts) when nothing else varies
+        self._batch_facts: dict[str, tuple[Batch, UnitFacts]] = {}  # batch id → (batch record, its units' facts) when nothing else varies
         self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
 
     # -- per GTIN ---------------------------------------------------------------------
@@ -112,10 +121,10 @@ class UnitLookup:
             anchors = await self.store.list_link_anchors(gtin)
             gtin_anchor = next((a for a in anchors if a.lot is None and a.serial is None), None)
             chain_gtin = await self.store.get_links(gtin_anchor) if gtin_anchor is not None else ()
-            lot_links = {}
+            lot_links: dict[str, tuple[LinkRecord, ...]] = {}
             for anchor in anchors:
                 if anchor.lot is not None:
-                    lot_links[anchor.lot] = await self.store.get_links(anchor)
+                    lot_links[anchor.lot] = tuple(await self.store.get_links(anchor))
         except Exception as exc:  # store down: keep what we had, even if stale
             self.stats.store_errors += 1
             _warn("gtin", "store unavailable for GTIN data of %s: %s", gtin, exc)
@@ -123,7 +132,6 @@ class UnitLookup:
         data = _GtinData(
             tuple(overlays), tuple(chain_gtin), lot_links,
             frozenset(a.serial for a in anchors if a.serial is not None),
-            any(type(o.scope).__name__ == "CounterRange" for o in overlays),
             time.monotonic())
         self._gtins[gtin] = data
         return data
@@ -137,11 +145,13 @@ class UnitLookup:
         data = await self.gtin_data(gtin)
         if data is None:
             return NO_STORED_LINKS
-        serial_links: tuple = ()
+        serial_links: tuple[LinkRecord, ...] = ()
         if serial is not None and serial in data.serial_anchors:
             key = (gtin, serial)
-            serial_links = self._serial_links.get(key)
-            if serial_links is None:
+            cached = self._serial_links.get(key)
+            if cached is not None:
+                serial_links = cached
+            else:
                 try:
                     chain = await self.store.get_link_chain(gtin, None, serial)
                     serial_links = tuple(chain.serial)
@@ -159,15 +169,14 @@ class UnitLookup:
 
     # -- per unit ---------------------------------------------------------------------
 
-    async def _unit(self, gtin: str, serial: str):
+    async def _unit(self, gtin: str, serial: str) -> Unit | None:
         # insertion-ordered dict, oldest evicted first: LRU-like without the bookkeeping cost
         # on every hit (most scans are of distinct units and never hit)
         key = (gtin, serial)
         units = self._units
-        unit = units.get(key, _MISSING)
-        if unit is not _MISSING:
+        if key in units:
             self.stats.unit_hits += 1
-            return unit
+            return units[key]
         presence = self.presence
         if presence is not None and key not in presence:
             self.stats.unit_skips += 1
@@ -179,7 +188,7 @@ class UnitLookup:
             del units[next(iter(units))]
         return unit
 
-    async def facts(self, dl) -> UnitFacts:
+    async def facts(self, dl: DigitalLink) -> UnitFacts:
         """The state the rules route on, for this scan."""
         gtin = dl.gtin
         serial = dl.serial
@@ -208,7 +217,8 @@ class UnitLookup:
                              lot, expiry, "record")
         return await self._from_batch(gtin, serial, lot, dl, overlays)
 
-    async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl, overlays, degraded: bool = False) -> UnitFacts:
+    async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl: DigitalLink,
+                          overlays: tuple[Overlay, ...], degraded: bool = False) -> UnitFacts:
         match = None
         if self.verifier is not None:
             try:
@@ -239,7 +249,7 @@ class UnitLookup:
         return self._facts_of(batch, lot, flags, dl.get("17"))
 
     @staticmethod
-    def _facts_of(batch, lot: str | None, flags: frozenset, scanned_expiry: str | None) -> UnitFacts:
+    def _facts_of(batch: Batch, lot: str | None, flags: frozenset[str], scanned_expiry: str | None) -> UnitFacts:
         status = str(getattr(batch, "status", "allocated"))
         state = "decommissioned" if status == "voided" else "commissioned"
         return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
