@@ -27,6 +27,7 @@ from resolver.access.tokens import TokenIssuer, TokenVerifier
 from resolver.journeys import notify
 from resolver.journeys.memo import JourneyMemo
 from resolver.ops.metrics import Metrics
+from resolver.ops.metrics_shared import SharedMetrics
 from resolver.rules.compiler import CompiledRules
 from resolver.rules.holder import RulesHolder
 from resolver.scan.lookup import UnitLookup
@@ -118,8 +119,6 @@ class Services:
             asyncio.create_task(self.rules.watch(self.settings.rules_poll_seconds), name="rules-watcher"),
         ]
         if self.settings.metrics_dir is not None:  # `serialink serve`: sum every worker's numbers
-            from resolver.ops.metrics_shared import SharedMetrics
-
             self.metrics.shared = SharedMetrics(self.settings.metrics_dir)
             self.tasks.append(asyncio.create_task(self.metrics.shared.run(self.metrics.snapshot), name="metrics"))
 

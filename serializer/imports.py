@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Iterable
-from pathlib import Path
 
 from ext import GS1Error, parse, parse_element_string
 from serializer.errors import MintConflict, MintError, MintTooLarge, SourceConflict
@@ -101,5 +100,3 @@ async def import_codes(store, keys: KeyStore, gtin: str, lines: Iterable[str], r
         raise MintError(exc.field, exc.problem) from None
 
 
-def import_file(path: Path) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").splitlines()

@@ -11,36 +11,56 @@ serializer.errors.MintError: format: unknown format 'gif'; known: csv, zpl, json
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NamedTuple
 
+from serializer import csv_writer, epcis, images, jsonl, zpl
 from serializer.codes import CodeShape
 from serializer.errors import MintError, MintTooLarge, OutputError, OutputTaken
 from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
 from serializer.minting import MintedBatch
-from serializer.output import Progress, check_free_space, remove_stale_temporaries
-
-# format -> (module, output file name, rough bytes per unit for the free-space check)
-FORMATS: dict[str, tuple[str, str, int]] = {
-    "csv": ("serializer.csv_writer", "codes.csv", 260),
-    "zpl": ("serializer.zpl", "labels.zpl", 460),
-    "jsonl": ("serializer.jsonl", "codes.jsonl", 300),
-    "epcis": ("serializer.epcis", "epcis.jsonld", 70),
-    "svg": ("serializer.images", "qr-svg.zip", 3000),
-    "png": ("serializer.images", "qr-png.zip", 1200),
-    "pdf": ("serializer.images", "labels.pdf", 4000),
-}
-IMAGE_FORMATS = ("svg", "png", "pdf")
-#: Images are for proofs and small runs: printers and label software render the rest.
-MAX_IMAGE_UNITS = 100_000
+from serializer.output import FileEntry, Progress, check_free_space, remove_stale_temporaries
 
 
 @dataclass(frozen=True, slots=True)
 class OutputOptions:
     zpl_template: Path | None = None
     image_workers: int | None = None  # None: one per CPU
+
+
+Writer = Callable[[MintedBatch, CodeShape, Path, "Progress | None", OutputOptions], FileEntry]
+
+
+class Format(NamedTuple):
+    file: str  # the output file's name in the batch directory
+    bytes_per_unit: int  # rough, for the free-space check before writing
+    write: Writer
+
+
+def _plain(write: Callable[..., FileEntry]) -> Writer:
+    return lambda minted, shape, directory, progress, options: write(minted, shape, directory, progress)
+
+
+def _image(write: Callable[..., Any]) -> Writer:
+    return lambda minted, shape, directory, progress, options: write(minted, shape, directory, progress,
+                                                                     workers=options.image_workers)
+
+
+FORMATS: dict[str, Format] = {
+    "csv": Format("codes.csv", 260, _plain(csv_writer.write)),
+    "zpl": Format("labels.zpl", 460, lambda minted, shape, directory, progress, options: zpl.write(
+        minted, shape, directory, progress, template_path=options.zpl_template)),
+    "jsonl": Format("codes.jsonl", 300, _plain(jsonl.write)),
+    "epcis": Format("epcis.jsonld", 70, _plain(epcis.write)),
+    "svg": Format("qr-svg.zip", 3000, _image(images.write_svg)),
+    "png": Format("qr-png.zip", 1200, _image(images.write_png)),
+    "pdf": Format("labels.pdf", 4000, _image(images.write_pdf)),
+}
+IMAGE_FORMATS = ("svg", "png", "pdf")
+#: Images are for proofs and small runs: printers and label software render the rest.
+MAX_IMAGE_UNITS = 100_000
 
 
 def parse_formats(value: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -83,19 +103,10 @@ def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], dir
     if existing is not None and existing.get("batch_id") != minted.batch.id:
         raise OutputTaken("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
                                  f"give each batch its own directory")
-    names = [FORMATS[f][1] for f in formats] + [MANIFEST_NAME]
+    names = [FORMATS[f].file for f in formats] + [MANIFEST_NAME]
     remove_stale_temporaries(directory, names)
-    check_free_space(directory, sum(FORMATS[f][2] for f in formats) * minted.batch.count + (1 << 20))
-    files = []
-    for fmt in formats:
-        module = importlib.import_module(FORMATS[fmt][0])
-        writer = getattr(module, "write" if fmt not in IMAGE_FORMATS else f"write_{fmt}")
-        if fmt == "zpl":
-            files.append(writer(minted, shape, directory, progress, template_path=options.zpl_template))
-        elif fmt in IMAGE_FORMATS:
-            files.append(writer(minted, shape, directory, progress, workers=options.image_workers))
-        else:
-            files.append(writer(minted, shape, directory, progress))
+    check_free_space(directory, sum(FORMATS[f].bytes_per_unit for f in formats) * minted.batch.count + (1 << 20))
+    files = [FORMATS[fmt].write(minted, shape, directory, progress, options) for fmt in formats]
     body = manifest_body(minted, shape.stem, files)
     write_manifest(directory, body)
     return body

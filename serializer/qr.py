@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-import segno
 from segno import consts
 from segno import encoder as _enc
 
@@ -114,6 +113,3 @@ def _shape(version: int, error: int) -> QrShape:
     return QrShape(template, size, formats, version_info)
 
 
-def segno_reference(payload: str, error: str = "m") -> segno.QRCode:
-    """What the fast path must equal: segno's default QR for the payload."""
-    return segno.make_qr(payload, error=error)

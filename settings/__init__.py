@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -98,8 +99,6 @@ class Settings:
 
 def _mask(value: str) -> str:
     if "://" in value:  # a URL: hide only the password
-        from urllib.parse import urlsplit
-
         parts = urlsplit(value)
         if parts.password:
             return value.replace(f":{parts.password}@", ":***@")

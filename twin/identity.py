@@ -57,15 +57,6 @@ def check_gtin(gtin: object, field: str = "gtin") -> str:
     return gtin
 
 
-def is_gtin(gtin: object) -> bool:
-    """True for a well-formed 14-digit GTIN (cheap enough for the read path)."""
-    try:
-        check_gtin(gtin)
-    except InvalidInput:
-        return False
-    return True
-
-
 def check_serial(serial: object, field: str = "serial") -> str:
     """Return ``serial`` if it is 1-20 characters of CSET 82 (AI 21), else raise."""
     if not isinstance(serial, str) or not _X20.fullmatch(serial):

@@ -33,7 +33,7 @@ import functools
 import hashlib
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -308,6 +308,7 @@ async def open_store(url: str | None = None) -> UnitStore:
     """Open (and create, for SQLite) the store at ``url``; default: DEFAULT_STORE_URL."""
     url = url or DEFAULT_STORE_URL
     scheme = urlsplit(url).scheme
+    # each backend is imported only when chosen: SQLite users need no redis client
     if scheme == "sqlite":
         from twin.sqlite_store import SQLiteStore
 
@@ -392,10 +393,6 @@ def check_limit(limit: object, maximum: int = 100_000) -> int:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
         raise InvalidInput("limit", f"expected 1..{maximum}, got {limit!r}")
     return limit
-
-
-def ranges_sorted(batches: Iterable[Batch]) -> list[BatchRange]:
-    return sorted(BatchRange(b.start, b.count, b.id) for b in batches)
 
 
 def next_unit(

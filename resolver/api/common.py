@@ -54,8 +54,3 @@ async def object_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object", "body")
     return body
-
-
-def client_address(request: Request) -> str:
-    """Where a write came from, for the audit: the peer address as the server saw it."""
-    return request.client.host if request.client is not None else "unknown"

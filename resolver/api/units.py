@@ -33,10 +33,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
-from ext import GS1Error, escape, parse
-from resolver import problems
+from ext import escape
+from resolver import i18n, problems
 from resolver.access.tokens import Claims, token_from_headers
-from resolver.api.common import claims, client_address, json_response, object_body
+from resolver.api.common import claims, json_response, object_body
 from resolver.errors import (
     BadRequest,
     Forbidden,
@@ -48,9 +48,11 @@ from resolver.errors import (
 from resolver.journeys import channel as channels
 from resolver.journeys import dpp, epcis_export, events, reading, recalls, registration, tokens
 from resolver.journeys import transfer as transfers
+from resolver.journeys.addressing import client_address, parse_unit_path
 from resolver.journeys.views import overlay_json
 from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
+from twin.batch import parse_batch_id
 from twin.errors import TwinError
 from twin.unit import Unit
 
@@ -64,20 +66,6 @@ def unit_key(request: Request, suffix: str = "") -> tuple[str, str]:
     """(gtin, serial) from the raw request path ``/v1/units/01/{gtin}/21/{serial}{suffix}``."""
     raw = (request.scope.get("raw_path") or request.scope["path"].encode()).decode("latin-1").split("?", 1)[0]
     return parse_unit_path(raw, UNITS, suffix)
-
-
-def parse_unit_path(raw: str, prefix: str, suffix: str) -> tuple[str, str]:
-    """(gtin, serial) of ``{prefix}/01/{gtin}/21/{serial}{suffix}`` (raw, percent-encoded)."""
-    if not raw.startswith(prefix) or not raw.endswith(suffix):
-        raise NotFound("no such resource", "path")
-    dl_path = raw[len(prefix):len(raw) - len(suffix)] if suffix else raw[len(prefix):]
-    try:
-        dl = parse("https://id.gs1.org" + dl_path)
-    except GS1Error as exc:
-        raise BadRequest(f"not a GS1 Digital Link path of a unit: {exc}", "path") from None
-    if dl.primary_key[0] != "01" or dl.serial is None or len(dl.qualifiers) != 1 or dl.attributes:
-        raise BadRequest("a unit is addressed as /01/{gtin}/21/{serial}", "path")
-    return dl.gtin, dl.serial
 
 
 def channel(request: Request) -> channels.Channel:
@@ -173,8 +161,6 @@ async def post_registration(request: Request, services: Services) -> Response:
     body = await object_body(request)
     via = channel(request)
     language = body.pop("language", None) if isinstance(body.get("language"), str) else None
-    from resolver import i18n
-
     lang = language if language in i18n.available() else i18n.negotiate(request.headers.get("accept-language"),
                                                                           services.rules.current.default_language)
     answer = await registration.request_registration(services, gtin, serial, body, via, lang)
@@ -256,8 +242,6 @@ async def get_batch_epcis(request: Request, services: Services) -> Response:
     Units without events have only their commissioning, which the batch's own
     ``epcis.jsonld`` file (from the line API) lists.
     """
-    from twin.batch import parse_batch_id
-
     batch_id = request.path_params["batch_id"]
     try:
         gtin = parse_batch_id(batch_id)[0]

@@ -10,11 +10,14 @@ from typing import TYPE_CHECKING, Any
 from ext import escape
 from resolver.access.tokens import Claims
 from resolver.errors import Forbidden, NotFound
-from resolver.journeys.views import CONSUMER_LINKS, Snapshot, unknown_unit
+from resolver.journeys import views
+from resolver.journeys.views import CONSUMER_LINKS, Snapshot, link_groups, unknown_unit
 from resolver.scan.decide import NO_STORED_LINKS, links_at
 from resolver.scan.negotiate import language_rank
 from twin.overlays import CounterRange, covers
 from twin.unit import Unit, unit_from_batch
+from twin.warranty import Coverage
+from twin.warranty import coverage as warranty_coverage
 
 if TYPE_CHECKING:
     from resolver.services import Services
@@ -133,10 +136,8 @@ def _link_plan(services: Services, product, gtin: str, role: str, languages: tup
     return plan
 
 
-def coverage(services: Services, unit: Unit):
-    from twin.warranty import coverage as compute
-
-    return compute(services.warranty, unit, services.today()) if services.warranty is not None else None
+def coverage(services: Services, unit: Unit) -> Coverage | None:
+    return warranty_coverage(services.warranty, unit, services.today()) if services.warranty is not None else None
 
 
 def is_owner(claims: Claims | None, unit: Unit) -> bool:
@@ -165,8 +166,6 @@ async def public_view(services: Services, gtin: str, serial: str, languages: tup
     per (product, state, flags, lot or not, languages, day) for the compiled rules, like
     the resolver remembers its decision plans.
     """
-    from resolver.journeys.views import link_groups
-
     snap = await known_snapshot(services, gtin, serial, cached=True)
     unit = snap.unit
     if unit.version:
@@ -183,8 +182,6 @@ async def public_view(services: Services, gtin: str, serial: str, languages: tup
 
 
 async def view_of(services: Services, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:
-    from resolver.journeys import views
-
     unit = snap.unit
     gtin, serial = unit.gtin, unit.serial
     role = "consumer" if claims is None else claims.role

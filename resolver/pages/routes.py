@@ -40,8 +40,6 @@ from starlette.routing import BaseRoute, Route
 from ext import escape
 from resolver import i18n, problems
 from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
-from resolver.api.common import client_address
-from resolver.api.units import parse_unit_path
 from resolver.errors import (
     BadRequest,
     Forbidden,
@@ -53,7 +51,9 @@ from resolver.errors import (
 from resolver.journeys import channel as channels
 from resolver.journeys import events, reading, registration
 from resolver.journeys import transfer as transfers
+from resolver.journeys.addressing import client_address, parse_unit_path
 from resolver.journeys.derived import derive_text
+from resolver.journeys.views import CONSUMER_LINKS
 from resolver.problems import Problem
 from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
@@ -232,8 +232,6 @@ async def product_page(request: Request, services: Services) -> Response:
     if product is None:
         raise NotFound(f"no product {gtin} is known here")
     _, links = await reading.product_links(services, gtin, None, None, "consumer", page.languages)
-    from resolver.journeys.views import CONSUMER_LINKS
-
     groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
     data = await services.lookup.gtin_data(gtin)
     recalled = any(o.kind == "recalled" and o.lifted is None and type(o.scope).__name__ == "GtinScope"

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import jsonschema
 from jsonschema.exceptions import best_match
 
-from ext import escape
+from ext import escape, verify_check_digit
 from resolver.rules.linktypes import RESOLVER_ONLY, normalise, vocabulary
 from resolver.rules.yaml_source import Positions, Problem, SourceError, load
 from settings import default_config_dir
@@ -397,8 +397,6 @@ def compile_rules(text: str, source: str) -> CompiledRules:
                                     f"configured at {seen[ident]}"))
         seen[ident] = product.where
         if not product.by_prefix:
-            from ext import verify_check_digit
-
             if not verify_check_digit(product.key):
                 problems.append(Problem(positions.at(("products", pi, "gtin")), f"GTIN {product.key}: wrong check digit"))
         products.append(product)

@@ -20,12 +20,13 @@ unit's state and any stored link data. The same function answers live scans,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, TypeVar
 
 from ext.dl import DigitalLink
 from resolver.rules.compiler import CompiledRules, Link, Product, Route
 from resolver.rules.linktypes import DEFAULT_LINK
 from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
+from twin.links import LinkRecord
 
 LEVELS = ("serial", "lot", "gtin")
 
@@ -41,27 +42,10 @@ class UnitFacts(NamedTuple):
     source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
 
 
-class StoredLink(Protocol):
-    """Link data uploaded through the API, as twin.links.LinkRecord carries it."""
-
-    @property
-    def link_type(self) -> str: ...
-    @property
-    def href(self) -> str: ...
-    @property
-    def title(self) -> str: ...
-    @property
-    def type(self) -> str | None: ...
-    @property
-    def hreflang(self) -> Sequence[str]: ...
-    @property
-    def context(self) -> Sequence[str]: ...
-
-
 class StoredLinks(NamedTuple):
-    serial: Sequence[StoredLink] = ()
-    lot: Sequence[StoredLink] = ()
-    gtin: Sequence[StoredLink] = ()
+    serial: Sequence[LinkRecord] = ()
+    lot: Sequence[LinkRecord] = ()
+    gtin: Sequence[LinkRecord] = ()
 
 
 NO_STORED_LINKS = StoredLinks()
@@ -141,7 +125,7 @@ def level_available(level: str, values: dict[str, str]) -> bool:
     return True
 
 
-def _stored(rec: StoredLink, level: str) -> Candidate:
+def _stored(rec: LinkRecord, level: str) -> Candidate:
     return Candidate(rec.link_type, rec.href, rec.title, tuple(rec.hreflang), rec.type, tuple(rec.context),
                      level, "uploaded")
 

@@ -30,18 +30,10 @@ from twin.unit import Unit
 
 if TYPE_CHECKING:
     from ext.dl import DigitalLink
+    from serializer.verify import IssuedMatch
     from twin.store import UnitStore
 
 log = logging.getLogger("serialink.resolver.units")
-
-
-class IssuedMatch(Protocol):
-    @property
-    def batch(self) -> Batch: ...
-    @property
-    def profile(self) -> str: ...
-    @property
-    def counter(self) -> int | None: ...
 
 
 class Verifier(Protocol):
