@@ -13,6 +13,7 @@ Targets (issue 4): (b) ≥ 60 % of (a) on both stores, (c) ≥ 75 % of (a), p99 
 
     python loadtests/throughput.py                 # 3 alternating rounds of 10 s each, best round reported
     python loadtests/throughput.py --duration 30 --scaling
+    python loadtests/throughput.py --against main   # also another revision's server, same data, same run
 
 Needs wrk and redis-server (Debian packages). Results: stdout and loadtests/results/*.json.
 """
@@ -62,10 +63,18 @@ def pinned(core: str | None, cmd: list[str]) -> list[str]:
     return (["taskset", "-c", core] + cmd) if core is not None and shutil.which("taskset") else cmd
 
 
-def start(cmd: list[str], env: dict | None = None, log: Path | None = None) -> subprocess.Popen:
+def start(cmd: list[str], env: dict | None = None, log: Path | None = None, cwd: Path | None = None) -> subprocess.Popen:
     out = log.open("w") if log else subprocess.DEVNULL
     return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd)
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """A built source tree of another revision (a detached git worktree), to serve beside this one."""
+    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(into), rev], check=True,
+                   capture_output=True)
+    subprocess.run([PYTHON, "setup.py", "-q", "build_ext", "--inplace"], cwd=into, check=True, capture_output=True)
+    return into
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -108,12 +117,16 @@ def mint_serials(store_url: str, data_dir: Path, count: int) -> list[str]:
     return serials
 
 
-def serialink(store_url: str, data_dir: Path, core: str | None, workers: int = 1) -> tuple[subprocess.Popen, str]:
+def serialink(store_url: str, data_dir: Path, core: str | None, workers: int = 1,
+              tree: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """``serialink serve`` of this checkout, or of the source tree ``tree`` (see --against)."""
     port = free_port()
     cmd = pinned(core, [PYTHON, "-m", "serialink", "serve", "--port", str(port), "--data-dir", str(data_dir),
                         "--store", store_url, "--workers", str(workers)])
-    proc = start(cmd, {"SERIALINK_KEY_DIR": str(data_dir / "keys"), "SERIALINK_LOG_LEVEL": "warning"},
-                 data_dir / f"serve-{port}.log")
+    env = {"SERIALINK_KEY_DIR": str(data_dir / "keys"), "SERIALINK_LOG_LEVEL": "warning"}
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    proc = start(cmd, env, data_dir / f"serve-{port}.log", cwd=tree)
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/healthz")
     return proc, base
@@ -159,6 +172,9 @@ def main() -> int:
     parser.add_argument("--load-core", default="1")
     parser.add_argument("--scaling", action="store_true", help="also measure 1 vs 2 workers (unpinned)")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="also serve git revision REV (built in a temporary worktree) on a copy of the same "
+                             "SQLite data, measured in the same alternating rounds")
     parser.add_argument("--registered", type=float, default=0.0, metavar="SHARE",
                         help="share of scanned units that have their own record (default 0: all answered from the batch)")
     args = parser.parse_args()
@@ -195,6 +211,14 @@ def main() -> int:
         label = f", {args.registered:.0%} registered" if args.registered else ""
         targets[f"distinct serials{label}, SQLite"] = (base, distinct)
         targets["GTIN only, SQLite"] = (base, gtin_only)
+        if args.against:
+            tree = checkout(args.against, work / "against")
+            other_dir = work / "sqlite-against"
+            shutil.copytree(sqlite_dir, other_dir)
+            proc, other = serialink(f"sqlite:///{other_dir / 'serialink.db'}", other_dir, args.server_core, tree=tree)
+            procs.append(proc)
+            targets[f"distinct serials{label}, SQLite, at {args.against}"] = (other, distinct)
+            targets[f"GTIN only, SQLite, at {args.against}"] = (other, gtin_only)
         # (b) on Redis (AOF, fsync always), Redis itself on the load core
         if not args.skip_redis:
             redis_dir = work / "redis"
@@ -236,6 +260,9 @@ def main() -> int:
     finally:
         for p in reversed(procs):
             stop(p)
+        if args.against:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(work / "against")],
+                           capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
     ceiling_rps = results[CEILING]["rps"]
     print(f"\n{'measurement (best of ' + str(args.rounds) + ' alternating rounds)':<62}{'req/s':>10}{'of ceiling':>12}"
@@ -243,6 +270,10 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:<62}{r['rps']:>10,.0f}{r['rps'] / ceiling_rps:>12.0%}{r['p50_us'] / 1000:>9.2f}"
               f"{r['p99_us'] / 1000:>9.2f}{r['unexpected'] + r['errors']:>9}")
+    if args.against:
+        for name in [n for n in results if n.endswith(f", at {args.against}")]:
+            ours = name.removesuffix(f", at {args.against}")
+            print(f"{ours}: this tree {results[ours]['rps'] / results[name]['rps']:.1%} of {args.against}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
