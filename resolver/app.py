@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
 from resolver.api import batches, lines, links, units
+from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -82,7 +83,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/", app=scans),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds)])
+                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds),
+                                Middleware(PrivateWhenCredentialed)])
     problems.install(app)
     app.state.scan_handler = scans
     return app
