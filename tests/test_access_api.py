@@ -68,6 +68,9 @@ def test_line_keys_stay_inside_their_site_line_and_products(resolver):
     key = add_key(resolver, resolver.auth("admin", all_products=True), "make-2", line="L9").json()["key"]
     refused(resolver.client.post("/v1/batches", json=mint(2, gtin=OTHER), headers=bearer(key)), 403, OTHER)
     refused(resolver.client.post("/v1/batches", json=mint(3, line="L7"), headers=bearer(key)), 403, "line 'L7'")
+    unnamed = {k: v for k, v in mint(3).items() if k not in ("site", "line")}
+    refused(resolver.client.post("/v1/batches", json=unnamed, headers=bearer(key)), 403,
+            "name the site and line in the body: 'line:plant-1/L9' covers site plant-1 line L9")
     key_id = key[4:].split(".")[0]
     forged = f"slk_{key_id}.{'A' * 43}"  # the right id, another secret
     refused(resolver.client.post("/v1/batches", json=mint(4, line="L9"), headers=bearer(forged)), 401, "not known here")

@@ -61,7 +61,11 @@ def _jobs(request: Request) -> dict[str, asyncio.Task]:
 
 def _check_line(claim, site: str | None, line: str | None) -> None:
     if claim.role == "line" and (claim.sites or claim.lines) and not claim.allows_line(site, line):
-        raise Forbidden(f"token for {claim.principal!r} does not cover site {site!r} line {line!r}", "line")
+        covers = f"site {', '.join(sorted(claim.sites)) or 'any'} line {', '.join(sorted(claim.lines)) or 'any'}"
+        if site is None or line is None:
+            raise Forbidden(f"name the site and line in the body: {claim.principal!r} covers {covers}", "line")
+        raise Forbidden(f"token for {claim.principal!r} does not cover site {site!r} line {line!r} "
+                        f"(it covers {covers})", "line")
 
 
 def _actor(claim) -> Actor:
