@@ -1,10 +1,11 @@
 """No shared cache keeps an answer given to a credential: the rule for every non-scan route.
 
 A resolver sits behind CDNs, and some of them (nginx's ``proxy_cache`` among them) store a
-response to a request with ``Authorization`` as readily as any other. So whatever the
-endpoint set, an answer to a request that carried a credential (an ``Authorization``
-header or a ``serialink_*`` cookie) leaves as ``private, no-store``: a batch's serial
-file, a technician's unit view, a line listing. Answers to anonymous requests keep what
+response to a request with ``Authorization`` as readily as any other. So an answer to a
+request that carried a credential (an ``Authorization`` header or a ``serialink_*``
+cookie) leaves as ``private, no-store`` unless its endpoint already forbade shared caches
+(``no-store`` or ``private``): a batch's serial file, a technician's unit view, a line
+listing. Answers to anonymous requests keep what
 their endpoint chose (those that may differ by credential carry ``Vary`` themselves).
 Scans set their own headers on the hot path (resolver.scan.handler) by the same rule.
 """
@@ -41,7 +42,7 @@ class PrivateWhenCredentialed:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 current = headers.get("cache-control", "")
-                if "no-store" not in current or "private" not in current:
+                if "no-store" not in current and "private" not in current:  # missing, or a shared cache may keep it
                     headers["cache-control"] = PRIVATE
             await send(message)
 
