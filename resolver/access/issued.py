@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,26 +53,28 @@ async def issue(store: Any, secret: bytes, *, role: str, ttl: int, gtins: Iterab
     return sign(secret, token_id, stored), token_id, stored
 
 
-async def listing(store: Any, roles: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Every token still unexpired (revoked ones too, marked), oldest first; never the token."""
+async def _live(store: Any, roles: Iterable[str] | None) -> AsyncIterator[list[tuple[str, dict[str, Any]]]]:
+    """(id, record) of the tokens still held, a page of the token log at a time, oldest first."""
     wanted = set(roles) if roles is not None else None
-    issued: dict[str, None] = {}
     after = None
     while True:
         page = await store.token_log(after=after, limit=1000)
-        for entry in page:
-            if entry.action == "token:issue" and (wanted is None or entry.detail.get("role") in wanted):
-                issued[entry.subject] = None
+        ids = list(dict.fromkeys(e.subject for e in page if e.action == "token:issue"
+                                 and (wanted is None or e.detail.get("role") in wanted)))
+        records = []
+        for i in range(0, len(ids), 100):
+            records += await asyncio.gather(*(store.get_token(t) for t in ids[i:i + 100]))
+        yield [(t, r) for t, r in zip(ids, records, strict=True) if r is not None]
         if len(page) < 1000:
-            break
+            return
         after = page[-1].cursor
-    ids = list(issued)
-    records: list[dict[str, Any] | None] = []
-    for i in range(0, len(ids), 100):
-        records += await asyncio.gather(*(store.get_token(t) for t in ids[i:i + 100]))
+
+
+async def listing(store: Any, roles: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Every token still unexpired (revoked ones too, marked), oldest first; never the token."""
     revoked = await store.revoked_tokens()
     return [describe(token_id, record, token_id in revoked)
-            for token_id, record in zip(ids, records, strict=True) if record is not None]
+            async for page in _live(store, roles) for token_id, record in page]
 
 
 def describe(token_id: str, record: dict[str, Any], revoked: bool) -> dict[str, Any]:
@@ -108,5 +110,10 @@ async def revoke(store: Any, token_id: str, reason: str) -> tuple[dict[str, Any]
 
 
 async def has_brand_credential(store: Any) -> bool:
-    """Is there a manufacturer or admin token that still works (issued, unexpired, unrevoked)?"""
-    return any(not t["revoked"] for t in await listing(store, BRAND_ROLES))
+    """Is there a manufacturer or admin token that still works (issued, unexpired, unrevoked)?
+    Stops at the first one: serve asks this at every start."""
+    revoked = await store.revoked_tokens()
+    async for page in _live(store, BRAND_ROLES):
+        if any(token_id not in revoked for token_id, _ in page):
+            return True
+    return False
