@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, links, units
+from resolver.api import batches, lines, links, units
+from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -75,13 +76,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", health.readyz, methods=["GET", "HEAD"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
+        *lines.routes,  # line keys, also with their /v1 prefix
         Mount("/v1", routes=[*links.routes, *units.routes]),
         *openapi_routes,
         *pages.routes,
         Mount("/", app=scans),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds)])
+                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds),
+                                Middleware(PrivateWhenCredentialed)])
     problems.install(app)
     app.state.scan_handler = scans
     return app

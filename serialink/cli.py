@@ -84,8 +84,20 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config_cmd.register(sub)
 
 
+def _add_tokens(sub: argparse._SubParsersAction) -> None:
+    from serialink import tokens_cmd
+
+    tokens_cmd.register(sub)
+
+
+def _add_lines(sub: argparse._SubParsersAction) -> None:
+    from serialink import lines_cmd
+
+    lines_cmd.register(sub)
+
+
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config, _add_tokens, _add_lines,
 ]
 
 

@@ -44,6 +44,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"serialink serve: serving the last good rules from {last_good}", file=sys.stderr)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.secret()  # create the token secret once, before workers race for it
+    hint = first_run_hint(args, settings)
+    if hint:
+        print(hint, file=sys.stderr)
     os.environ["SERIALINK_DATA_DIR"] = str(settings.data_dir.resolve())
     # every worker writes its metrics snapshot here; /metrics on any worker sums them all
     os.environ["SERIALINK_METRICS_DIR"] = str(_fresh_metrics_dir(settings.data_dir.resolve() / "metrics"))
@@ -68,6 +71,34 @@ def run(args: argparse.Namespace) -> int:
         **({"ssl_cert": Path(args.ssl_cert), "ssl_key": Path(args.ssl_key)} if args.ssl_cert else {}),
     ).serve()
     return 0
+
+
+def first_run_hint(args: argparse.Namespace, settings) -> str | None:
+    """On a resolver nobody can administer yet (no manufacturer or admin token that still
+    works), the one line that says how to get the first brand credential; else None."""
+    import asyncio
+
+    from resolver.access.issued import has_brand_credential
+    from twin.errors import TwinError
+    from twin.store import open_store
+
+    async def check() -> bool:
+        store = await open_store(settings.store_url)
+        try:
+            return await has_brand_credential(store)
+        finally:
+            await store.close()
+
+    try:
+        if asyncio.run(check()):
+            return None
+    except (TwinError, OSError):  # the store is down: serving reports that on its own
+        return None
+    flags = "".join(f" --{name} {value}" for name, value in (
+        ("store", load_settings().masked()["store_url"] if args.store else None), ("config", args.config),
+        ("data-dir", args.data_dir)) if value)
+    return (f"serialink: no brand credential yet; get the first one with: T=$(serialink tokens issue --role "
+            f"manufacturer{flags}) (see docs/access.md)")
 
 
 def _fresh_metrics_dir(root: Path) -> Path:

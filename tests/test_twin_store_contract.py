@@ -604,6 +604,25 @@ async def test_issued_tokens_are_recorded_once_and_revocations_are_shared(store:
         await store.record_token("t2", {"principal": "x"}, QA)
 
 
+async def test_line_keys_are_added_once_replaced_listed_and_logged(store: Any) -> None:
+    record = {"id": "k1", "hash": "ab" * 32, "site": "plant-1", "line": "L7", "gtins": [GTIN], "revoked": None}
+    assert await store.line_keys() == [] and await store.get_line_key("k1") is None
+    assert await store.add_line_key("k1", record, QA, audit={"client": "c"}) == (record, False)
+    assert await store.add_line_key("k1", {**record, "site": "other"}, QA) == (record, True)  # a retry writes nothing
+    await store.add_line_key("k0", {**record, "id": "k0"}, QA)
+    await store.set_line_key("k1", {**record, "revoked": 1_750_000_000}, QA, "linekey:revoke", audit={"reason": "gone"})
+    assert await store.get_line_key("k1") == {**record, "revoked": 1_750_000_000}
+    assert [r["id"] for r in await store.line_keys()] == ["k0", "k1"]
+    with pytest.raises(NotFound):
+        await store.set_line_key("nope", record, QA, "linekey:revoke")
+    with pytest.raises(InvalidInput, match="key_id"):
+        await store.add_line_key("bad id!", record, QA)
+    with pytest.raises(InvalidInput, match="record"):
+        await store.add_line_key("k2", {"blob": "x" * 10_000}, QA)
+    log = [(e.action, e.subject) for e in await store.token_log()]
+    assert log == [("linekey:add", "k1"), ("linekey:add", "k0"), ("linekey:revoke", "k1")]
+
+
 async def test_rate_counters_count_per_bucket_and_start_over_after_their_ttl(store: Any) -> None:
     assert [await store.count_hit("register:203.0.113.9:1", 60) for _ in range(3)] == [1, 2, 3]
     assert await store.count_hit("register:198.51.100.1:1", 60) == 1

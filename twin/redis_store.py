@@ -24,6 +24,7 @@ Lua script touches keys of that slot only)::
     sl:{tokens}:t:<id>        string  issued token grant (PXAT its expiry)
     sl:{tokens}:revoked       hash    revoked token id -> expiry ms
     sl:{tokens}:log           stream  token issuance and revocation audit
+    sl:{tokens}:lk            hash    line key id -> record (scope, hash of the key; never the key)
     sl:rl:<bucket>            string  rate-limit counter (PEXPIRE its window)
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
@@ -298,6 +299,19 @@ audit(KEYS[1])
 return 1
 """
 
+# KEYS 1 token log, 2 line keys hash. ARGV 7 key id, 8 record, 9 "add" (insert once) or "set" (replace).
+_PUT_LINE_KEY = _AUDIT + """
+local cur = redis.call('HGET', KEYS[2], ARGV[7])
+if ARGV[9] == 'add' then
+  if cur then return {'dup', cur} end
+elseif not cur then
+  return {'missing', ''}
+end
+redis.call('HSET', KEYS[2], ARGV[7], ARGV[8])
+audit(KEYS[1])
+return {'ok', ARGV[8]}
+"""
+
 # KEYS 1 the counter. ARGV 1 ttl_ms.
 _HIT = """
 local n = redis.call('INCR', KEYS[1])
@@ -414,6 +428,7 @@ class RedisStore:
                 ("fail_pending", _FAIL_PENDING),
                 ("record_token", _RECORD_TOKEN),
                 ("revoke_token", _REVOKE_TOKEN),
+                ("put_line_key", _PUT_LINE_KEY),
                 ("hit", _HIT),
             )
         }
@@ -1103,6 +1118,48 @@ class RedisStore:
                        msgpack.unpackb(f[b"d"]) if f.get(b"d") else {})
             for i, f in entries
         ]
+
+    @_guard
+    async def add_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        check_record_id(key_id, "key_id")
+        body = journey_record(record, "record")
+        check_actor(actor, "actor")
+        detail = audit_detail({}, audit)
+        reply = await self._scripts["put_line_key"](
+            keys=[self.keys.tokens + "log", self.keys.tokens + "lk"],
+            args=[*self._audit_head(actor, "linekey:add", key_id, detail), key_id, body, "add"],
+        )
+        return orjson.loads(reply[1]), _s(reply[0]) == "dup"
+
+    @_guard
+    async def set_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, action: str, *,
+        audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_record_id(key_id, "key_id")
+        body = journey_record(record, "record")
+        check_actor(actor, "actor")
+        check_text(action, "action", max_len=40)
+        detail = audit_detail({}, audit)
+        reply = await self._scripts["put_line_key"](
+            keys=[self.keys.tokens + "log", self.keys.tokens + "lk"],
+            args=[*self._audit_head(actor, action, key_id, detail), key_id, body, "set"],
+        )
+        if _s(reply[0]) == "missing":
+            raise NotFound(f"no line key {key_id}")
+
+    @_guard
+    async def get_line_key(self, key_id: str) -> dict[str, Any] | None:
+        check_record_id(key_id, "key_id")
+        body = await self._r.hget(self.keys.tokens + "lk", key_id)
+        return None if body is None else orjson.loads(body)
+
+    @_guard
+    async def line_keys(self) -> list[dict[str, Any]]:
+        found = await self._r.hgetall(self.keys.tokens + "lk")
+        return [orjson.loads(found[k]) for k in sorted(found, key=_s)]
 
     @_guard
     async def count_hit(self, bucket: str, ttl_seconds: int) -> int:

@@ -137,6 +137,7 @@ CREATE TABLE IF NOT EXISTS revoked_tokens (id TEXT PRIMARY KEY, expires_ms INTEG
 CREATE TABLE IF NOT EXISTS token_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, role TEXT NOT NULL, principal TEXT NOT NULL,
     action TEXT NOT NULL, subject TEXT NOT NULL, detail BLOB);
+CREATE TABLE IF NOT EXISTS line_keys (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hits (bucket TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -777,6 +778,49 @@ class SQLiteStore:
             AuditEntry(str(seq), codec.from_ms(at), Actor(role, principal), action, subject, msgpack.unpackb(detail) if detail else {})
             for seq, at, role, principal, action, subject, detail in rows
         ]
+
+    async def add_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        check_record_id(key_id, "key_id")
+        body = journey_record(record, "record")
+        check_actor(actor, "actor")
+        detail = audit_detail({}, audit)
+
+        def add(c: sqlite3.Connection) -> tuple[dict[str, Any], bool]:
+            row = c.execute("SELECT body FROM line_keys WHERE id = ?", (key_id,)).fetchone()
+            if row is not None:
+                return orjson.loads(row[0]), True
+            c.execute("INSERT INTO line_keys VALUES (?, ?)", (key_id, body))
+            self._log_token(c, actor, "linekey:add", key_id, detail)
+            return orjson.loads(body), False
+
+        return await self._write(add)
+
+    async def set_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, action: str, *,
+        audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        check_record_id(key_id, "key_id")
+        body = journey_record(record, "record")
+        check_actor(actor, "actor")
+        check_text(action, "action", max_len=40)
+        detail = audit_detail({}, audit)
+
+        def put(c: sqlite3.Connection) -> None:
+            if c.execute("UPDATE line_keys SET body = ? WHERE id = ?", (body, key_id)).rowcount == 0:
+                raise NotFound(f"no line key {key_id}")
+            self._log_token(c, actor, action, key_id, detail)
+
+        await self._write(put)
+
+    async def get_line_key(self, key_id: str) -> dict[str, Any] | None:
+        check_record_id(key_id, "key_id")
+        rows = self._read("SELECT body FROM line_keys WHERE id = ?", (key_id,))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    async def line_keys(self) -> list[dict[str, Any]]:
+        return [orjson.loads(body) for (body,) in self._read("SELECT body FROM line_keys ORDER BY id", ())]
 
     async def count_hit(self, bucket: str, ttl_seconds: int) -> int:
         check_bucket(bucket)

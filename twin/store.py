@@ -287,6 +287,26 @@ class UnitStore(Protocol):
     async def token_log(self, *, after: str | None = None, limit: int = 1000) -> list[AuditEntry]:
         """Audit of token issuance and revocation (subject: the token id), oldest first."""
 
+    async def add_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, *, audit: Mapping[str, Any] | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Keep a factory line key's record (its scope and the hash of the key, never the
+        key) under ``key_id``; logged in the token log. An id already there returns that
+        record and True (a retry) and writes nothing. Line keys do not expire from the store:
+        a revoked or retired key stays listed, with its state in the record."""
+
+    async def set_line_key(
+        self, key_id: str, record: Mapping[str, Any], actor: Actor, action: str, *,
+        audit: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Replace the record of an existing line key (retired by a rotation, revoked),
+        logged as ``action``; twin.errors.NotFound if there is no such key."""
+
+    async def get_line_key(self, key_id: str) -> dict[str, Any] | None: ...
+
+    async def line_keys(self) -> list[dict[str, Any]]:
+        """Every line key's record, in id order."""
+
     async def count_hit(self, bucket: str, ttl_seconds: int) -> int:
         """Add one to a counter that lives ``ttl_seconds`` from its first hit: the count
         (rate limits; shared by every worker and host)."""

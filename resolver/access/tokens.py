@@ -203,3 +203,14 @@ def token_from_headers(authorization: str | None, cookie_header: str | None) -> 
             if name == COOKIE and value:
                 return value
     return None
+
+
+def carries_credential(authorization: str | None, cookie_header: str | None) -> bool:
+    """Does a request carry something that may change its answer: an Authorization header, or
+    any ``serialink_*`` cookie (tokens, sessions)? Its answer is then ``private, no-store``:
+    a shared cache must neither keep it nor answer it from an anonymous copy.
+
+    >>> carries_credential(None, "_ga=1"), carries_credential(None, "serialink_token=x"), carries_credential("Bearer x", None)
+    (False, True, True)
+    """
+    return authorization is not None or (cookie_header is not None and "serialink_" in cookie_header)

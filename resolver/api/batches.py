@@ -9,8 +9,9 @@
 ``POST /v1/batches/{id}/decommission``       scrapped labels: ``{"serials": […], "reason": …}``
 ===========================================  ================================================
 
-Tokens: role ``line`` (scoped to sites/lines and GTINs/prefixes), ``manufacturer`` or
-``admin``. The body of ``POST /v1/batches``: ``gtin``, ``count``, ``profile``, ``request_id``,
+Credentials: a line key (``serialink lines add``; scoped to one site, one line and
+GTINs/prefixes), a token of role ``line`` (scoped to sites/lines and GTINs/prefixes),
+``manufacturer`` or ``admin``. The body of ``POST /v1/batches``: ``gtin``, ``count``, ``profile``, ``request_id``,
 optional ``lot``, ``expiry`` (YYYY-MM-DD), ``site``, ``line``, ``formats`` (list or
 comma-separated; default csv). Files live in ``settings.data_dir / "batches" / <batch id>``.
 Errors: ``{"error": {"field": …, "reason": …}}``.
@@ -27,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from resolver.api.common import claims, json_body, json_response, object_body
+from resolver.api.common import authorize, json_body, json_response, object_body
 from resolver.errors import BadRequest, Conflict, Forbidden, Invalid, NotFound, PayloadTooLarge
 from resolver.services import services_of
 from twin.batch import BatchKind, BatchStatus, parse_batch_id
@@ -60,7 +61,11 @@ def _jobs(request: Request) -> dict[str, asyncio.Task]:
 
 def _check_line(claim, site: str | None, line: str | None) -> None:
     if claim.role == "line" and (claim.sites or claim.lines) and not claim.allows_line(site, line):
-        raise Forbidden(f"token for {claim.principal!r} does not cover site {site!r} line {line!r}", "line")
+        covers = f"site {', '.join(sorted(claim.sites)) or 'any'} line {', '.join(sorted(claim.lines)) or 'any'}"
+        if site is None or line is None:
+            raise Forbidden(f"name the site and line in the body: {claim.principal!r} covers {covers}", "line")
+        raise Forbidden(f"token for {claim.principal!r} does not cover site {site!r} line {line!r} "
+                        f"(it covers {covers})", "line")
 
 
 def _actor(claim) -> Actor:
@@ -139,7 +144,7 @@ async def create_batch(request: Request) -> Response:
     batch_request = BatchRequest.parse(body)
     formats = parse_formats(body.get("formats") or body.get("format"))
     check_request_formats(formats, batch_request.count)
-    claim = claims(request, WRITE_ROLES, batch_request.gtin)
+    claim = await authorize(request, WRITE_ROLES, batch_request.gtin)
     _check_line(claim, batch_request.site, batch_request.line)
     services = services_of(request)
     try:
@@ -172,7 +177,7 @@ async def _load_batch(request: Request, roles=READ_ROLES):
     except InvalidInput as exc:
         raise NotFound(f"no batch {batch_id!r}: {exc.problem}", "batch_id") from None
     # authenticate before saying whether the batch exists
-    claim = claims(request, roles, batch_id.split(".", 1)[0])
+    claim = await authorize(request, roles, batch_id.split(".", 1)[0])
     batch = await services_of(request).store.get_batch(batch_id)
     if batch is None:
         raise NotFound(f"no batch {batch_id!r}", "batch_id")

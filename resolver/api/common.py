@@ -13,8 +13,9 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from resolver.access import linekeys
 from resolver.access.tokens import Claims, token_from_headers
-from resolver.errors import BadRequest, PayloadTooLarge, Unauthenticated
+from resolver.errors import BadRequest, Forbidden, PayloadTooLarge, Unauthenticated
 from resolver.services import services_of
 
 
@@ -23,11 +24,29 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def claims(request: Request, roles: Iterable[str], gtin: str | None = None, serial: str | None = None) -> Claims:
-    """The caller's verified token, required to have one of ``roles`` and cover the unit."""
+    """The caller's verified token, required to have one of ``roles`` and cover the unit.
+    Line keys need a store read: endpoints that take them call :func:`authorize`."""
     token = token_from_headers(request.headers.get("authorization"), request.headers.get("cookie"))
     if token is None:
         raise Unauthenticated("a token is required (Authorization: Bearer …)")
+    if linekeys.looks_like(token):
+        raise Forbidden("a line key opens the line operations only (batches, unit events); use a token here")
     return services_of(request).token_verifier.verify(token).require(roles, gtin, serial)
+
+
+async def authorize(request: Request, roles: Iterable[str], gtin: str | None = None,
+                    serial: str | None = None) -> Claims:
+    """As :func:`claims`, and a factory line key (``Authorization: Bearer slk_…``) counts as a
+    ``line`` credential: read from the store, so a revoked key is refused at once."""
+    token = token_from_headers(request.headers.get("authorization"), None)
+    services = services_of(request)
+    await services.revocations.fresh()
+    if token is not None and linekeys.looks_like(token):
+        line = await linekeys.verify(services.store, token)
+        if services.revocations(line.token_id):  # its holder revoked it as a token (POST /v1/tokens/{id}/revoke)
+            raise linekeys.LineKeyRefused("the line key has been revoked")
+        return line.require(roles, gtin, serial)
+    return claims(request, roles, gtin, serial)
 
 
 async def json_body(request: Request) -> Any:

@@ -34,6 +34,8 @@ KEY_PARAM = {"name": "Idempotency-Key", "in": "header", "required": True,
              "description": "the same key repeats the first attempt's effect; another body with it is a 409"}
 IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
             "description": 'the unit version (ETag) the write expects, e.g. `"4"`; a stale one is a 409'}
+LINE_KEY_PARAM = {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"},
+                  "description": "a line key's id (from GET /v1/lines), never the key"}
 BATCH_PARAM = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"},
                "description": "<gtin>.<profile>.<start>"}
 
@@ -131,6 +133,21 @@ SCHEMAS: dict[str, Any] = {
                    "links": {"type": "object"}}, ["batch", "output"], extra=True),
     "Decommission": _obj({"serials": {"type": "array", "items": STR, "minItems": 1}, "reason": STR},
                          ["serials", "reason"]),
+    "LineKeyRequest": _obj({"site": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+                            "line": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,40}$"},
+                            "gtins": STRS, "prefixes": STRS, "subject": {"type": "string", "maxLength": 200},
+                            "ttl": {"type": ["integer", "string"], "description": "seconds or 365d, P365D; "
+                                                                                  "default: until revoked"}},
+                           ["site", "line"]),
+    "LineKey": _obj({"id": STR, "site": STR, "line": STR, "gtins": STRS, "prefixes": STRS, "subject": STR,
+                     "state": {"enum": ["active", "retiring", "retired", "expired", "revoked"]},
+                     "created": STR, "expires": NSTR, "retires": NSTR, "replaces": NSTR, "replaced_by": NSTR,
+                     "revoked": NSTR, "key": {"type": "string", "description": "shown once: when made or rotated"},
+                     "replayed": BOOL}, ["id", "site", "line", "state"], extra=True),
+    "LineKeys": _obj({"lines": {"type": "array", "items": {"$ref": "#/components/schemas/LineKey"}}}, ["lines"]),
+    "Rotation": _obj({"overlap": {"type": ["integer", "string"],
+                                  "description": "how long the old key keeps working: seconds or 24h, PT24H "
+                                                 "(default 24 h; 0 stops it now)"}}),
     "Decommissioned": _obj({"batch": STR, "decommissioned": {"type": "array", "items": {"type": "object"}}},
                            ["batch", "decommissioned"]),
 }
@@ -226,6 +243,20 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                            (401, 403, 404, 413, 422, 503), body="Reason",
                            params=({"name": "token_id", "in": "path", "required": True, "schema": STR}, KEY_PARAM),
                            tag="tokens"),
+    ("list_lines", "GET"): op("Factory line keys within the caller's scope (never a key)", "manufacturer, admin",
+                              {"200": ("the keys", "LineKeys")}, (401, 403, 503), tag="lines"),
+    ("add_line", "POST"): op("Make a line key for a site, a line and GTINs; the answer shows the key once "
+                             "(a retry with the same Idempotency-Key shows the same key)", "manufacturer (within "
+                             "its scope), admin", {"201": ("made", "LineKey"), "200": ("a replay", "LineKey")},
+                             (401, 403, 409, 413, 422, 503), body="LineKeyRequest", params=(KEY_PARAM,), tag="lines"),
+    ("rotate_line", "POST"): op("Rotate a line key: a new key with the same scope; the old one works `overlap` "
+                                "more", "manufacturer (within its scope), admin",
+                                {"201": ("the new key", "LineKey"), "200": ("a replay", "LineKey")},
+                                (401, 403, 404, 409, 413, 422, 503), body="Rotation",
+                                params=(LINE_KEY_PARAM, KEY_PARAM), tag="lines"),
+    ("revoke_line", "POST"): op("Revoke a line key now", "manufacturer (within its scope), admin",
+                                {"200": ("revoked", "LineKey")}, (401, 403, 404, 413, 422, 503), body="Reason",
+                                params=(LINE_KEY_PARAM,), tag="lines"),
     ("get_audit", "GET"): op("A GTIN's audit trail: who, when, what, from where", "manufacturer, admin",
                              {"200": ("entries", "Audit")}, (401, 403, 422, 503),
                              params=(GTIN_PARAM, {"name": "after", "in": "query", "schema": STR},
@@ -297,13 +328,17 @@ def document_for(paths: Iterable[tuple[str, str, str]]) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Serialink API", "version": "1",
                  "description": "GS1 Digital Link resolver and unit twin: owner and service journeys, recalls, "
-                                "tokens, link data, factory-line batches. Errors are "
+                                "tokens, factory line keys, link data, factory-line batches. Errors are "
                                 'problem+json (RFC 9457): `type`, `title`, `status`, `detail`, a stable `code`, the '
                                 '`field` at fault, and the same as `{"error": {"field", "reason"}}`. Scans are answered at the root '
                                 "(GS1-Conformant Resolver), not here."},
         "paths": out,
         "components": {"schemas": SCHEMAS,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+                       "securitySchemes": {"bearer": {
+                           "type": "http", "scheme": "bearer", "bearerFormat": "JWT or line key (slk_…)",
+                           "description": "a scoped token (serialink tokens issue, POST /v1/tokens) or, for "
+                                          "the line operations, a factory line key (serialink lines add, "
+                                          "POST /v1/lines)"}}},
     }
 
 

@@ -36,7 +36,7 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from ext import escape
 from resolver import i18n, problems
 from resolver.access.tokens import Claims, token_from_headers
-from resolver.api.common import claims, json_response, object_body
+from resolver.api.common import authorize, json_response, object_body
 from resolver.errors import (
     BadRequest,
     Forbidden,
@@ -77,13 +77,11 @@ async def caller(request: Request, services: Services) -> Claims | None:
     silent downgrade: an API client should know its credential failed."""
     if token_from_headers(request.headers.get("authorization"), request.headers.get("cookie")) is None:
         return None
-    await services.revocations.fresh()
-    return claims(request, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
+    return await authorize(request, ("owner", "installer", "technician", "regulator", "manufacturer", "line", "admin"))
 
 
 async def writer(request: Request, services: Services, roles, gtin: str | None = None, serial: str | None = None) -> Claims:
-    await services.revocations.fresh()
-    return claims(request, roles, gtin, serial)
+    return await authorize(request, roles, gtin, serial)
 
 
 def expected_version(request: Request, body: Any = None) -> int | None:
@@ -390,7 +388,7 @@ class Units:
             if raw.count("/") == 6:  # /v1/units/01/{gtin}/21/{serial}: no sub-resource
                 accept_language = None
                 for name, value in scope["headers"]:
-                    if name in (b"authorization", b"cookie") and (name == b"authorization" or b"serialink_token" in value):
+                    if name in (b"authorization", b"cookie") and (name == b"authorization" or b"serialink_" in value):
                         break  # a credential: the full route checks it
                     if name == b"accept-language":
                         accept_language = value.decode("latin-1")

@@ -196,10 +196,10 @@ class CompiledRules:
         self.root = resolver["root"].rstrip("/")
         self.name = resolver.get("name", "Serialink resolver")
         self.cache_max_age = int(resolver.get("cache_max_age", 30))
-        # Cache-Control of redirects, by "does a token decide this answer?": shared caches
-        # may keep an anonymous scan's redirect briefly, never one routed by a role
-        self.cache_control = (f"public, max-age={self.cache_max_age}".encode(),
-                              f"private, max-age={self.cache_max_age}".encode())
+        # Cache-Control of scan answers, by "does the request carry a credential?": shared
+        # caches may keep an anonymous scan's answer briefly, never a credentialed one, and
+        # no cache keeps a role's answer past the credential (a visit ends, a token is revoked)
+        self.cache_control = (f"public, max-age={self.cache_max_age}".encode(), b"private, no-store")
         self.default_language = resolver.get("default_language")
         self.context_values = tuple(resolver.get("context_values", ()))
         self.allowed_hosts = tuple(h.lower() for h in resolver.get("allowed_target_hosts", ()))

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from ext import GS1Error, compression, parse
 from ext.dl import DigitalLink
-from resolver.access.tokens import token_from_headers
+from resolver.access.tokens import carries_credential, token_from_headers
 from resolver.ops import logs
 from resolver.ops.logs import REQUEST_ID
 from resolver.rules.linktypes import normalise
@@ -45,7 +45,9 @@ PREFLIGHT = CORS + [
     (b"access-control-allow-headers", b"Accept, Accept-Language, Authorization, Content-Type"),
     (b"access-control-max-age", b"86400"),
 ]
-VARY = (b"vary", b"Accept, Accept-Language")
+# A scan's answer depends on the credential it carries (Authorization, or a serialink_*
+# cookie): shared caches must keep anonymous copies apart from credentialed requests.
+VARY = (b"vary", b"Accept, Accept-Language, Authorization, Cookie")
 MAX_URI = 8192
 
 
@@ -151,7 +153,8 @@ class ScanHandler:
             extra.append((b"x-serialink-trace", _trace_header(decision)))
         if same_as is not None:
             extra.append((b"link", f'<{same_as}>; rel="owl:sameAs"'.encode("latin-1", "replace")))
-        cache = rules.cache_control[role != "consumer"]
+        # any credential, even one that proves nothing: private, no-store (never a shared copy)
+        cache = rules.cache_control[carries_credential(authorization, cookie)]
         answered_type = decision.link.link_type if decision.link else link_type
         state = facts.state if serial else None
         if gtin is not None:
