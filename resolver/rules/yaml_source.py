@@ -91,7 +91,13 @@ def _construct(node: Node, path: tuple, positions: Positions, loader: yaml.SafeL
 def load(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; SourceError (with position) on any syntax problem."""
     positions = Positions(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise SourceError(file, line, column, f"YAML does not allow the character U+{exc.character:04X} here "
+                                              f"({exc.reason})") from None
     try:
         root = loader.get_single_node()
         if root is None:
