@@ -48,10 +48,10 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 
 
 class Server:
-    def __init__(self, tmp: Path, *extra: str, workers: int = 1, tls: bool = False) -> None:
+    def __init__(self, tmp: Path, *extra: str, workers: int = 1, tls: bool = False, rules_text: str | None = None) -> None:
         self.port = free_port()
         self.rules = tmp / "rules.yaml"
-        self.rules.write_text((default_config_dir() / "rules.yaml").read_text())
+        self.rules.write_text(rules_text if rules_text is not None else (default_config_dir() / "rules.yaml").read_text())
         args = [sys.executable, "-m", "serialink", "serve", "--port", str(self.port), "--data-dir", str(tmp / "var"),
                 "--rules", str(self.rules), "--workers", str(workers), *extra]
         self.scheme = "http"
@@ -61,7 +61,7 @@ class Server:
             args += ["--ssl-cert", str(cert), "--ssl-key", str(key)]
             self.scheme, self.verify = "https", str(cert)
         env = dict(os.environ, SERIALINK_RULES_POLL_SECONDS="0.2", SERIALINK_TOKEN_SECRET="e2e-" + "s" * 40)
-        self.log = (tmp / "server.log").open("w")
+        self.log = (tmp / "server.log").open("a")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.base = f"{self.scheme}://127.0.0.1:{self.port}"
         self.client = httpx.Client(base_url=self.base, verify=self.verify, timeout=5)
@@ -145,3 +145,63 @@ def test_two_workers_answer_and_stop_cleanly(tmp_path):
         assert {s.client.get(GTIN_URL).status_code for _ in range(50)} == {307}
     finally:
         assert s.stop() == 0
+
+
+def _wait_json(server: Server, path: str, done, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            body = server.client.get(path).json()
+            if done(body):
+                return body
+        except httpx.TransportError:
+            body = None
+        assert time.monotonic() < deadline and server.proc.poll() is None, body
+        time.sleep(0.1)
+
+
+def test_bad_rules_never_stop_the_server_watcher_sighup_or_restart(tmp_path):
+    """Issue 12 §1 on Granian: a date Python's parser refused (lower-case RFC 3339) used to
+    kill the watcher silently; an invalid file is shown on /readyz as stale; SIGHUP (workers
+    respawn) and a full restart with the bad file on disk serve the last good rules."""
+    example = (default_config_dir() / "rules.yaml").read_text()
+    route = "        when: {role: regulator}\n"
+    dated = example.replace(route, '        when: {role: regulator, from: "2020-01-01t00:00:00z"}\n', 1).replace(
+        "https://www.example.com/boilers/x100", "https://www.example.com/boilers/x100-v3")
+    bad = dated.replace("2020-01-01t00:00:00z", "01.12.2026")
+    server = Server(tmp_path)
+    try:
+        server.rules.write_text(dated)
+        _wait_json(server, "/readyz", lambda j: j["status"] == "ready" and j["rules"] != "", 10)
+        deadline = time.monotonic() + 10
+        while server.client.get(GTIN_URL).headers.get("location") != "https://www.example.com/boilers/x100-v3":
+            assert time.monotonic() < deadline, "the watcher did not load the valid edit"
+            time.sleep(0.1)
+        good = server.client.get("/readyz").json()["rules"]
+        server.rules.write_text(bad)
+        stale = _wait_json(server, "/readyz", lambda j: j["status"] == "degraded")
+        assert stale["rules"] == good and stale["rules_status"].startswith("rules stale since "), stale
+        assert "01.12.2026" in stale["rules_status"]
+        server.proc.send_signal(signal.SIGHUP)  # Granian respawns its workers: they start on the bad file
+        time.sleep(1.0)
+        after = _wait_json(server, "/readyz", lambda j: j["status"] == "degraded" and "last good" in j["rules_status"])
+        assert after["rules"] == good and server.proc.poll() is None
+        assert server.client.get(GTIN_URL).headers["location"] == "https://www.example.com/boilers/x100-v3"
+        assert server.stop() == 0
+        again = Server(tmp_path, rules_text=bad)  # a restart with the bad file on disk: no crash loop
+        try:
+            time.sleep(1.0)
+            assert again.proc.poll() is None
+            ready = again.client.get("/readyz").json()
+            assert ready["status"] == "degraded" and ready["rules"] == good, ready
+            assert again.client.get(GTIN_URL).headers["location"] == "https://www.example.com/boilers/x100-v3"
+            again.rules.write_text(dated.replace("x100-v3", "x100-v4"))
+            _wait_json(again, "/readyz", lambda j: j["status"] == "ready" and j["rules"] != good)
+            assert again.client.get(GTIN_URL).headers["location"] == "https://www.example.com/boilers/x100-v4"
+        finally:
+            assert again.stop() == 0
+        log = (tmp_path / "server.log").read_text()
+        assert "serving the last good rules" in log and "Traceback" not in log, log[-3000:]
+    finally:
+        if server.proc.poll() is None:
+            server.stop()

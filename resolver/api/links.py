@@ -7,8 +7,9 @@ GTIN + serial; an empty ``links`` list deletes the anchor's links.
 ``GET /v1/links/{gtin}`` lists one GTIN's anchors and links. Both need a manufacturer
 (or admin) token covering the GTIN: there is no unauthenticated listing.
 
-Every href must be http(s) and, when the rules name ``allowed_target_hosts``, on one of
-them — uploaded data can never turn the resolver into an open redirect.
+Every href passes the same target check as the rules file's (resolver.rules.targets:
+parsed as a browser would, https unless ``allowed_target_schemes`` says otherwise, the host
+on ``allowed_target_hosts``) — uploaded data can never turn the resolver into an open redirect.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ def _links(raw: object, field: str, rules) -> list[LinkRecord]:
         if (why := _link_type_problem(link_type)) is not None:
             raise Invalid(why, f"{where}.type")
         href = item.get("href")
-        if isinstance(href, str) and not rules.host_allowed(href):
-            raise Invalid(f"the target host is not allowed (allowed: {', '.join(rules.allowed_hosts)})",
-                           f"{where}.href")
+        if not isinstance(href, str):
+            raise Invalid("expected an absolute https URL", f"{where}.href")
+        if (why := rules.target_problem(href)) is not None:
+            raise Invalid(f"not an allowed link target: {why}", f"{where}.href")
         out.append(LinkRecord(link_type, href, item.get("title"), item.get("media"),
                               _list_field(item, "lang"), _list_field(item, "context")))
     return out

@@ -12,7 +12,7 @@ from resolver.access.tokens import Claims
 from resolver.errors import Forbidden, NotFound
 from resolver.journeys import views
 from resolver.journeys.views import CONSUMER_LINKS, Snapshot, link_groups, unknown_unit
-from resolver.scan.decide import NO_STORED_LINKS, links_at
+from resolver.scan.decide import NO_STORED_LINKS, links_at, usable_links
 from resolver.scan.negotiate import language_rank
 from twin.overlays import CounterRange, covers
 from twin.unit import Unit, unit_from_batch
@@ -81,9 +81,11 @@ async def product_links(services: Services, gtin: str, serial: str | None, lot: 
         values["10"] = lot
     if product is not None and services.lookup.no_stored_links(gtin):
         plan = _link_plan(services, product, gtin, role, languages, lot is not None, serial is not None)
-        return name, {link_type: [entry if link is None else {"href": link.href.render(values), **entry}
-                                  for link, entry in links] for link_type, links in plan}
-    stored = await services.lookup.stored_links(gtin, lot, serial)
+        return name, {link_type: [entry if link is None else {"href": href, **entry}
+                                  for link, entry in links
+                                  if link is None or (href := link.href.render(values)) is not None]
+                      for link_type, links in plan}
+    stored = usable_links(rules, await services.lookup.stored_links(gtin, lot, serial))
     return name, {link_type: [{"href": c.href, "title": c.title, "type": link_type,
                                **({"lang": list(c.lang)} if c.lang else {})} for c in chosen]
                   for link_type, chosen in _choose_links(rules, product, stored, role, languages, values).items()}

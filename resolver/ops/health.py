@@ -25,11 +25,15 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """``ready`` or ``degraded`` (store unreachable: scans are answered from caches, writes
-    get 503). Both are 200: taking every resolver out of a load balancer because the shared
-    store is down would turn a degraded service into none. ``?strict=1`` answers 503 when
-    degraded, for checks that must gate on the store (e.g. before a migration)."""
+    get 503; or the rules file is refused and older rules serve: ``rules_status`` says
+    since when and why). Both are 200: taking every resolver out of a load balancer because
+    the shared store is down would turn a degraded service into none. ``?strict=1`` answers
+    503 when degraded, for checks that must gate on it (e.g. before a migration, after a
+    rules rollout)."""
     services = services_of(request)
-    checks: dict[str, Any] = {"rules": services.rules.current.version}
+    stale = services.rules.stale
+    checks: dict[str, Any] = {"rules": services.rules.current.version,
+                              "rules_status": "current" if stale is None else str(stale)}
     try:
         await asyncio.wait_for(services.store.gtin_version("00000000000000"), 2.0)
         checks["store"] = "ok"
@@ -40,9 +44,11 @@ async def readyz(request: Request) -> Response:
     stats = services.scans.stats()
     checks["scan_buffer"] = {"buffered": stats.buffered, "dropped": stats.dropped,
                              "failed_flushes": stats.failed_flushes}
+    store_ready = ready
+    ready = ready and stale is None
     status = 503 if not ready and request.query_params.get("strict") in ("1", "true") else 200
     return JSONResponse({"status": "ready" if ready else "degraded", **checks}, status_code=status,
-                        headers={"Retry-After": "5"} if not ready else None)
+                        headers={"Retry-After": "5"} if not store_ready else None)
 
 
 async def metrics(request: Request) -> Response:

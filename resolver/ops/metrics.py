@@ -88,7 +88,7 @@ class Metrics:
 
     def rules_reloaded(self, outcome: str, version: str) -> None:
         self.rules_reloads[outcome] += 1
-        if outcome == "loaded":
+        if outcome in ("loaded", "last_good"):
             self.rules_version = version
 
     def scan_flush_failed(self, exc: BaseException, pending: int) -> None:
@@ -119,6 +119,8 @@ class Metrics:
         if services is None:
             return snap
         counts, gauges = snap["counts"], snap["gauges"]
+        if services.rules is not None:
+            gauges["rules_stale"] = 0 if services.rules.stale is None else 1
         if services.scans is not None:
             stats = services.scans.stats()
             gauges["scan_buffer_depth"] = stats.buffered
@@ -167,6 +169,7 @@ _GAUGES = {
     "scan_buffer_depth": "Scans waiting to be written",
     "store_up": "1 when the store answered the last call, 0 while unreachable (min over workers)",
     "workers": "Worker processes whose numbers are in this scrape",
+    "rules_stale": "1 while the rules file on disk is refused and older rules serve (see /readyz), else 0",
 }
 
 
@@ -179,7 +182,9 @@ def families(snap: dict[str, Any]) -> Iterator[Metric]:
     yield _Histogram.family_of(snap["latency"], "serialink_scan_seconds", "Time to answer a scan inside the app")
     yield _Histogram.family_of(snap["flush_latency"], "serialink_scan_flush_seconds",
                                "Time to write one batch of buffered scans to the store")
-    reloads = CounterMetricFamily("serialink_rules_reloads", "Rules loads by outcome", labels=["outcome"])
+    reloads = CounterMetricFamily("serialink_rules_reloads", "Rules loads by outcome (loaded, rejected: invalid file, "
+                                  "failed: unexpected error, last_good: started on the last good copy)",
+                                  labels=["outcome"])
     for outcome, n in snap["rules_reloads"].items():
         reloads.add_metric([outcome], n)
     yield reloads

@@ -16,7 +16,7 @@ worker that died stay in the sum (counters never go back); its gauges do not.
 >>> b = {**a, "pid": 2, "gauges": {"scan_buffer_depth": 4, "store_up": 0}}
 >>> m = merge([a, b], alive={1, 2})
 >>> m["scans"], m["counts"]["store_errors"], m["gauges"], m["latency"]["count"]
-([['gs1:pip', 'consumer', 'sold', 307, 4]], 2, {'scan_buffer_depth': 7, 'store_up': 0, 'workers': 2}, 4)
+([['gs1:pip', 'consumer', 'sold', 307, 4]], 2, {'scan_buffer_depth': 7, 'store_up': 0, 'rules_stale': 0, 'workers': 2}, 4)
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _add_lists(a: list[float], b: list[float]) -> list[float]:
 
 def merge(snapshots: Iterable[dict[str, Any]], alive: set[int]) -> dict[str, Any]:
     """Sum counters and histograms of every snapshot; gauges of live workers only
-    (buffer depth summed, store_up the minimum), plus how many workers are live."""
+    (buffer depth summed, store_up the minimum, rules_stale the maximum), plus how many workers are live."""
     scans: dict[tuple[object, ...], float] = defaultdict(int)
     counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = defaultdict(int)
     counts: dict[str, float] = defaultdict(int)
@@ -60,7 +60,7 @@ def merge(snapshots: Iterable[dict[str, Any]], alive: set[int]) -> dict[str, Any
     sizes: dict[str, dict[str, Any]] = {}
     hist: dict[str, dict[str, Any]] = {k: {"counts": [], "total": 0.0, "count": 0}
                                        for k in ("latency", "flush_latency")}
-    depth, up, workers, versions = 0, 1, 0, set()
+    depth, up, stale, workers, versions = 0, 1, 0, 0, set()
     for snap in snapshots:
         for *key, n in snap["scans"]:
             scans[tuple(key)] += n
@@ -83,6 +83,7 @@ def merge(snapshots: Iterable[dict[str, Any]], alive: set[int]) -> dict[str, Any
             workers += 1
             depth += snap["gauges"].get("scan_buffer_depth", 0)
             up = min(up, snap["gauges"].get("store_up", 1))
+            stale = max(stale, snap["gauges"].get("rules_stale", 0))
             if snap["rules_version"]:
                 versions.add(snap["rules_version"])
     return {
@@ -90,7 +91,7 @@ def merge(snapshots: Iterable[dict[str, Any]], alive: set[int]) -> dict[str, Any
         "scans": [[*k, n] for k, n in scans.items()],
         "counters": [[name, [list(kv) for kv in labels], n] for (name, labels), n in counters.items()],
         "counts": dict(counts), "rules_reloads": dict(reloads), "sizes": sizes, **hist,
-        "gauges": {"scan_buffer_depth": depth, "store_up": up, "workers": workers},
+        "gauges": {"scan_buffer_depth": depth, "store_up": up, "rules_stale": stale, "workers": workers},
         "rules_version": ",".join(sorted(versions)),
     }
 

@@ -23,17 +23,18 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
 
 import jsonschema
 from jsonschema.exceptions import best_match
 
 from ext import escape, verify_check_digit
+from resolver.rules.dates import FORMAT_CHECKER, timestamp_ms
 from resolver.rules.linktypes import RESOLVER_ONLY, normalise, vocabulary
+from resolver.rules.targets import DEFAULT_SCHEMES, check_target
 from resolver.rules.yaml_source import Positions, Problem, SourceError, load
 from settings import default_config_dir
 
@@ -43,6 +44,7 @@ STATES = LIFECYCLE + ("unknown", "unserialised")
 FLAGS = ("recalled", "stolen")
 TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17"}
 NO_LINK_TYPE = "none"
+Allowed = tuple[tuple[str, ...], tuple[str, ...]]  # (allowed_target_hosts, allowed_target_schemes)
 
 
 class RulesInvalid(Exception):
@@ -54,10 +56,22 @@ class RulesInvalid(Exception):
         super().__init__("; ".join(str(p) for p in errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""))
 
 
-class Template:
-    """An href with {variables}, compiled to literal and variable parts once."""
+#: Path segments WHATWG URL parsing treats as "." and ".." (percent-encoded dots included)
+DOT_SEGMENTS = frozenset({".", "%2e", "..", ".%2e", "%2e.", "%2e%2e"})
+_DOTS_ONLY = ("", ".", "..")  # the only values escape() leaves able to form a dot segment
 
-    __slots__ = ("text", "parts", "needs")
+
+class Template:
+    """An href with {variables}, compiled to literal and variable parts once.
+
+    Variables may only follow the host (a value must never be able to change it), and
+    each value is percent-encoded, so it cannot add ``/``, ``?`` or ``#``. A value that
+    would make a whole path segment ``.`` or ``..`` (``/21/%2E%2E`` scans as serial
+    ``..``) cannot be encoded so that browsers do not climb the path: the template then
+    does not render at all, as if the value were missing.
+    """
+
+    __slots__ = ("text", "parts", "needs", "path_slots", "path_needs")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -87,21 +101,62 @@ class Template:
             rest = rest[end + 1:]
         if "}" in "".join(p for is_var, p in parts if not is_var):
             raise ValueError("'}' without an opening '{'")
+        if needs:
+            prefix = text[:text.find("{")]
+            after_scheme = prefix.split("://", 1)[1] if "://" in prefix else ""
+            if not any(c in after_scheme for c in "/?#"):
+                raise ValueError("template variables may only come after the host and its '/' "
+                                 "(a value must never be able to change where the link goes)")
         self.parts = tuple(parts)
         self.needs = frozenset(needs)
+        # the variables in the path (before any literal ? or #): only they can form dot segments
+        slots, literal = set(), ""
+        for i, (is_var, part) in enumerate(parts):
+            if not is_var:
+                literal += part
+            elif "?" not in literal and "#" not in literal:
+                slots.add(i)
+        self.path_slots = frozenset(slots)
+        self.path_needs = frozenset(parts[i][1] for i in slots)
 
     def render(self, values: Mapping[str, str]) -> str | None:
-        """The URL with each variable percent-encoded; None if a needed value is missing."""
+        """The URL with each variable percent-encoded; None if a needed value is missing
+        or would make a ``.``/``..`` path segment."""
         out = []
-        for is_var, text in self.parts:
+        risky = False
+        for i, (is_var, text) in enumerate(self.parts):
             if is_var:
                 value = values.get(text)
                 if value is None:
                     return None
+                if value in _DOTS_ONLY and i in self.path_slots:
+                    risky = True
                 out.append(escape(value))
             else:
                 out.append(text)
+        if risky and self._makes_dot_segment(out):
+            return None
         return "".join(out)
+
+    def fits(self, values: Mapping[str, str]) -> bool:
+        """Would :meth:`render` give a URL for these values? (Cheap unless a value is dots.)"""
+        if not self.needs.issubset(values.keys()):
+            return False
+        if any(values[ai] in _DOTS_ONLY for ai in self.path_needs):
+            return self.render(values) is not None
+        return True
+
+    def _makes_dot_segment(self, out: list[str]) -> bool:
+        joined = "".join(out)
+        offset = 0
+        for i, piece in enumerate(out):
+            if i in self.path_slots and piece in _DOTS_ONLY:
+                start = joined.rfind("/", 0, offset) + 1
+                ends = [e for e in (joined.find(c, offset + len(piece)) for c in "/?#") if e >= 0]
+                if joined[start:min(ends, default=len(joined))].lower() in DOT_SEGMENTS:
+                    return True
+            offset += len(piece)
+        return False
 
 
 class Link(NamedTuple):
@@ -203,6 +258,8 @@ class CompiledRules:
         self.default_language = resolver.get("default_language")
         self.context_values = tuple(resolver.get("context_values", ()))
         self.allowed_hosts = tuple(h.lower() for h in resolver.get("allowed_target_hosts", ()))
+        self.allowed_schemes = tuple(resolver.get("allowed_target_schemes", DEFAULT_SCHEMES))
+        self._target_ok: dict[str, bool] = {}
         self.contact = resolver.get("contact")
         self.source = source
         self.version = hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -225,25 +282,22 @@ class CompiledRules:
                 return product
         return None
 
-    def host_allowed(self, url: str) -> bool:
-        return host_allowed(url, self.allowed_hosts)
+    def target_problem(self, url: str) -> str | None:
+        """Why ``url`` may not be a redirect target under these rules (None: it may)."""
+        return check_target(url, self.allowed_hosts, self.allowed_schemes)
+
+    def target_ok(self, url: str) -> bool:
+        """:meth:`target_problem` is None, remembered per URL (stored link data is checked on
+        every scan, so links uploaded before a tighter allow-list never redirect off it)."""
+        ok = self._target_ok.get(url)
+        if ok is None:
+            if len(self._target_ok) >= 10_000:
+                self._target_ok.clear()
+            ok = self._target_ok[url] = check_target(url, self.allowed_hosts, self.allowed_schemes) is None
+        return ok
 
     def link_types(self) -> set[str]:
         return {t for p in list(self.by_gtin.values()) + list(self.by_prefix.values()) for t in p.links_by_type}
-
-
-def host_allowed(url: str, allowed: tuple[str, ...]) -> bool:
-    """Is the URL's host on the allow-list ('*.example.com' includes subdomains)? Empty list: yes."""
-    if not allowed:
-        return True
-    host = (urlsplit(url).hostname or "").lower()
-    for pattern in allowed:
-        if pattern.startswith("*."):
-            if host == pattern[2:] or host.endswith(pattern[1:]):
-                return True
-        elif host == pattern:
-            return True
-    return False
 
 
 @cache
@@ -263,19 +317,30 @@ def _as_set(value: Any) -> frozenset[str] | None:
 
 
 def _ms(text: str | None) -> int | None:
-    if text is None:
-        return None
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    return None if text is None else timestamp_ms(text)
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """The validator's message, in the words a rules author needs."""
+    if error.validator == "format" and error.cause is not None:
+        return str(error.cause)
+    value = error.instance
+    if error.validator == "type" and isinstance(value, (date, datetime)):
+        shown = value.isoformat()
+        example = shown if isinstance(value, datetime) and value.tzinfo else f"{shown[:10]}T00:00:00Z"
+        return (f"YAML read the unquoted {shown} as a date, not text: quote this date and give it a time zone, "
+                f'e.g. "{example}"')
+    return str(error.message)
 
 
 def _schema_problems(data: Any, positions: Positions) -> list[Problem]:
-    validator = jsonschema.Draft7Validator(_schema(), format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+    validator = jsonschema.Draft7Validator(_schema(), format_checker=FORMAT_CHECKER)
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: positions.lookup(e.absolute_path)):
         specific = best_match(error.context) if error.context else error
         path = list(specific.absolute_path) if specific is not error else list(error.absolute_path)
         field = ".".join(str(p) for p in path) or "(top level)"
-        problems.append(Problem(positions.at(path), f"{field}: {specific.message}"))
+        problems.append(Problem(positions.at(path), f"{field}: {_message(specific)}"))
     return problems
 
 
@@ -289,19 +354,21 @@ def _link_type_problem(link_type: str) -> str | None:
     return None
 
 
-def _target(text: str, where: str, allowed: tuple[str, ...], problems: list[Problem]) -> Template | None:
-    """A configured href, compiled; its template errors and a host off the allow-list are problems."""
+def _target(text: str, where: str, allowed: Allowed, problems: list[Problem]) -> Template | None:
+    """A configured href, compiled; its template errors and any reason the target check
+    (resolver.rules.targets) refuses it are problems."""
     try:
         href = Template(text)
     except ValueError as exc:
         problems.append(Problem(where, str(exc)))
         return None
-    if not host_allowed(text.replace("{", "").replace("}", ""), allowed):
-        problems.append(Problem(where, f"host of {text} is not in resolver.allowed_target_hosts"))
+    sample = "".join("x" if is_var else part for is_var, part in href.parts)
+    if (why := check_target(sample, *allowed)) is not None:
+        problems.append(Problem(where, f"{text}: {why}"))
     return href
 
 
-def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed: tuple[str, ...],
+def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed: Allowed,
                      problems: list[Problem]) -> Product | None:
     base = ("products", pi)
     links: list[Link] = []
@@ -375,7 +442,22 @@ def _position(problem: Problem) -> tuple[int, int]:
 
 
 def compile_rules(text: str, source: str) -> CompiledRules:
-    """Validate and compile rules text; RulesInvalid listing every problem if anything is wrong."""
+    """Validate and compile rules text; RulesInvalid listing every problem if anything is wrong.
+
+    Nothing else escapes: every value the schema accepts is meant to compile (a property
+    test holds us to it), and should one not, the file is refused with the place it
+    failed rather than a traceback — a rules file must never be able to stop a server.
+    """
+    try:
+        return _compile(text, source)
+    except RulesInvalid:
+        raise
+    except Exception as exc:  # a bug, reported as a refusal: see the docstring
+        raise RulesInvalid([Problem(f"{source}:1:1", f"could not compile the rules ({type(exc).__name__}: {exc}); "
+                                                     "please report this")]) from exc
+
+
+def _compile(text: str, source: str) -> CompiledRules:
     try:
         data, positions = load(text, source)
     except SourceError as exc:
@@ -383,11 +465,17 @@ def compile_rules(text: str, source: str) -> CompiledRules:
     problems = _schema_problems(data, positions)
     if problems:
         raise RulesInvalid(problems)
-    allowed = tuple(h.lower() for h in data["resolver"].get("allowed_target_hosts", ()))
+    allowed = (tuple(h.lower() for h in data["resolver"].get("allowed_target_hosts", ())),
+               tuple(data["resolver"].get("allowed_target_schemes", DEFAULT_SCHEMES)))
     products: list[Product] = []
     seen: dict[tuple[bool, str], str] = {}
     for pi, raw in enumerate(data["products"]):
-        product = _compile_product(raw, pi, positions, allowed, problems)
+        try:
+            product = _compile_product(raw, pi, positions, allowed, problems)
+        except Exception as exc:  # see compile_rules: refused at the product, never a crash
+            problems.append(Problem(positions.at(("products", pi)),
+                                    f"could not compile this product ({type(exc).__name__}: {exc}); please report this"))
+            continue
         if product is None:
             continue
         ident = (product.by_prefix, product.key)

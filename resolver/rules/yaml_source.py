@@ -35,9 +35,14 @@ class Positions:
     def __init__(self, file: str) -> None:
         self.file = file
         self._marks: dict[Path_, tuple[int, int]] = {}
+        self.count = 0  # values constructed (aliases count every time they are used)
 
     def add(self, path: Path_, node: Node) -> None:
         self._marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        self.count += 1
+
+    def __len__(self) -> int:
+        return self.count
 
     def lookup(self, path: Sequence[str | int | float]) -> tuple[int, int]:
         """The closest known position: the path itself, else its nearest ancestor."""
@@ -55,8 +60,18 @@ class Positions:
         return SourceError(self.file, line, column, reason)
 
 
-def _construct(node: Node, path: Path_, positions: Positions, loader: yaml.SafeLoader) -> Any:
+MAX_VALUES = 200_000  # far beyond any real rules file; stops aliases that expand exponentially
+
+
+def _construct(node: Node, path: Path_, positions: Positions, loader: yaml.SafeLoader,
+               inside: frozenset[int] = frozenset()) -> Any:
     positions.add(path, node)
+    if len(positions) > MAX_VALUES:
+        raise positions.error(path, f"more than {MAX_VALUES} values: do aliases (*name) expand without end?")
+    if isinstance(node, (MappingNode, SequenceNode)):
+        if id(node) in inside:
+            raise positions.error(path, "an alias (*name) refers to the collection it is in")
+        inside = inside | {id(node)}
     if isinstance(node, MappingNode):
         out: dict[Any, Any] = {}
         loader.flatten_mapping(node)
@@ -68,10 +83,10 @@ def _construct(node: Node, path: Path_, positions: Positions, loader: yaml.SafeL
             if key in out:
                 raise SourceError(positions.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                                   f"duplicate key {key!r}")
-            out[key] = _construct(value_node, path + (key,), positions, loader)
+            out[key] = _construct(value_node, path + (key,), positions, loader, inside)
         return out
     if isinstance(node, SequenceNode):
-        return [_construct(item, path + (i,), positions, loader) for i, item in enumerate(node.value)]
+        return [_construct(item, path + (i,), positions, loader, inside) for i, item in enumerate(node.value)]
     assert isinstance(node, ScalarNode)
     return loader.construct_object(node, deep=True)
 
@@ -79,7 +94,13 @@ def _construct(node: Node, path: Path_, positions: Positions, loader: yaml.SafeL
 def load(text: str, file: str) -> tuple[Any, Positions]:
     """Parse one YAML document; SourceError (with position) on any syntax problem."""
     positions = Positions(file)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found before parsing
+        line = text.count("\n", 0, exc.position) + 1
+        column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise SourceError(file, line, column, f"YAML does not allow the character U+{exc.character:04X} here "
+                                              f"({exc.reason})") from None
     try:
         root = loader.get_single_node()
         if root is None:
@@ -91,6 +112,8 @@ def load(text: str, file: str) -> tuple[Any, Positions]:
         raise SourceError(file, line, column, f"YAML syntax: {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise SourceError(file, 1, 1, f"YAML: {exc}") from None
+    except RecursionError:
+        raise SourceError(file, 1, 1, "nested too deeply") from None
     finally:
         loader.dispose()
 

@@ -51,6 +51,15 @@ class StoredLinks(NamedTuple):
 NO_STORED_LINKS = StoredLinks()
 
 
+def usable_links(rules: CompiledRules, stored: StoredLinks) -> StoredLinks:
+    """The stored links whose href passes these rules' target check (uploads are checked
+    when written; this also drops links written before the allow-list was tightened)."""
+    ok = rules.target_ok
+    if all(ok(rec.href) for level in stored for rec in level):
+        return stored
+    return StoredLinks(*(tuple(rec for rec in level if ok(rec.href)) for level in stored))
+
+
 class ScanRequest(NamedTuple):
     link_type: str | None  # normalised requested linkType; 'linkset' for the linkset; None: none
     prefs: Preferences
@@ -164,7 +173,7 @@ def _options(product: Product | None, stored: StoredLinks, level: str, link_type
         for link in pool:
             if link.link_type in uploaded_types or (link.roles is not None and role not in link.roles):
                 continue
-            if not link.href.needs.issubset(values.keys()):
+            if not link.href.fits(values):
                 continue
             out.append(link)
     return out

@@ -27,7 +27,7 @@ from resolver.ops import logs
 from resolver.ops.logs import REQUEST_ID
 from resolver.rules.linktypes import normalise
 from resolver.scan import linkset as linksets
-from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
+from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide, usable_links
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from twin.scans import ScanEvent
 
@@ -144,7 +144,7 @@ class ScanHandler:
         if gtin is None or lookup.no_stored_links(gtin):
             stored = NO_STORED_LINKS
         else:
-            stored = await lookup.stored_links(gtin, facts.lot, serial)
+            stored = usable_links(rules, await lookup.stored_links(gtin, facts.lot, serial))
         explain = debug is not None and claims is not None and claims.role in ("manufacturer", "admin")
         request = ScanRequest(link_type, prefs, int(time.time() * 1000))
         decision = decide(rules, dl, role, facts, request, stored, explain)
