@@ -141,7 +141,7 @@ def test_a_technician_signs_in_once_and_camera_scans_route_by_the_visit(app, ser
     assert "Secure" in cookie and "Path=/" in cookie
     status = client.get("/u/session")
     until = datetime.fromisoformat(visit["ends_at"].replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
-    bar = re.search(r'data-testid="session">(.*?)</p>', status.text).group(1)
+    bar = re.search(r'data-testid="session">(.*?)</div>', status.text).group(1)
     assert f"Signed in as technician for visit JOB-42 until {until}" in bar and "Sign out" in bar
     assert page(inside) in status.text and page(outside) not in status.text
     cookies = {"cookie": f"serialink_token={client.cookies.get('serialink_token')}"}

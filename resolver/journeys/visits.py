@@ -115,7 +115,7 @@ def check_visit(caller: Claims, body: Mapping[str, Any], now: int) -> dict[str, 
                           issued_by=caller.principal)
     unique = sorted(set(pairs))
     return {**record, "units": [list(u) for u in unique], "nbf": starts,
-            "ext": {"kind": "visit", "visit": reference or "", "from": starts}}
+            "ext": {"kind": "visit", "visit": reference or ""}}
 
 
 def check_installer(caller: Claims, body: Mapping[str, Any], now: int) -> dict[str, Any]:
@@ -166,9 +166,10 @@ async def open_session(services: Services, caller: Claims, body: Mapping[str, An
     now = int(time.time())
     record = check_visit(caller, body, now) if kind == "visit" else check_installer(caller, body, now)
     session_id = derive_text(services.secret, "session", caller.principal, channel.idempotency_key, length=16)
+    # what the request asked for, not when it arrived: a retry a second later is the same request
+    window = [body.get("starts_at"), body.get("ends_at"), body.get("ttl")]
     digest = hashlib.sha256(orjson.dumps({k: v for k, v in record.items() if k not in ("iat", "exp", "nbf")}
-                                         | {"ttl": record["exp"] - record["iat"] if kind == "installer" else 0},
-                                         option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+                                         | {"window": window}, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
     stored, replayed = await services.store.record_token(session_id, {**record, "digest": digest}, actor_for(caller),
                                                          audit=channel.audit(role=record["role"], session=kind))
     if replayed and stored.get("digest") != digest:
