@@ -19,11 +19,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, lines, links, units
+from resolver.api import batches, lines, links, units, visits
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
+from resolver.pages import people
 from resolver.pages import routes as pages
 from resolver.rules.holder import RulesHolder
 from resolver.scan.handler import ScanHandler
@@ -77,8 +78,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
         *lines.routes,  # line keys, also with their /v1 prefix
-        Mount("/v1", routes=[*links.routes, *units.routes]),
+        Mount("/v1", routes=[*links.routes, *units.routes, *visits.routes]),
         *openapi_routes,
+        *people.routes,  # before the unit page, which would take …/signin as part of a serial
         *pages.routes,
         Mount("/", app=scans),
     ]

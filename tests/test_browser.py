@@ -13,6 +13,7 @@ Chromium must be installed (`apt-get install chromium`): without it this test fa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -40,9 +41,15 @@ HOSTILE_NAME = 'Ana <script>alert("owned")</script><img src=x onerror=alert(2)>'
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
+    with serve_for_browser(tmp_path_factory.mktemp("browser"), 3) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve_for_browser(tmp: Path, count: int):
+    """`serialink serve` on loopback with the built-in pages' rules and ``count`` minted units."""
     if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
         pytest.fail("Chromium is required for the browser test: apt-get install -y chromium", pytrace=False)
-    tmp = tmp_path_factory.mktemp("browser")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     rules = tmp / "rules.yaml"
@@ -51,7 +58,7 @@ def server(tmp_path_factory):
     store = f"sqlite:///{tmp / 'var' / 'serialink.db'}"
     env = dict(os.environ, SERIALINK_TOKEN_SECRET=SECRET, SERIALINK_KEY_DIR=str(tmp / "keys"),
                SERIALINK_DATA_DIR=str(tmp / "var"), SERIALINK_LOG_LEVEL="warning", SERIALINK_NOTIFIER="file")
-    minted = subprocess.run([sys.executable, "-m", "serialink", "mint", "--gtin", GTIN, "--count", "3", "--profile",
+    minted = subprocess.run([sys.executable, "-m", "serialink", "mint", "--gtin", GTIN, "--count", str(count), "--profile",
                              "default", "--format", "jsonl", "--out", str(tmp / "mint"), "--request-id", "browser-1",
                              "--lot", "LB1", "--store", store, "--no-progress"],
                             env=env, capture_output=True, text=True, timeout=60)

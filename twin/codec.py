@@ -116,6 +116,9 @@ def encode_unit(u: Unit) -> bytes:
             _ord(u.ended_on),
             None if u.updated_at is None else to_ms(u.updated_at),
             None if u.origin is None else STATE_CODES[u.origin],
+            _ord(u.installed_on),
+            u.installed_by,
+            u.installer_certification,
         )
     )
 
@@ -125,6 +128,7 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
 
     def build() -> Unit:
         flags, offer, updated, origin = f[5], f[11], f[18], f[19]
+        installed = f[20:23] if len(f) >= 23 else (None, None, None)  # records written before installs existed
         return Unit(
             gtin,
             serial,
@@ -149,6 +153,9 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
             _day(f[17]),
             None if updated is None else from_ms(updated),
             None if origin is None else STATES_BY_CODE[origin],
+            _day(installed[0]),
+            installed[1],
+            installed[2],
         )
 
     return _decoding(key, build)

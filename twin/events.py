@@ -14,7 +14,7 @@ before anything is written:
 >>> make_event("teleport", Actor("owner", "o_1"), "why not")
 Traceback (most recent call last):
 ...
-twin.errors.UnknownEventType: event.type: unknown event type 'teleport'; known: commission, decommission, ship, sell, register, start_service, end_service, service, firmware, transfer_offer, transfer_cancel, transfer_claim, end_of_life, report_stolen, recovered, recall, recall_lift, dpp
+twin.errors.UnknownEventType: event.type: unknown event type 'teleport'; known: commission, decommission, ship, sell, register, start_service, end_service, service, firmware, transfer_offer, transfer_cancel, transfer_claim, end_of_life, report_stolen, recovered, recall, recall_lift, dpp, install
 """
 
 from __future__ import annotations
@@ -117,6 +117,11 @@ EVENT_DATA: dict[str, dict[str, _Field]] = {
     "recall": {},
     "recall_lift": {},
     "dpp": {"href": _Field("url"), "document": _Field("document")},
+    # a certified installer fitted the unit at a site: where, when, who (the company and its
+    # certification) and the market whose warranty rules apply
+    "install": {"site": _Field("text", True, 300), "installed_on": _Field("date", True),
+                "certification": _Field("text", True, 100), "company": _Field("text", True, 200),
+                "jurisdiction": _Field("jurisdiction")},
 }
 EVENT_TYPES = tuple(EVENT_DATA)
 

@@ -77,6 +77,9 @@ RULES: dict[str, Rule] = {
     "recall_lift": Rule(_ALL, None),
     # The DPP must outlive the product: recyclers read it after end of life.
     "dpp": Rule(_ALL, None),
+    # Installing records facts (site, date, installer) without moving the state: a unit is
+    # often fitted before anyone registers it, and may be refitted after a move.
+    "install": Rule(frozenset({C, SH, SO, R, IS}), None),
 }
 
 _ORDER = {s: i for i, s in enumerate(State)}

@@ -65,6 +65,7 @@ WARRANTY_SCHEMA: dict[str, Any] = {
                     "name": {"type": "string"},
                     "minimum_months": {"type": "integer", "minimum": 0, "maximum": 600},
                     "on_transfer": {"enum": ["carry", "end"]},
+                    "starts": {"enum": ["purchase", "installation"]},
                 },
             },
         },
@@ -104,6 +105,7 @@ class Jurisdiction:
     code: str
     minimum_months: int
     on_transfer: str = "carry"
+    starts: str = "purchase"  # or "installation": the market counts cover from the fitting date
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +173,20 @@ def coverage(rules: WarrantyRules, unit: Unit, on: date) -> Coverage:
     def answer(covered: bool, end: date | None = None) -> Coverage:
         return Coverage(covered, on, start, end, code, tuple(reasons))
 
+    jur = rules.jurisdictions.get(code)
+    missing = code
+    if jur is None:
+        code = rules.default_jurisdiction
+        jur = rules.jurisdictions[code]
+    if unit.installed_on is not None and (jur.starts == "installation" or start is None):
+        start = unit.installed_on
+        reasons.append(f"starts at the installation on {start}"
+                       + (f" ({code} counts from installation)" if jur.starts == "installation" else ""))
     if start is None:
         reasons.append("no purchase is recorded; a warranty starts at purchase")
         return answer(False)
-    jur = rules.jurisdictions.get(code)
-    if jur is None:
-        reasons.append(f"no rules for jurisdiction {code}; using {rules.default_jurisdiction}")
-        code = rules.default_jurisdiction
-        jur = rules.jurisdictions[code]
+    if code != missing:
+        reasons.append(f"no rules for jurisdiction {missing}; using {rules.default_jurisdiction}")
     months = jur.minimum_months
     reasons.append(f"{code} minimum {months} months")
     on_transfer = jur.on_transfer
@@ -254,7 +262,7 @@ def parse_rules(text: str, source: str = "<rules>") -> WarrantyRules:
         dotted = ".".join(str(p) for p in path) or "(top level)"
         raise WarrantyRulesError(f"{source}:{line or 1}: {dotted}: {error.message}")
     jurisdictions = {
-        code: Jurisdiction(code, j["minimum_months"], j.get("on_transfer", "carry"))
+        code: Jurisdiction(code, j["minimum_months"], j.get("on_transfer", "carry"), j.get("starts", "purchase"))
         for code, j in doc["jurisdictions"].items()
     }
     if doc["default_jurisdiction"] not in jurisdictions:

@@ -41,6 +41,13 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "claim-unit": Limit(10, 3600),
     # a technician pasting a token into the service page
     "login": Limit(20, 600),
+    # opening sign-in links (technicians, installers): per client address
+    "signin": Limit(30, 600),
+    # an owner asking for a sign-in code: per client address, and per unit (no flood of
+    # messages to an owner); typing the code: per client address (each code also locks)
+    "owner-signin": Limit(10, 600),
+    "owner-signin-unit": Limit(5, 3600),
+    "owner-code": Limit(20, 600),
 }
 
 _ITEM = re.compile(r"\s*([a-z-]+)\s*=\s*(\d+)\s*/\s*(\d+)\s*")

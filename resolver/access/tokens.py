@@ -61,7 +61,8 @@ class Claims:
     sites: frozenset[str] = frozenset()
     lines: frozenset[str] = frozenset()
     unit: tuple[str, str] | None = None  # a per-visit technician token names one unit
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    units: frozenset[tuple[str, str]] = frozenset()  # a visit session names a set of units
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)  # sessions: what they were issued for
 
     def allows_gtin(self, gtin: str) -> bool:
         """Is this GTIN inside the token's product scope? (prefix = GCP digits after the indicator)"""
@@ -73,6 +74,8 @@ class Claims:
     def allows_unit(self, gtin: str, serial: str | None) -> bool:
         if not self.allows_gtin(gtin):
             return False
+        if self.units:
+            return serial is not None and (gtin, serial) in self.units
         return self.unit is None or (serial is not None and self.unit == (gtin, serial))
 
     def allows_line(self, site: str | None, line: str | None) -> bool:
@@ -156,6 +159,18 @@ class TokenVerifier:
             raise TokenError("the token has been revoked")
         return claims
 
+    def signed_claims(self, token: str) -> Claims | None:
+        """What a token this deployment signed asserts, expired or revoked or not (None:
+        forged or malformed): for telling a visitor *why* a session stopped counting, never
+        for granting anything."""
+        claims = self._cache.get(token)
+        if claims is not None:
+            return claims
+        try:
+            return self._decode(token)
+        except TokenError:
+            return None
+
     def _decode(self, token: str) -> Claims:
         if len(token) > 4096:
             raise TokenError("the token is too long")
@@ -169,6 +184,8 @@ class TokenVerifier:
         if role not in ROLES or not isinstance(scope, dict):
             raise TokenError("invalid token: bad role or scope")
         unit = payload.get("unit")
+        units = payload.get("units") or ()
+        extra = payload.get("ext")
         try:
             return Claims(
                 principal=str(payload["sub"]), role=role, expires=int(payload["exp"]), token_id=str(payload["jti"]),
@@ -176,6 +193,8 @@ class TokenVerifier:
                 all_products=bool(scope.get("all", False)), sites=frozenset(map(str, scope.get("sites", ()))),
                 lines=frozenset(map(str, scope.get("lines", ()))),
                 unit=(str(unit[0]), str(unit[1])) if isinstance(unit, list) and len(unit) == 2 else None,
+                units=frozenset((str(g), str(s)) for g, s in units),
+                extra=dict(extra) if isinstance(extra, dict) else {},
             )
         except (TypeError, ValueError):
             raise TokenError("invalid token: malformed claims") from None

@@ -32,6 +32,7 @@ EVENT_ROLES: dict[str, frozenset[str]] = {
     "recall": frozenset({"manufacturer", "admin"}),
     "recall_lift": frozenset({"manufacturer", "admin"}),
     "dpp": frozenset({"manufacturer", "admin"}),
+    "install": frozenset({"installer", "manufacturer", "admin"}),
 }
 
 

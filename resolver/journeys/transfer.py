@@ -26,6 +26,11 @@ if TYPE_CHECKING:
 TRANSFER_TTL = timedelta(days=7)
 
 
+def offer_code(services: Services, gtin: str, serial: str, idempotency_key: str) -> str:
+    """The transfer code an offer made with this idempotency key carries (a retry: the same)."""
+    return format_code(derive(services.secret, "transfer-code", gtin, serial, idempotency_key), 4)
+
+
 async def _owned(services: Services, claims: Claims, gtin: str, serial: str) -> Snapshot:
     claims.require(("owner",), gtin, serial)
     snap = await known_snapshot(services, gtin, serial)
@@ -38,7 +43,7 @@ async def offer_transfer(services: Services, claims: Claims, gtin: str, serial: 
                          channel: Channel) -> tuple[str, datetime, Unit, bool]:
     """The owner hands over: a one-time code (shown once) that the new owner claims with."""
     snap = await _owned(services, claims, gtin, serial)
-    code = format_code(derive(services.secret, "transfer-code", gtin, serial, channel.idempotency_key), 4)
+    code = offer_code(services, gtin, serial, channel.idempotency_key)
     code_hash = hash_code(code)
     offer = snap.unit.transfer_offer
     if offer is not None and hmac.compare_digest(offer.code_hash, code_hash):

@@ -47,7 +47,7 @@ CONSUMER_LINKS = {
 
 #: Events that make up the service record (what technicians and installers read).
 SERVICE_EVENTS = frozenset({"commission", "start_service", "end_service", "service", "firmware", "end_of_life",
-                            "recall", "recall_lift", "decommission"})
+                            "recall", "recall_lift", "decommission", "install"})
 
 #: Event data never shown to anyone over the API: hashes of transfer codes.
 _SECRET_DATA = frozenset({"code_hash"})
@@ -100,7 +100,15 @@ def consumer_view(snap: Snapshot, product_name: str | None, links: Mapping[str, 
     view["service"] = {"services": unit.services, "last_service_on": iso(unit.last_service_on)}
     view["links"] = link_groups(links)
     view["transfer_pending"] = unit.transfer_offer is not None
+    if unit.installed_on is not None:  # anyone may know it was fitted; who fitted it is for owner and staff
+        view["installation"] = {"on": iso(unit.installed_on)}
     return view
+
+
+def _installer(view: dict[str, Any], unit: Unit) -> None:
+    if unit.installed_on is not None:
+        view["installation"] = {"on": iso(unit.installed_on), "by": unit.installed_by,
+                                "certification": unit.installer_certification}
 
 
 def link_groups(links: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list]:
@@ -149,6 +157,7 @@ def owner_view(snap: Snapshot, product_name: str | None, links: Mapping[str, Seq
     offer = unit.transfer_offer
     view["transfer"] = {"expires_at": iso(offer.expires_at)} if offer is not None else None
     view["firmware"] = unit.firmware
+    _installer(view, unit)
     names = {owner_id: "you"}
     view["history"] = [_event_json(e, i + 1 + _base(unit, events), principal=False, owner_names=names)
                        for i, e in enumerate(events)]
@@ -183,6 +192,7 @@ def technician_view(snap: Snapshot, product_name: str | None, links: Mapping[str
     view["view"] = "technician"
     view["firmware"] = unit.firmware
     view["lot"] = unit.lot
+    _installer(view, unit)
     view.update(service_record(events, unit))
     return view
 
@@ -228,6 +238,7 @@ def manufacturer_view(snap: Snapshot, product_name: str | None, links: Mapping[s
                                                "jurisdiction": unit.jurisdiction,
                                                "transferred_on": iso(unit.transferred_on)},
                 updated_at=iso(unit.updated_at))
+    _installer(view, unit)
     view.update(service_record(events, unit))
     view["history"] = [_event_json(e, _base(unit, events) + i + 1, principal=True, owner_names=None)
                        for i, e in enumerate(events)]

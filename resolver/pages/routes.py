@@ -28,6 +28,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -39,7 +40,8 @@ from starlette.routing import BaseRoute, Route
 
 from ext import escape
 from resolver import i18n, problems
-from resolver.access.tokens import COOKIE, Claims, TokenError, token_from_headers
+from resolver.access import sessions
+from resolver.access.tokens import Claims, TokenError, token_from_headers
 from resolver.errors import (
     BadRequest,
     Forbidden,
@@ -83,11 +85,49 @@ class Page:
         self.texts = i18n.texts(self.lang)
         self.languages = languages(request.headers.get("accept-language"))
         self.base = f"/u/01/{gtin}" + (f"/21/{escape(serial)}" if serial is not None else "")
+        self._session: sessions.Session | None = None
+        self._clear_notice = self._clear_session = False
+
+    @property
+    def session(self) -> sessions.Session:
+        """The visitor's session cookie, verified once per request (never raises)."""
+        if self._session is None:
+            self._session = sessions.current(self.services.token_verifier, self.request)
+        return self._session
+
+    def session_bar(self) -> dict[str, str] | None:
+        """"Signed in as technician for visit V until T · Sign out", for visits and installers."""
+        claims = self.session.claims
+        kind = claims.extra.get("kind") if claims is not None else None
+        if claims is None or kind not in sessions.SESSION_KINDS:
+            return None
+        until = _when(claims.expires)
+        if kind == "visit":
+            text = self.texts["session_visit"].format(visit=claims.extra.get("visit") or claims.token_id, until=until)
+        else:
+            text = self.texts["session_installer"].format(company=claims.extra.get("company", ""),
+                                                          certification=claims.extra.get("certification", ""),
+                                                          until=until)
+        return {"text": text, "csrf": csrf_value(self.services, claims)}
+
+    def notice(self, binding: str) -> tuple[str, str] | None:
+        """The signed notice this session left for this unit's page (shown once)."""
+        value = self.request.cookies.get(sessions.NOTICE_COOKIE)
+        if value is None:
+            return None
+        self._clear_notice = True
+        return sessions.read_notice(self.services.secret, value, self.gtin, self.serial or "", binding)
 
     def render(self, template: str, status: int = 200, headers: Mapping[str, str] | None = None,
                **context: Any) -> HTMLResponse:
+        context.setdefault("session", self.session_bar())
         html = ENV.get_template(template).render(lang=self.lang, t=self.texts, base=self.base, **context)
-        return HTMLResponse(html, status, {**SECURITY_HEADERS, "Content-Language": self.lang, **(headers or {})})
+        response = HTMLResponse(html, status, {**SECURITY_HEADERS, "Content-Language": self.lang, **(headers or {})})
+        if self._clear_notice:
+            sessions.clear_notice(response, self.request)
+        if self._clear_session:
+            sessions.clear_session(response, self.request)
+        return response
 
     def message(self, status: int, title: str, text: str) -> HTMLResponse:
         return self.render("message.html", status, title=title, text=text, back=self.base if self.serial else None)
@@ -101,16 +141,18 @@ class Page:
         text = texts.get(f"err_{exc.status}_{field}") or texts.get(f"err_{field}")
         return {field: text.format(reason=exc.reason) if text else exc.reason}
 
-    def redirect(self, path: str, notice: str | None = None, cookie: tuple[str, int] | None = None,
-                 clear_cookie: bool = False) -> Response:
-        location = path + (f"?{urlencode({'notice': notice})}" if notice else "")
-        response = RedirectResponse(location, 303, headers={"Cache-Control": "no-store"})
-        secure = self.request.url.scheme == "https"
+    def redirect(self, path: str, notice: tuple[str, str] | None = None, cookie: tuple[str, int] | None = None,
+                 clear_cookie: bool = False, notice_data: str = "") -> Response:
+        """303 See Other (Post/Redirect/Get). ``notice``: (kind, the session's token id) — a
+        signed notice for this unit's page, bound to that session; never a query parameter."""
+        response = RedirectResponse(path, 303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
         if cookie is not None:
-            response.set_cookie(COOKIE, cookie[0], max_age=cookie[1], path="/", secure=secure, httponly=True,
-                                samesite="lax")
+            sessions.set_session(response, self.request, cookie[0], cookie[1])
         if clear_cookie:
-            response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+            sessions.clear_session(response, self.request)
+        if notice is not None:
+            sessions.set_notice(response, self.request, sessions.notice_value(
+                self.services.secret, notice[0], self.gtin, self.serial or "", notice[1], data=notice_data))
         return response
 
     def channel(self, form: Mapping[str, str]) -> channels.Channel:
@@ -181,9 +223,11 @@ def _page(handler):
             problems.log_problem(exc, error)
             lang = i18n.negotiate(request.headers.get("accept-language"), services.rules.current.default_language)
             texts = i18n.texts(lang)
+            # refusals of a credential get a plain reason in the visitor's language
+            text = texts.get(f"page_{exc.status}_{exc.field}") or texts.get(f"page_{exc.status}") or exc.reason
             html = ENV.get_template("message.html").render(lang=lang, t=texts, title=texts["not_found_title"]
-                                                           if exc.status == 404 else str(exc.status), text=exc.reason,
-                                                           back=None)
+                                                           if exc.status == 404 else str(exc.status), text=text,
+                                                           back=None, session=None)
             return HTMLResponse(html, exc.status, {**SECURITY_HEADERS, **_retry(exc)})
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -206,20 +250,48 @@ def _recall_reasons(snap) -> list[str]:
 # -- the unit page ------------------------------------------------------------------------
 
 
+NOTICES = {"registered": "registered_title", "claimed": "claimed_title", "signed_in": "signed_in_notice",
+           "installed": "installed_notice", "saved": "saved"}
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _ended_notice(page: Page) -> str | None:
+    """A visit or installer session that stopped counting: say so once, and drop the cookie."""
+    ended = page.session.ended
+    if ended is None:
+        return None
+    page._clear_session = True
+    if ended.extra.get("kind") == "visit":
+        return page.texts["visit_ended"].format(visit=ended.extra.get("visit") or ended.token_id,
+                                                until=_when(ended.expires))
+    return page.texts["installer_ended"]
+
+
 @_page
 async def unit_page(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request)
     page = Page(request, services, gtin, serial)
     claims = await page_claims(request, services, gtin, serial)
-    snap, view, claims = await _view(page, claims)
+    snap, view, shown = await _view(page, claims)
     here = services.rules.current.root + page.base  # the builtin rules' links to this very page: no use listing them
     view["links"] = {group: [l for l in links if l["href"] != here] for group, links in view["links"].items()}
-    notice = {"registered": page.texts["registered_title"], "claimed": page.texts["claimed_title"]}.get(
-        request.query_params.get("notice", ""))
-    return page.render("unit.html", 200 if snap.known else 404, view=view, notice=notice,
-                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(services, claims),
+    signed = page.notice(claims.token_id if claims is not None else "")
+    notice = page.texts[NOTICES[signed[0]]] if signed is not None and signed[0] in NOTICES else None
+    info = _ended_notice(page)
+    if claims is not None and claims.role == "owner" and shown is None and snap.unit.owner is not None:
+        from resolver.journeys.owner_signin import transferred_on
+
+        when = transferred_on(await services.store.get_events(gtin, serial), claims.principal)
+        if when is not None:  # the previous owner: not silently a stranger
+            info = page.texts["transferred_notice"].format(date=when.date().isoformat())
+    return page.render("unit.html", 200 if snap.known else 404, view=view, notice=notice, info=info,
+                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(services, shown),
                        form_key=secrets.token_urlsafe(16), register_href=page.base + "/register",
-                       technician=claims is not None and claims.role in SERVICE_ROLES)
+                       technician=shown is not None and shown.role in SERVICE_ROLES,
+                       installer=shown is not None and shown.role == "installer")
 
 
 @_page
@@ -254,6 +326,8 @@ async def register(request: Request, services: Services) -> Response:
     if not snap.known:
         return page.render("unit.html", 404, view=view, recall_reasons=[], csrf="", form_key="", notice=None,
                            register_href="", technician=False)
+    if snap.unit.owner is not None:  # say so before any form: sign in, or take it over
+        return page.render("already.html", 409, view=view)
     if request.method == "GET":
         return page.render("register.html", view=view, form={}, errors=None, needs_date=_needs_date(view),
                            form_key=secrets.token_urlsafe(16))
@@ -266,17 +340,22 @@ async def register(request: Request, services: Services) -> Response:
         exc = problems.classify(error)
         return page.render("register.html", exc.status, _retry(exc), view=view, form=form, errors=page.errors(exc),
                            needs_date=_needs_date(view), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
-    return page.render("confirm.html", 202, sent_to=answer["sent_to"], hours=int(registration.PENDING_TTL.total_seconds() // 3600),
-                       pending=answer["confirmation"], code="", errors=None, form_key=secrets.token_urlsafe(16))
+    return page.redirect(f"{page.base}/confirm?{urlencode({'p': answer['confirmation']})}")
 
 
 @_page
 async def confirm(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/confirm")
     page = Page(request, services, gtin, serial)
-    if request.method == "GET":  # the link from the message: show the code, confirm with a POST
-        return page.render("confirm.html", pending=request.query_params.get("p", ""),
-                           code=request.query_params.get("code", ""), sent_to=None, errors=None,
+    if request.method == "GET":  # after the form, or the link from the message: confirm with a POST
+        pending_id, code = request.query_params.get("p", ""), request.query_params.get("code", "")
+        sent_to = None
+        if not code and 8 <= len(pending_id) <= 40:
+            pending = await services.store.get_pending(gtin, serial, pending_id)
+            if pending is not None and pending.get("contact"):
+                sent_to = registration.mask_contact(pending["contact"])
+        return page.render("confirm.html", pending=pending_id, code=code, sent_to=sent_to, errors=None,
+                           hours=int(registration.PENDING_TTL.total_seconds() // 3600),
                            form_key=secrets.token_urlsafe(16))
     form = {}
     try:
@@ -287,7 +366,7 @@ async def confirm(request: Request, services: Services) -> Response:
         exc = problems.classify(error)
         return page.render("confirm.html", exc.status, _retry(exc), pending=form.get("p", ""), code="", sent_to=None,
                            errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
-    return page.redirect(page.base, "registered", cookie=(grant.token, _seconds_left(grant.expires_at)))
+    return page.redirect(page.base, ("registered", grant.token_id), cookie=(grant.token, _seconds_left(grant.expires_at)))
 
 
 # -- transfer ---------------------------------------------------------------------------------
@@ -298,9 +377,9 @@ async def transfer(request: Request, services: Services) -> Response:
     """The owner's two buttons: create a transfer code (shown once, here) or cancel it."""
     gtin, serial = page_key(request, "/transfer")
     page = Page(request, services, gtin, serial)
-    if request.method == "GET":
-        return page.redirect(page.base)
     claims = await page_claims(request, services, gtin, serial)
+    if request.method == "GET":  # after the offer: the code, shown once, to this owner only
+        return await _show_transfer_code(page, claims)
     form = await read_form(request)
     if claims is None or claims.role != "owner":
         raise Forbidden("only the owner may hand the product over; open the page on the owner's device")
@@ -311,11 +390,27 @@ async def transfer(request: Request, services: Services) -> Response:
         if form.get("action") == "cancel":
             await transfers.cancel_transfer(services, claims, gtin, serial, expected, page.channel(form))
             return page.redirect(page.base)
-        code, expires, _, _ = await transfers.offer_transfer(services, claims, gtin, serial, expected, page.channel(form))
+        channel = page.channel(form)
+        await transfers.offer_transfer(services, claims, gtin, serial, expected, channel)
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.message(exc.status, page.texts["error_title"], next(iter(page.errors(exc).values())))
-    return page.render("transfer_code.html", code=code, expires=expires.strftime("%Y-%m-%d %H:%M UTC"))
+    return page.redirect(page.base + "/transfer", ("transfer_code", claims.token_id),
+                         notice_data=channel.idempotency_key)
+
+
+async def _show_transfer_code(page: Page, claims: Claims | None) -> Response:
+    """The code is derived from the offer's idempotency key, which only the signed notice
+    carries: shown once after the offer, never again on Reload or Back."""
+    signed = page.notice(claims.token_id) if claims is not None else None
+    if claims is None or signed is None or signed[0] != "transfer_code":
+        return page.redirect(page.base)
+    snap = await reading.known_snapshot(page.services, page.gtin, page.serial or "")
+    code = transfers.offer_code(page.services, page.gtin, page.serial or "", signed[1])
+    offer = snap.unit.transfer_offer
+    if offer is None or not hmac.compare_digest(offer.code_hash, channels.hash_code(code)):
+        return page.redirect(page.base)
+    return page.render("transfer_code.html", code=code, expires=offer.expires_at.strftime("%Y-%m-%d %H:%M UTC"))
 
 
 @_page
@@ -334,7 +429,7 @@ async def claim(request: Request, services: Services) -> Response:
         exc = problems.classify(error)
         return page.render("claim.html", exc.status, _retry(exc), view=view, form={**form, "code": ""},
                            errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
-    return page.redirect(page.base, "claimed", cookie=(grant.token, _seconds_left(grant.expires_at)))
+    return page.redirect(page.base, ("claimed", grant.token_id), cookie=(grant.token, _seconds_left(grant.expires_at)))
 
 
 # -- technicians ----------------------------------------------------------------------------
@@ -375,13 +470,15 @@ async def service(request: Request, services: Services) -> Response:
             return page.render("service.html", exc.status, _retry(exc), view=view, errors=page.errors(exc), form=form,
                                csrf=csrf_value(services, claims), form_key=form.get("idempotency_key"), notice=None,
                                recall_reasons=_recall_reasons(snap))
-        return page.redirect(page.base + "/service", "saved")
+        return page.redirect(page.base + "/service", ("saved", claims.token_id))
     if claims is None:
         return page.render("service.html", view=None, errors=None, form={})
     snap, view, _ = await _view(page, claims)
-    notice = page.texts["saved"] if request.query_params.get("notice") == "saved" else None
+    signed = page.notice(claims.token_id)
+    notice = page.texts["saved"] if signed is not None and signed[0] == "saved" else None
     return page.render("service.html", view=view, errors=None, form={}, csrf=csrf_value(services, claims),
-                       form_key=secrets.token_urlsafe(16), notice=notice, recall_reasons=_recall_reasons(snap))
+                       form_key=secrets.token_urlsafe(16), notice=notice, recall_reasons=_recall_reasons(snap),
+                       installer=claims.role == "installer")
 
 
 async def _login(page: Page, form: Mapping[str, str]) -> Response:
