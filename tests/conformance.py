@@ -40,6 +40,13 @@ def vector_params(name: str, keep=lambda case: True) -> list:
 class Conformance:
     def __init__(self) -> None:
         self.results: dict[str, dict[str, str]] = defaultdict(dict)
+        # GS1's own resolver test suite, run headless: URI label → check id → status
+        self.suite: dict[str, dict[str, str]] = defaultdict(dict)
+        self.suite_faults: dict[str, str] = {}  # check id → why its warn is the suite's fault
+
+    def record_suite(self, label: str, check_id: str, status: str) -> None:
+        """status: GS1's 'pass', 'warn' or 'fail', or 'known' (a warn that is a known fault of the suite)."""
+        self.suite[label][check_id] = status
 
     def record(self, source: str, case_id: str, outcome: str) -> None:
         """outcome: 'pass', 'fail' or 'divergent' (a deliberate, documented difference)."""
@@ -62,11 +69,33 @@ def conformance() -> Conformance:
     return _CONFORMANCE
 
 
+def suite_table(suite: dict[str, dict[str, str]]) -> list[str]:
+    """The per-check table of GS1's suite: one row per check id, one column per URI run."""
+    labels = list(suite)
+    checks = sorted({check for results in suite.values() for check in results}, key=str.lower)
+    width = max(len("check"), *(len(c) for c in checks))
+    lines = [f"{'check'.ljust(width)}  " + "  ".join(f"{label:>7}" for label in labels)]
+    for check in checks:
+        lines.append(f"{check.ljust(width)}  " + "  ".join(f"{suite[label].get(check, '-'):>7}" for label in labels))
+    totals = []
+    for label in labels:
+        outcomes = list(suite[label].values())
+        totals.append(f"{outcomes.count('pass')}/{len(outcomes)}")
+    lines.append(f"{'passed'.ljust(width)}  " + "  ".join(f"{t:>7}" for t in totals))
+    return lines
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    tr = terminalreporter
+    if _CONFORMANCE.suite:
+        tr.section("GS1 resolver test suite (GS1's JavaScript, headless)")
+        for line in suite_table(_CONFORMANCE.suite):
+            tr.write_line(line)
+        for check, why in sorted(_CONFORMANCE.suite_faults.items()):
+            tr.write_line(f"known: {check}: {why}")
     rows = _CONFORMANCE.table()
     if not rows:
         return
-    tr = terminalreporter
     tr.section("GS1 conformance (public vectors)")
     width = max(len(r[0]) for r in rows)
     tr.write_line(f"{'source'.ljust(width)}  {'passed':>7}  {'divergent':>9}  {'failed':>6}  {'total':>6}")

@@ -24,11 +24,12 @@ from typing import NamedTuple, TypeVar
 
 from ext.dl import DigitalLink
 from resolver.rules.compiler import CompiledRules, Link, Product, Route
-from resolver.rules.linktypes import DEFAULT_LINK
+from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI
 from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
 from twin.links import LinkRecord
 
 LEVELS = ("serial", "lot", "gtin")
+DEFAULT_TYPES = frozenset({DEFAULT_LINK, DEFAULT_LINK_MULTI})
 
 
 class UnitFacts(NamedTuple):
@@ -263,7 +264,13 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     and differ only in the values filled into its href. So plans are remembered per
     compiled rules (a reload starts afresh) and only the href is rendered per scan.
     Not remembered: traces, uploaded link data, products with date-windowed routes.
+
+    Asking for ``gs1:defaultLink`` (or ``gs1:defaultLinkMulti``) is asking for the default:
+    the linkset lists those relations, so a client may request them, and they answer what a
+    scan without a link type gets.
     """
+    if request.link_type in DEFAULT_TYPES:
+        request = request._replace(link_type=None)
     gtin = dl.gtin
     product = rules.product_for(gtin) if gtin is not None else None
     if explain or stored is not NO_STORED_LINKS or product is None or product.windowed:

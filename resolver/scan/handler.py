@@ -27,7 +27,17 @@ from resolver.ops import logs
 from resolver.ops.logs import REQUEST_ID
 from resolver.rules.linktypes import normalise
 from resolver.scan import linkset as linksets
-from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide, usable_links
+from resolver.scan.decide import (
+    NO_STORED_LINKS,
+    Decision,
+    ScanRequest,
+    StoredLinks,
+    UnitFacts,
+    decide,
+    usable_links,
+)
+from resolver.scan.defaults import LevelDefault
+from resolver.scan.defaults import for_levels as level_defaults
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from twin.scans import ScanEvent
 
@@ -176,14 +186,33 @@ class ScanHandler:
             return 307
         if decision.status == 200:
             product = rules.product_for(gtin) if gtin else None
-            routed = decide(rules, dl, role, facts, request._replace(link_type=None), stored) if product else None
-            body = linksets.build(rules, dl, product, stored, role, facts, prefs, routed)
+            defaults = await self._level_defaults(services, rules, dl, role, facts, prefs, request.now_ms, stored)
+            body = linksets.build(rules, dl, product, stored, role, facts, defaults)
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra)
         if decision.status == 300:
             product = rules.product_for(gtin) if gtin else None
             body = linksets.multiple_choices(rules, dl, product, decision.candidates, facts)
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
         return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra)
+
+    async def _level_defaults(self, services: Services, rules: CompiledRules, dl: DigitalLink, role: str,
+                              facts: UnitFacts, prefs: Preferences, now_ms: int,
+                              stored: StoredLinks) -> dict[str, LevelDefault | None]:
+        """Per level of the linkset, where a scan of that level's own DL URI would go for this caller.
+
+        The scan's own level reuses its facts; a less granular level is looked up as a scan of
+        its anchor would be (a GTIN on its own is ``unserialised``, a lot carries its lot's
+        recall), so each level's default is the redirect that level really gets.
+        """
+        scanned = dl.anchor(rules.root)
+        scans = []
+        for level, anchor in linksets.levels(rules, dl, facts):
+            if anchor == scanned:
+                scans.append((level, dl, facts))
+            else:
+                level_dl = parse(anchor)
+                scans.append((level, level_dl, await services.lookup.facts(level_dl)))
+        return level_defaults(rules, scans, role, prefs, now_ms, stored)
 
     def _legacy(self, uri: str, path: str, root: str, qs: str) -> tuple[DigitalLink | None, str | None]:
         """Labels in the field: compressed URIs, short GTINs, old short names."""

@@ -1,10 +1,14 @@
 """Linksets (RFC 9264, GS1-Conformant Resolver 1.2) and the HTML page of the same links.
 
 One object per level — GTIN, then lot, then serial — each anchored at its own DL URI on
-the resolver root, with full link-type URIs as keys. The GTIN level always carries one
-title-only ``gs1:defaultLink``; when the rules send this very request somewhere else
-(say, an unregistered unit to registration) the most specific level carries that target
-as its own default, so a client that follows the linkset lands where a redirect would.
+the resolver root, with full link-type URIs as keys. Every level describes the redirects
+the resolver makes for a scan of that level's DL URI without a link type, for the caller's
+role and the unit's state (resolver.scan.defaults): the GTIN level always carries its one
+title-only ``gs1:defaultLink`` and, when the default has language, context or media
+variants, the ``gs1:defaultLinkMulti`` entries for them; a lot or serial level whose
+default differs (an unregistered unit sent to registration, a regulator sent to the unit's
+passport) carries its own default and its own variants; one whose default is the same
+inherits them and repeats nothing, as GS1 asks.
 
 Only links the caller's role may see are listed: technicians' service records stay out
 of a consumer's linkset.
@@ -13,7 +17,7 @@ of a consumer's linkset.
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -25,15 +29,13 @@ from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI, label, re
 from resolver.scan.decide import (
     LEVELS,
     Candidate,
-    Decision,
     StoredLinks,
     UnitFacts,
-    _best,
     level_available,
     links_at,
     template_values,
 )
-from resolver.scan.negotiate import Preferences
+from resolver.scan.defaults import LevelDefault
 
 CONTEXT_URL = "https://ref.gs1.org/standards/resolver/linkset-context"
 CONTEXT_LINK = f'<{CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
@@ -72,35 +74,37 @@ def _description(product: Product | None, dl: DigitalLink, level: str, values: d
     return name
 
 
-def build(rules: CompiledRules, dl: DigitalLink, product: Product | None, stored: StoredLinks, role: str, facts: UnitFacts,
-          prefs: Preferences, routed: Decision | None) -> dict[str, Any]:
+def levels(rules: CompiledRules, dl: DigitalLink, facts: UnitFacts) -> list[tuple[str, str]]:
+    """The levels of this scan, least granular first, each with its anchor (the level's DL URI)."""
+    values = template_values(dl.elements, facts)
+    return [(level, anchor_for(rules, dl, level, values)) for level in reversed(LEVELS)
+            if level_available(level, values)]
+
+
+def default_title(c: Candidate) -> str:
+    return c.title or (label(c.link_type) if c.link_type != "route" else "Default link")
+
+
+def build(rules: CompiledRules, dl: DigitalLink, product: Product | None, stored: StoredLinks, role: str,
+          facts: UnitFacts, defaults: Mapping[str, LevelDefault | None]) -> dict[str, Any]:
     """The linkset of one request: every level of the scanned identity up to the primary key.
 
-    ``routed`` is the decision the rules make for this request without a link type: the
-    request-level default link.
+    ``defaults`` holds, per level, where a scan of that level's DL URI without a link type
+    goes for this caller and whether the level publishes it (resolver.scan.defaults.for_levels).
     """
     values = template_values(dl.elements, facts)
     objects: list[dict[str, Any]] = []
-    for level in reversed(LEVELS):  # gtin, lot, serial
-        if not level_available(level, values):
-            continue
-        obj: dict[str, Any] = {"anchor": anchor_for(rules, dl, level, values),
-                               "itemDescription": _description(product, dl, level, values)}
+    for level, anchor in levels(rules, dl, facts):
+        obj: dict[str, Any] = {"anchor": anchor, "itemDescription": _description(product, dl, level, values)}
         for c in links_at(product, stored, level, None, role, values):
-            obj.setdefault(relation_uri(c.link_type), []).append(_link_object(c))
-        if level == "gtin":
-            default_type = product.default if product is not None else DEFAULT_LINK
-            defaults = links_at(product, stored, "gtin", default_type, role, values)
-            if defaults:
-                best = _best(defaults, prefs, rules.default_language)[0]
-                obj[relation_uri(DEFAULT_LINK)] = [{"href": best.href, "title": best.title}]
-                if len(defaults) > 1:
-                    obj[relation_uri(DEFAULT_LINK_MULTI)] = [_link_object(c) for c in defaults]
+            if c.link_type not in (DEFAULT_LINK, DEFAULT_LINK_MULTI):  # stored stand-ins: published below
+                obj.setdefault(relation_uri(c.link_type), []).append(_link_object(c))
+        own = defaults.get(level)
+        if own is not None and own.published:
+            obj[relation_uri(DEFAULT_LINK)] = [{"href": own.link.href, "title": default_title(own.link)}]
+            if own.variants:
+                obj[relation_uri(DEFAULT_LINK_MULTI)] = [_link_object(c) for c in own.variants]
         objects.append(obj)
-    if routed is not None and routed.link is not None and objects:
-        gtin_default = objects[0].get(relation_uri(DEFAULT_LINK), [{}])[0].get("href")
-        if routed.href != gtin_default and len(objects) > 1:
-            objects[-1][relation_uri(DEFAULT_LINK)] = [{"href": routed.href, "title": routed.link.title or label(routed.link.link_type)}]
     return {"linkset": objects}
 
 
