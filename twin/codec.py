@@ -116,6 +116,10 @@ def encode_unit(u: Unit) -> bytes:
             _ord(u.ended_on),
             None if u.updated_at is None else to_ms(u.updated_at),
             None if u.origin is None else STATE_CODES[u.origin],
+            _ord(u.made_on),
+            _ord(u.installed_on),
+            _ord(u.firmware_on),
+            [(part, day.toordinal()) for part, day in u.parts],
         )
     )
 
@@ -125,6 +129,7 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
 
     def build() -> Unit:
         flags, offer, updated, origin = f[5], f[11], f[18], f[19]
+        tail = f[20:24] + [None] * (24 - len(f))  # fields appended later: older records lack them
         return Unit(
             gtin,
             serial,
@@ -149,6 +154,10 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
             _day(f[17]),
             None if updated is None else from_ms(updated),
             None if origin is None else STATES_BY_CODE[origin],
+            _day(tail[0]),
+            _day(tail[1]),
+            _day(tail[2]),
+            tuple((part, date.fromordinal(day)) for part, day in tail[3] or ()),
         )
 
     return _decoding(key, build)

@@ -77,6 +77,8 @@ RULES: dict[str, Rule] = {
     "recall_lift": Rule(_ALL, None),
     # The DPP must outlive the product: recyclers read it after end of life.
     "dpp": Rule(_ALL, None),
+    # Support sessions happen to units in use: an unregistered one too (the owner calls first).
+    "support": Rule(LIVE, None),
 }
 
 _ORDER = {s: i for i, s in enumerate(State)}
