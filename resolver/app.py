@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, links, units
+from resolver.api import batches, links, support, units
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -69,13 +69,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await services.stop()
 
+    units.add_unit_routes(support.routes)
     routes: list[BaseRoute] = [
         Route("/.well-known/gs1resolver", health.well_known, methods=["GET", "HEAD"]),
         Route("/healthz", health.healthz, methods=["GET", "HEAD"]),
         Route("/readyz", health.readyz, methods=["GET", "HEAD"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
-        Mount("/v1", routes=[*links.routes, *units.routes]),
+        Mount("/v1", routes=[*links.routes, *units.routes]),  # units: with support and parts added above
         *openapi_routes,
         *pages.routes,
         Mount("/", app=scans),
