@@ -376,7 +376,7 @@ def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed
                                         "works where uploaded link data has one", "warning"))
         def at_when(*path: str | int, _ri: int = ri) -> str:
             return positions.at(base + ("routes", _ri, "when") + path)
-        moment = moments.compile_test(when, at_when, named, interval, problems) if moments.KEYS & when.keys() else None
+        moment = moments.compile_test(when, at_when, named, interval, problems) if moments.uses_moments(when) else None
         faults = None
         if "fault" in when:
             fault = when["fault"]

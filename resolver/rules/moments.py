@@ -48,6 +48,11 @@ WARRANTY_STATES = ("active", "expired", "none")
 KEYS = frozenset({"warranty", "firmware", "service_due", "moment"} | {f"since_{e}" for e in EVENTS})
 
 
+def uses_moments(when: Mapping[str, Any]) -> bool:
+    """Does this `when` test moments (a since_* key counts even if its event is unknown)?"""
+    return any(key in KEYS or key.startswith("since_") for key in when)
+
+
 class Moments(NamedTuple):
     """What the moment conditions read about one unit (None: not recorded)."""
 
