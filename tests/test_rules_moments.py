@@ -111,7 +111,7 @@ def test_the_memo_keeps_units_in_different_moments_apart():
                for day in (date(2026, 6, 10), date(2026, 1, 1), date(2026, 6, 14), None)]
     assert answers == ["https://example.com/moment", "https://example.com/pip", "https://example.com/moment",
                        "https://example.com/pip"]
-    assert len(rules.memo) == 2  # one plan per outcome of the product's one moment test
+    assert sum(1 for k in rules.memo if len(k) > 3) == 2  # one plan per outcome of the product's moment test
 
 
 def test_a_product_without_moments_is_not_keyed_by_them():

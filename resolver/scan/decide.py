@@ -268,9 +268,15 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     key: tuple[object, ...] = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type,
                                request.prefs, shape, facts.lot is not None, facts.expiry is not None)
     if product.moment_tests:
-        now = _now(request)
+        # the outcomes of the product's moment tests, remembered per moment facts and second:
+        # a batch's units share one Moments object, so most scans check nothing
         unit_moments = facts.moments or NO_MOMENTS
-        key += tuple(test.holds(unit_moments, now) for test in product.moment_tests)
+        outcomes_key = (product, unit_moments, request.now_ms // 1000)
+        outcomes = rules.memo.get(outcomes_key)
+        if outcomes is None:
+            now = _now(request)
+            outcomes = rules.memo[outcomes_key] = tuple(test.holds(unit_moments, now) for test in product.moment_tests)
+        key += outcomes
     if product.uses_fault:
         key += (dl.param(FAULT),)
     memo = rules.memo
