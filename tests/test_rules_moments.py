@@ -3,13 +3,18 @@ and decided by the same function live scans use; bad moments are `check` errors 
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from ext import parse
 from ext.durations import parse_duration
-from resolver.rules.compiler import RulesInvalid, compile_rules
+from resolver.rules.compiler import RulesInvalid, compile_rules, default_rules_file
 from resolver.rules.moments import Moments
 from resolver.scan.decide import ScanRequest, UnitFacts, decide
 from resolver.scan.negotiate import Preferences
@@ -185,3 +190,43 @@ def test_durations_are_calendar_aware():
     for bad in ("P", "PT", "1D", "P-1D", "P1DT", ""):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+# -- the commands: explain shows the values it used, diff --scans replays moments ------------
+
+def serialink(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "serialink", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+
+
+def test_rules_explain_takes_the_units_history_and_a_frozen_time():
+    due = serialink("rules", "explain", f"https://id.example.com/01/{GTIN}/21/S1", "--role", "owner", "--state",
+                    "registered", "--registered", "2024-02-01", "--serviced", "2025-03-01", "--warranty-start",
+                    "2024-02-01", "--warranty-end", "2027-01-31", "--at", "2026-06-01T12:00:00Z", "--json")
+    out = json.loads(due.stdout)
+    assert out["href"] == f"https://service.example.com/book/{GTIN}/S1"
+    assert any("last serviced 2025-03-01 (457 days ago)" in line and "service due 2026-03-01" in line
+               for line in out["trace"])
+    fresh = serialink("rules", "explain", f"https://id.example.com/01/{GTIN}/21/S1", "--role", "owner", "--state",
+                      "registered", "--serviced", "2026-05-01", "--at", "2026-06-01T12:00:00Z", "--json")
+    assert json.loads(fresh.stdout)["href"] == "https://www.example.com/boilers/x100"
+    bad = serialink("rules", "explain", f"https://id.example.com/01/{GTIN}/21/S1", "--serviced", "last spring")
+    assert bad.returncode == 1 and "serviced: expected a date YYYY-MM-DD" in bad.stderr
+
+
+def test_rules_diff_replays_recorded_scans_with_their_moments(tmp_path):
+    new = tmp_path / "new.yaml"
+    new.write_text(default_rules_file().read_text().replace("service_interval: P12M", "service_interval: P24M"))
+    scans = tmp_path / "scans.jsonl"
+    base = {"gtin": GTIN, "role": "owner", "state": "registered", "at": "2026-06-01T12:00:00Z"}
+    scans.write_text("\n".join(json.dumps({**base, **extra}) for extra in [
+        {"serial": "A", "serviced": "2025-03-01"},  # due under P12M, not under P24M: changes
+        {"serial": "B", "serviced": "2026-05-01"},  # due under neither
+        {"serial": "C", "serviced": "2023-01-01"},  # due under both
+        {"uri": f"https://id.example.com/01/{GTIN}/21/D?fault=E101", "state": "sold"},  # fault route: same
+    ]) + "\n")
+    result = serialink("rules", "diff", str(default_rules_file()), str(new), "--scans", str(scans), "--json")
+    out = json.loads(result.stdout)
+    assert (out["scans"], out["changed"]) == (4, 1), out
+    assert out["samples"][0]["old"].endswith(f"book/{GTIN}/A") and out["samples"][0]["new"].endswith("x100")
