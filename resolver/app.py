@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, lines, links, units, visits
+from resolver.api import batches, lines, links, support, units, visits
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await services.stop()
 
+    units.add_unit_routes(support.routes)
     routes: list[BaseRoute] = [
         Route("/.well-known/gs1resolver", health.well_known, methods=["GET", "HEAD"]),
         Route("/healthz", health.healthz, methods=["GET", "HEAD"]),

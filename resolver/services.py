@@ -31,10 +31,14 @@ from resolver.ops.metrics_shared import SharedMetrics
 from resolver.rules.compiler import CompiledRules
 from resolver.rules.holder import RulesHolder
 from resolver.scan.lookup import UnitLookup
+from resolver.scan.unit_moments import UnitMoments
 from serializer.keys import KeyStore
 from serializer.profiles import SerialProfile
 from serializer.verify import SerialVerifier
 from settings import Settings
+from twin import parts as parts_catalogue
+from twin import support as fault_catalogue
+from twin.catalogue_file import Reloading
 from twin.scans import ScanBuffer
 from twin.store import UnitStore, open_store
 from twin.warranty import WarrantyRules
@@ -61,6 +65,8 @@ class Services:
     notifier: notify.Notifier
     warranty: WarrantyRules | None
     secret: bytes
+    faults: Reloading[fault_catalogue.FaultCatalogue] | None = None  # fault codes per model, hot-reloaded
+    parts: Reloading[parts_catalogue.PartsCatalogue] | None = None  # compatible parts, hot-reloaded
     memo: JourneyMemo = field(default_factory=JourneyMemo)
     jobs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # batch files being produced
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -78,14 +84,19 @@ class Services:
         # lives in the store (every host sees it), each worker keeps a copy at most 1 s old.
         revocations = RevocationList(store)
         serial_verifier = SerialVerifier.from_settings(store, settings)
+        assert settings.fault_codes_file is not None and settings.parts_file is not None  # Settings fills them in
+        faults = Reloading(settings.fault_codes_file, fault_catalogue.parse_catalogue)
+        parts = Reloading(settings.parts_file, parts_catalogue.parse_catalogue)
+        warranty = _warranty_rules(settings)
         services = cls(
             settings=settings, metrics=metrics, rules=rules, store=store, issuer=TokenIssuer(secret),
             revocations=revocations, token_verifier=TokenVerifier(secret, revoked=revocations),
-            serial_verifier=serial_verifier, lookup=UnitLookup(store, serial_verifier),
+            serial_verifier=serial_verifier,
+            lookup=UnitLookup(store, serial_verifier, moments=UnitMoments(warranty, parts)),
             scans=ScanBuffer(store, max_events=settings.scan_buffer_size, interval=settings.scan_flush_seconds,
                              on_error=metrics.scan_flush_failed, on_flush=metrics.scan_flushed),
             limiter=RateLimiter(store, parse_limits(settings.rate_limits)),
-            notifier=notify.from_settings(settings), warranty=_warranty_rules(settings), secret=secret,
+            notifier=notify.from_settings(settings), warranty=warranty, secret=secret, faults=faults, parts=parts,
         )
         metrics.bind(services)
         return services
@@ -118,6 +129,10 @@ class Services:
             asyncio.create_task(self.lookup.follow_changes(self.settings.changes_poll_seconds), name="change-feed"),
             asyncio.create_task(self.rules.watch(self.settings.rules_poll_seconds), name="rules-watcher"),
         ]
+        for name, catalogue in (("fault-codes", self.faults), ("parts", self.parts)):
+            if catalogue is not None:
+                self.tasks.append(asyncio.create_task(catalogue.watch(self.settings.rules_poll_seconds),
+                                                      name=f"{name}-watcher"))
         if self.settings.metrics_dir is not None:  # `serialink serve`: sum every worker's numbers
             self.metrics.shared = SharedMetrics(self.settings.metrics_dir)
             self.tasks.append(asyncio.create_task(self.metrics.shared.run(self.metrics.snapshot), name="metrics"))

@@ -8,7 +8,11 @@
 
 Scans files are JSON Lines, one scan per line: ``{"uri": …}`` or ``{"gtin": …, "serial": …,
 "lot": …}``, optionally with ``role``, ``state``, ``recalled``, ``stolen``, ``link_type``,
-``context``, ``lang`` (Accept-Language) and ``accept``; a plain line is taken as a URI.
+``context``, ``lang`` (Accept-Language) and ``accept``, and for moment routes the unit's
+dates (``made``, ``registered``, ``installed``, ``serviced``, ``firmware_updated``,
+``warranty_start``, ``warranty_end``, ``consumable_due``: YYYY-MM-DD), ``firmware`` and the
+scan's time ``at`` (ISO 8601); a plain line is taken as a URI. A fault code rides in the
+URI's query (``?fault=E101``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import argparse
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -31,6 +38,7 @@ from resolver.rules.compiler import (
     load_rules,
 )
 from resolver.rules.linktypes import normalise
+from resolver.rules.moments import Moments
 from resolver.scan.decide import ScanRequest, UnitFacts, decide
 from resolver.scan.negotiate import Preferences, languages, media_types
 
@@ -62,9 +70,41 @@ def _dl(uri: str):
             raise strict from None
 
 
-def _request(link_type: str | None, context: str | None, lang: str | None, accept: str | None) -> ScanRequest:
+MOMENT_DATES = ("made", "registered", "installed", "serviced", "firmware_updated", "warranty_start", "warranty_end",
+                "consumable_due")
+
+
+def _moments(values: Mapping[str, Any], where: str) -> Moments | None:
+    """Moment facts from explain's flags or a recorded scan (None: none given)."""
+    given: dict[str, Any] = {}
+    for name in MOMENT_DATES:
+        if values.get(name):
+            try:
+                given[name] = date.fromisoformat(str(values[name]))
+            except ValueError:
+                raise SystemExit(f"{where}: {name}: expected a date YYYY-MM-DD, got {values[name]!r}") from None
+    if values.get("firmware"):
+        given["firmware"] = str(values["firmware"])
+    return Moments(**given) if given else None
+
+
+def _at_ms(value: str | None, where: str) -> int:
+    if not value:
+        return int(time.time() * 1000)
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise SystemExit(f"{where}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {value!r}") from None
+    if at.tzinfo is None:
+        raise SystemExit(f"{where}: give a time zone (Z or +01:00) in {value!r}")
+    return int(at.timestamp() * 1000)
+
+
+def _request(link_type: str | None, context: str | None, lang: str | None, accept: str | None,
+             now_ms: int | None = None) -> ScanRequest:
     lt = None if link_type is None else ("linkset" if link_type in ("linkset", "all") else normalise(link_type))
-    return ScanRequest(lt, Preferences(languages(lang), context, media_types(accept)), int(time.time() * 1000))
+    return ScanRequest(lt, Preferences(languages(lang), context, media_types(accept)),
+                       int(time.time() * 1000) if now_ms is None else now_ms)
 
 
 def explain(args: argparse.Namespace) -> int:
@@ -75,9 +115,11 @@ def explain(args: argparse.Namespace) -> int:
         print(f"parse: INVALID — {exc}\nanswer: 400 Bad Request")
         return 1
     state = args.state or ("unserialised" if dl.serial is None else "commissioned")
-    facts = UnitFacts(state, args.recalled, args.stolen, dl.lot, dl.get("17"), "command line")
+    facts = UnitFacts(state, args.recalled, args.stolen, dl.lot, dl.get("17"), "command line",
+                      _moments(vars(args), "explain"))
     link_type = args.link_type or dl.param("linkType")
-    request = _request(link_type, args.context or dl.param("context"), args.lang, args.accept)
+    request = _request(link_type, args.context or dl.param("context"), args.lang, args.accept,
+                       _at_ms(args.at, "--at"))
     decision = decide(rules, dl, args.role, facts, request, explain=True)
     if args.json:
         print(orjson.dumps({"input": args.url, "elements": dl.elements, "canonical": dl.uri(rules.root),
@@ -153,8 +195,9 @@ def diff(args: argparse.Namespace) -> int:
         if role not in ROLES or state not in STATES:
             raise SystemExit(f"{args.scans}:{n}: unknown role {role!r} or state {state!r}")
         facts = UnitFacts(state, bool(rec.get("recalled")), bool(rec.get("stolen")), rec.get("lot") or dl.lot,
-                          dl.get("17"), "recorded scan")
-        request = _request(rec.get("link_type"), rec.get("context"), rec.get("lang"), rec.get("accept"))
+                          dl.get("17"), "recorded scan", _moments(rec, f"{args.scans}:{n}"))
+        request = _request(rec.get("link_type"), rec.get("context"), rec.get("lang"), rec.get("accept"),
+                           _at_ms(rec.get("at"), f"{args.scans}:{n}: at"))
         a = decide(old, dl, role, facts, request)
         b = decide(new, dl, role, facts, request)
         key = (role, state + ("+recalled" if facts.recalled else "") + ("+stolen" if facts.stolen else ""))
@@ -199,6 +242,11 @@ def register(sub) -> None:
     e.add_argument("--context", default=None, help="GS1 context value (default: the URL's)")
     e.add_argument("--rules", default=None, help="rules file (default: the example config)")
     e.add_argument("--json", action="store_true")
+    m = e.add_argument_group("moments", "the unit's history, for routes with moment conditions (dates YYYY-MM-DD)")
+    for name in MOMENT_DATES:
+        m.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, metavar="DATE")
+    m.add_argument("--firmware", default=None, metavar="VERSION")
+    m.add_argument("--at", default=None, metavar="TIME", help="the scan's time, ISO 8601 (default: now)")
     e.set_defaults(run=explain)
     d = rs.add_parser("diff", help="replay recorded scans against two rule sets")
     d.add_argument("old")

@@ -60,6 +60,8 @@ class Settings:
     notifier: str = "file"  # file | console | module:callable (see resolver.journeys.notify)
     rate_limits: str = ""  # over the defaults, e.g. "register=10/600,claim=5/600"
     metrics_dir: Path | None = None  # set by `serialink serve`: every worker's /metrics snapshot
+    fault_codes_file: Path | None = None  # default: <config_dir>/fault-codes.yaml (absent: no catalogue)
+    parts_file: Path | None = None  # default: <config_dir>/parts.yaml, or parts.csv if only that exists
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config_dir", Path(self.config_dir))
@@ -73,6 +75,13 @@ class Settings:
         object.__setattr__(self, "key_dir", Path(self.key_dir) if self.key_dir else self.data_dir / "keys")
         if self.metrics_dir is not None:
             object.__setattr__(self, "metrics_dir", Path(self.metrics_dir))
+        object.__setattr__(self, "fault_codes_file", Path(self.fault_codes_file) if self.fault_codes_file
+                           else self.config_dir / "fault-codes.yaml")
+        if self.parts_file:
+            object.__setattr__(self, "parts_file", Path(self.parts_file))
+        else:
+            yaml_file, csv_file = self.config_dir / "parts.yaml", self.config_dir / "parts.csv"
+            object.__setattr__(self, "parts_file", csv_file if csv_file.exists() and not yaml_file.exists() else yaml_file)
 
     def secret(self) -> bytes:
         """The token signing secret; generated once (0600 file) when none is configured."""

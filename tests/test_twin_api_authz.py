@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "offer transfer": {"owner"},
     "cancel transfer": {"owner"},
     "unit epcis": {"regulator", "manufacturer", "admin"},
-    "dpp": {"regulator", "manufacturer", "admin"},
+    "dpp": {"anonymous", "owner", "installer", "technician", "regulator", "manufacturer", "admin"},  # role-scoped
     "batch epcis": {"regulator", "manufacturer", "admin"},
     "recall": {"manufacturer", "admin"},
     "list recalls": {"regulator", "manufacturer", "admin"},

@@ -119,6 +119,9 @@ def encode_unit(u: Unit) -> bytes:
             _ord(u.installed_on),
             u.installed_by,
             u.installer_certification,
+            _ord(u.made_on),
+            _ord(u.firmware_on),
+            [(part, day.toordinal()) for part, day in u.parts],
         )
     )
 
@@ -128,7 +131,7 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
 
     def build() -> Unit:
         flags, offer, updated, origin = f[5], f[11], f[18], f[19]
-        installed = f[20:23] if len(f) >= 23 else (None, None, None)  # records written before installs existed
+        tail = f[20:26] + [None] * (26 - len(f))  # fields appended later: older records lack them
         return Unit(
             gtin,
             serial,
@@ -153,9 +156,12 @@ def decode_unit(blob: bytes, gtin: str, serial: str, key: str) -> Unit:
             _day(f[17]),
             None if updated is None else from_ms(updated),
             None if origin is None else STATES_BY_CODE[origin],
-            _day(installed[0]),
-            installed[1],
-            installed[2],
+            _day(tail[0]),
+            tail[1],
+            tail[2],
+            _day(tail[3]),
+            _day(tail[4]),
+            tuple((part, date.fromordinal(day)) for part, day in tail[5] or ()),
         )
 
     return _decoding(key, build)

@@ -14,7 +14,7 @@ before anything is written:
 >>> make_event("teleport", Actor("owner", "o_1"), "why not")
 Traceback (most recent call last):
 ...
-twin.errors.UnknownEventType: event.type: unknown event type 'teleport'; known: commission, decommission, ship, sell, register, start_service, end_service, service, firmware, transfer_offer, transfer_cancel, transfer_claim, end_of_life, report_stolen, recovered, recall, recall_lift, dpp, install
+twin.errors.UnknownEventType: event.type: unknown event type 'teleport'; known: commission, decommission, ship, sell, register, start_service, end_service, service, firmware, transfer_offer, transfer_cancel, transfer_claim, end_of_life, report_stolen, recovered, recall, recall_lift, dpp, install, support
 """
 
 from __future__ import annotations
@@ -81,9 +81,14 @@ class Event:
 
 
 class _Field(NamedTuple):
-    kind: str  # text | texts | date | datetime | hex64 | owner | jurisdiction | lot | url | document
+    kind: str  # text | texts | date | datetime | hex64 | owner | jurisdiction | lot | url | document | choice
     required: bool = False
     max_len: int = 200
+    choices: tuple[str, ...] = ()  # the values a "choice" may take
+
+
+#: How a troubleshooting session ended (the ``outcome`` of a ``support`` event).
+SUPPORT_OUTCOMES = ("resolved", "escalated", "technician_booked")
 
 
 # The event vocabulary. Lifecycle effects live in twin.lifecycle; this table only says
@@ -122,6 +127,10 @@ EVENT_DATA: dict[str, dict[str, _Field]] = {
     "install": {"site": _Field("text", True, 300), "installed_on": _Field("date", True),
                 "certification": _Field("text", True, 100), "company": _Field("text", True, 200),
                 "jurisdiction": _Field("jurisdiction")},
+    # a troubleshooting session: which fault code, which catalogue steps were tried, how it ended
+    "support": {"fault_code": _Field("text", True, 64), "steps": _Field("texts", max_len=500),
+                "outcome": _Field("choice", True, choices=SUPPORT_OUTCOMES), "session": _Field("text", max_len=100),
+                "notes": _Field("text", max_len=2000)},
 }
 EVENT_TYPES = tuple(EVENT_DATA)
 
@@ -160,6 +169,10 @@ def _check_value(kind: _Field, value: Any, where: str) -> Any:
         return [check_text(v, f"{where}[{i}]", max_len=kind.max_len) for i, v in enumerate(value)]
     if kind.kind == "lot":
         return check_lot(value, where)
+    if kind.kind == "choice":
+        if value not in kind.choices:
+            raise InvalidInput(where, f"expected one of {', '.join(kind.choices)}, got {value!r:.80}")
+        return value
     if kind.kind == "date":
         if isinstance(value, datetime):
             raise InvalidInput(where, "expected a date, got a datetime")

@@ -80,6 +80,8 @@ RULES: dict[str, Rule] = {
     # Installing records facts (site, date, installer) without moving the state: a unit is
     # often fitted before anyone registers it, and may be refitted after a move.
     "install": Rule(frozenset({C, SH, SO, R, IS}), None),
+    # Support sessions happen to units in use: an unregistered one too (the owner calls first).
+    "support": Rule(LIVE, None),
 }
 
 _ORDER = {s: i for i, s in enumerate(State)}

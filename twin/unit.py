@@ -62,22 +62,26 @@ class Unit(NamedTuple):
     ended_on: date | None = None  # end of life or decommissioning
     updated_at: datetime | None = None
     origin: State | None = None  # the batch-given state before the unit's first event
-    installed_on: date | None = None  # the latest installation (``install`` event)
+    installed_on: date | None = None  # the latest install event, else the first start_service
     installed_by: str | None = None  # the installing company, as its session named it
     installer_certification: str | None = None
+    made_on: date | None = None  # manufacture: the commission event, or the minting batch's creation
+    firmware_on: date | None = None  # the last firmware update
+    parts: tuple[tuple[str, date], ...] = ()  # (part, last fitted on) per part named by service events
 
     def implied_origin(self) -> Unit | None:
         """The batch-implied unit the events were folded over (``None``: a commission
         event began it) — what :func:`replay` needs to recompute this record."""
         if self.origin is None:
             return None
-        return Unit(self.gtin, self.serial, self.origin, 0, self.lot, self.batch_id, self.expiry)
+        return Unit(self.gtin, self.serial, self.origin, 0, self.lot, self.batch_id, self.expiry, made_on=self.made_on)
 
 
 def unit_from_batch(gtin: str, serial: str, batch: Batch) -> Unit:
     """The implied record of a unit that has no events: its batch speaks for it."""
     state = State.DECOMMISSIONED if batch.status is BatchStatus.VOIDED else State.COMMISSIONED
-    return Unit(gtin, serial, state, 0, batch.lot, batch.id, batch.expiry, updated_at=batch.updated_at)
+    return Unit(gtin, serial, state, 0, batch.lot, batch.id, batch.expiry, updated_at=batch.updated_at,
+                made_on=batch.created_at.date())
 
 
 def _date(value: str | None) -> date | None:
@@ -98,7 +102,8 @@ def apply_event(unit: Unit | None, event: Event, gtin: str, serial: str) -> Unit
         changes["origin"] = unit.state
 
     if kind == "commission":
-        changes.update(lot=data.get("lot"), batch_id=data.get("batch_id"), expiry=_date(data.get("expiry")))
+        changes.update(lot=data.get("lot"), batch_id=data.get("batch_id"), expiry=_date(data.get("expiry")),
+                       made_on=day)
     elif kind == "sell":
         changes.update(purchase_date=_date(data["purchase_date"]), jurisdiction=data.get("jurisdiction"))
     elif kind == "register":
@@ -113,8 +118,14 @@ def apply_event(unit: Unit | None, event: Event, gtin: str, serial: str) -> Unit
         )
     elif kind == "service":
         changes.update(services=unit.services + 1, last_service_on=day)
+        if data.get("parts"):
+            fitted = dict(unit.parts)
+            fitted.update((part, day) for part in data["parts"])
+            changes["parts"] = tuple(sorted(fitted.items()))
+    elif kind == "start_service":
+        changes["installed_on"] = unit.installed_on or day
     elif kind == "firmware":
-        changes["firmware"] = data["version"]
+        changes.update(firmware=data["version"], firmware_on=day)
     elif kind == "transfer_offer":
         offer = unit.transfer_offer
         if offer is not None and offer.expires_at >= event.at:

@@ -58,7 +58,8 @@ from twin.unit import Unit
 
 UNITS = "/v1/units"
 #: the sub-resources of a unit, longest first (so ``/transfer/claim`` is not read as ``/transfer``)
-SUFFIXES = ("/registration/confirm", "/transfer/claim", "/registration", "/transfer", "/events", "/epcis", "/dpp")
+SUFFIXES = ("/registration/confirm", "/transfer/claim", "/registration", "/transfer", "/events", "/epcis", "/dpp",
+            "/support", "/parts")
 MAX_EXPORT_UNITS = 10_000
 
 
@@ -221,15 +222,22 @@ async def get_unit_epcis(request: Request, services: Services) -> Response:
 
 @_endpoint
 async def get_dpp(request: Request, services: Services) -> Response:
-    """The unit's digital product passport (JSON-LD, GS1 Web Vocabulary)."""
+    """The unit's digital product passport (JSON-LD, GS1 Web Vocabulary), scoped by role:
+    the public part for anyone, restricted sections for regulators, repairers, recyclers."""
     gtin, serial = unit_key(request, "/dpp")
-    await writer(request, services, reading.EXPORT_ROLES, gtin, serial)
+    who = await caller(request, services)
+    if who is not None:
+        who.require(reading.READ_ROLES, gtin, serial)
     snap = await reading.known_snapshot(services, gtin, serial)
+    if who is not None and who.role == "owner" and not reading.is_owner(who, snap.unit):
+        raise Forbidden("this token belongs to someone who does not own the unit (any more)")
     stored = await services.store.get_dpp(gtin, serial) if snap.unit.version else None
+    role = "consumer" if who is None else who.role
+    events = await services.store.get_events(gtin, serial) if snap.unit.version else ()  # repair history
     lang = services.rules.current.default_language or "en"
     product = services.rules.current.product_for(gtin)
     doc = dpp.dpp_document(snap.unit, services.rules.current.root, product.name if product else None, lang, stored,
-                           recalled=snap.recalled)
+                           recalled=snap.recalled, role=role, events=events)
     return json_response(doc, headers={"Content-Type": dpp.MEDIA_TYPE, "Cache-Control": "private, no-store"})
 
 
@@ -424,8 +432,19 @@ unit_routes: list[BaseRoute] = [  # the sub-resources first: {serial:path} would
     Route(UNIT + "/dpp", get_dpp, methods=["GET"]),
     Route(UNIT, get_unit, methods=["GET"]),
 ]
+units_app = Units(unit_routes)
+
+
+def add_unit_routes(extra: list[BaseRoute]) -> None:
+    """Sub-resources of a unit defined in their own modules (resolver.api.support), matched
+    before the unit itself; the app adds them once when it is built."""
+    for route in extra:
+        if route not in units_app.routes:
+            units_app.routes.insert(0, route)
+
+
 routes: list[BaseRoute] = [
-    Mount("/units", app=Units(unit_routes)),
+    Mount("/units", app=units_app),
     Route("/batches/{batch_id}/epcis", get_batch_epcis, methods=["GET"]),
     Route("/recalls", post_recall, methods=["POST"]),
     Route("/recalls/{gtin}", list_recalls, methods=["GET"]),

@@ -50,6 +50,7 @@ MAPPING: dict[str, tuple[str, str, str]] = {
     "recall": ("OBSERVE", "holding", "recalled"),
     "recall_lift": ("OBSERVE", "urn:serialink:bizstep:lifting_recall", "active"),
     "dpp": ("OBSERVE", "urn:serialink:bizstep:publishing_passport", "active"),
+    "support": ("OBSERVE", "urn:serialink:bizstep:troubleshooting", "active"),
 }
 
 
@@ -70,6 +71,12 @@ def object_event(gtin: str, serial: str, version: int, event: Event) -> dict[str
         "eventTime": _time(event.at), "eventTimeZoneOffset": "+00:00",
         "action": action, "epcList": [sgtin(gtin, serial)], "bizStep": biz_step, "disposition": disposition,
     }
+    if event.type == "support":  # repair history: the fault and how the session ended
+        out["serialink:faultCode"] = event.data["fault_code"]
+        out["serialink:supportOutcome"] = event.data["outcome"]
+    elif event.type == "service" and (event.data.get("parts") or event.data.get("fault_codes")):
+        out["serialink:partsFitted"] = list(event.data.get("parts", ()))
+        out["serialink:faultCodes"] = list(event.data.get("fault_codes", ()))
     if action == "ADD":
         ilmd = {}
         if event.data.get("lot"):
@@ -85,5 +92,5 @@ def document(units: Iterable[tuple[str, str, int, Sequence[Event]]], created: da
     """An EPCISDocument of every event of ``units``: (gtin, serial, first version, events)."""
     events = [object_event(g, s, first + i, e) for g, s, first, evs in units for i, e in enumerate(evs)]
     events.sort(key=lambda e: e["eventTime"])
-    return {"@context": [CONTEXT], "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": _time(created),
+    return {"@context": [CONTEXT, {"serialink": "urn:serialink:voc:"}], "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": _time(created),
             "epcisBody": {"eventList": events}}

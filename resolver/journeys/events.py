@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from resolver.access.tokens import Claims
 from resolver.errors import Forbidden, Invalid
+from resolver.journeys import parts
 from resolver.journeys.channel import Channel, actor_for, append
 from resolver.journeys.reading import is_owner, known_snapshot
 from twin.errors import InvalidInput
@@ -58,4 +59,6 @@ async def record_event(services: Services, claims: Claims, gtin: str, serial: st
         event = check_event(Event(event_type, actor_for(claims), now_utc(), reason, body.get("where"), data))
     except InvalidInput as exc:  # the twin says event.data.x / event.reason; the body calls them data.x / reason
         raise Invalid(exc.problem, exc.field.removeprefix("event.")) from None
+    if event.type == "service" and event.data.get("parts"):  # parts fitted must be made for this model
+        parts.check_fitted(services, snap.unit, event.data["parts"])
     return await append(services, gtin, serial, event, channel, expected_version, snap.unit)

@@ -47,7 +47,7 @@ CONSUMER_LINKS = {
 
 #: Events that make up the service record (what technicians and installers read).
 SERVICE_EVENTS = frozenset({"commission", "start_service", "end_service", "service", "firmware", "end_of_life",
-                            "recall", "recall_lift", "decommission", "install"})
+                            "recall", "recall_lift", "decommission", "install", "support"})
 
 #: Event data never shown to anyone over the API: hashes of transfer codes.
 _SECRET_DATA = frozenset({"code_hash"})
@@ -161,12 +161,21 @@ def owner_view(snap: Snapshot, product_name: str | None, links: Mapping[str, Seq
     names = {owner_id: "you"}
     view["history"] = [_event_json(e, i + 1 + _base(unit, events), principal=False, owner_names=names)
                        for i, e in enumerate(events)]
+    view["support"] = support_sessions(events)
     return view
 
 
 def _base(unit: Unit, events: Sequence[Event]) -> int:
     """Version of the event before the first one given (histories may be cut short)."""
     return unit.version - len(events)
+
+
+def support_sessions(events: Iterable[Event]) -> list[dict[str, Any]]:
+    """The unit's troubleshooting sessions (``support`` events), oldest first."""
+    return [{"at": iso(e.at), "role": e.actor.role, "fault_code": e.data["fault_code"],
+             "steps": list(e.data.get("steps", ())), "outcome": e.data["outcome"],
+             **{k: e.data[k] for k in ("session", "notes") if k in e.data}}
+            for e in events if e.type == "support"]
 
 
 def service_record(events: Sequence[Event], unit: Unit) -> dict[str, Any]:
@@ -180,7 +189,11 @@ def service_record(events: Sequence[Event], unit: Unit) -> dict[str, Any]:
         if e.type == "service":
             parts += list(e.data.get("parts", ()))
             faults += list(e.data.get("fault_codes", ()))
-    return {"history": history, "parts_fitted": parts, "fault_codes": sorted(set(faults))}
+        elif e.type == "support":
+            faults.append(e.data["fault_code"])
+    return {"history": history, "parts_fitted": parts, "fault_codes": sorted(set(faults)),
+            "parts_installed": [{"part": p, "fitted_on": iso(d)} for p, d in unit.parts],
+            "support": support_sessions(events)}
 
 
 def technician_view(snap: Snapshot, product_name: str | None, links: Mapping[str, Sequence[Mapping[str, Any]]],

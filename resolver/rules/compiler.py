@@ -11,8 +11,8 @@ checks only what is left (requested link type, language, context, date window).
 
 >>> rules = load_rules(default_rules_file())
 >>> product = rules.product_for("09506000134352")
->>> [r.name for r in product.candidates("consumer", "sold", False, False)][:1]
-['unregistered units invite the owner to register']
+>>> [r.name for r in product.candidates("consumer", "sold", False, False)][:2]
+['a fault code on the scan goes to troubleshooting for that code', 'unregistered units invite the owner to register']
 >>> rules.product_for("09506000999997").name
 'Example Boilers Ltd product'
 """
@@ -32,17 +32,21 @@ import jsonschema
 from jsonschema.exceptions import best_match
 
 from ext import escape, verify_check_digit
+from ext.durations import Duration, parse_duration
+from resolver.rules import moments
 from resolver.rules.dates import FORMAT_CHECKER, timestamp_ms
 from resolver.rules.linktypes import RESOLVER_ONLY, normalise, vocabulary
 from resolver.rules.targets import DEFAULT_SCHEMES, check_target
 from resolver.rules.yaml_source import Positions, Problem, SourceError, load
 from settings import default_config_dir
 
+FAULT = "fault"  # the template value (and query parameter) of a fault code, not an AI
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
 STATES = LIFECYCLE + ("unknown", "unserialised")
 FLAGS = ("recalled", "stolen")
-TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17"}
+TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17",
+                      "fault": FAULT}
 NO_LINK_TYPE = "none"
 Allowed = tuple[tuple[str, ...], tuple[str, ...]]  # (allowed_target_hosts, allowed_target_schemes)
 
@@ -188,6 +192,8 @@ class Route(NamedTuple):
     link_type: str | None  # action: pick a link of this type…
     href: Template | None  # …or go to this configured target
     title: str | None
+    moment: moments.MomentTest | None = None  # conditions on the unit's own history
+    faults: frozenset[str] | None = None  # None: any scan; empty: one with a fault code; else these codes
 
     def matches_state(self, state: str, recalled: bool, stolen: bool) -> bool:
         if self.states is None:
@@ -215,10 +221,12 @@ class Product:
     """One product entry (a GTIN or a company prefix), compiled."""
 
     __slots__ = ("key", "by_prefix", "name", "default", "links", "links_by_type", "by_type_level", "routes",
-                 "_index", "where", "windowed")
+                 "_index", "where", "windowed", "moment_tests", "moments", "service_interval", "commodity_code",
+                 "uses_fault")
 
     def __init__(self, key: str, by_prefix: bool, name: str, default: str, links: tuple[Link, ...],
-                 routes: tuple[Route, ...], where: str) -> None:
+                 routes: tuple[Route, ...], where: str, named_moments: Mapping[str, moments.MomentTest] | None = None,
+                 service_interval: Duration | None = None, commodity_code: str | None = None) -> None:
         self.key, self.by_prefix, self.name, self.default, self.where = key, by_prefix, name, default, where
         self.links = links
         by_type: dict[str, list[Link]] = {}
@@ -229,6 +237,13 @@ class Product:
                               for k, v in by_type.items() for level in ("serial", "lot", "gtin")}
         self.routes = routes
         self.windowed = any(r.start_ms is not None or r.end_ms is not None for r in routes)
+        # the distinct moment tests of the routes: a decision depends on their outcomes only
+        self.moment_tests = tuple(dict.fromkeys(r.moment for r in routes if r.moment is not None))
+        self.moments = dict(named_moments or {})  # named moments, for pages and views
+        self.service_interval = service_interval
+        self.commodity_code = commodity_code
+        self.uses_fault = any(r.faults is not None or (r.href is not None and FAULT in r.href.needs) for r in routes) \
+            or any(FAULT in link.href.needs for link in links)
         self._index: dict[tuple[str, str, bool, bool], tuple[Route, ...]] = {}
         for role in ROLES:
             for state in STATES:
@@ -390,6 +405,18 @@ def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed
         problems.append(Problem(positions.at(base + ("default",)),
                                 f"default {default} needs a link of that type for everyone at GTIN level "
                                 "(no {serial}/{lot} in its href, no roles): every scan must have a default link"))
+    interval = None
+    if "service_interval" in raw:
+        try:
+            interval = parse_duration(raw["service_interval"])
+        except ValueError as exc:
+            problems.append(Problem(positions.at(base + ("service_interval",)), str(exc)))
+    named: dict[str, moments.MomentTest] = {}
+    for name, conditions in (raw.get("moments") or {}).items():
+        def at_moment(*path: str | int, _name: str = name) -> str:
+            return positions.at(base + ("moments", _name) + path)
+        named[name] = moments.MomentTest(tuple(moments.compile_conditions(conditions, at_moment, problems)),
+                                         interval, (name,))
     routes: list[Route] = []
     seen_unconditional: dict[tuple[object, ...], str] = {}
     for ri, item in enumerate(raw.get("routes", ())):
@@ -414,6 +441,13 @@ def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed
                 problems.append(Problem(positions.at(base + ("routes", ri, "link")),
                                         f"no {wanted} link is configured for this product; the route only "
                                         "works where uploaded link data has one", "warning"))
+        def at_when(*path: str | int, _ri: int = ri) -> str:
+            return positions.at(base + ("routes", _ri, "when") + path)
+        moment = moments.compile_test(when, at_when, named, interval, problems) if moments.uses_moments(when) else None
+        faults = None
+        if "fault" in when:
+            fault = when["fault"]
+            faults = frozenset() if fault is True else frozenset([fault] if isinstance(fault, str) else fault)
         start, end = _ms(when.get("from")), _ms(when.get("until"))
         if start is not None and end is not None and start >= end:
             problems.append(Problem(positions.at(base + ("routes", ri, "when", "until")), "until must be after from"))
@@ -421,16 +455,18 @@ def _compile_product(raw: dict[str, Any], pi: int, positions: Positions, allowed
                       _as_set(when.get("state")), link_types_set,
                       tuple(x.lower() for x in ([when["lang"]] if isinstance(when.get("lang"), str) else when["lang"]))
                       if "lang" in when else None,
-                      _as_set(when.get("context")), start, end, wanted, target, item.get("title"))
+                      _as_set(when.get("context")), start, end, wanted, target, item.get("title"), moment, faults)
         shape = (route.roles, route.states, route.link_types)
-        if route.langs is None and route.contexts is None and start is None and end is None:
+        if route.langs is None and route.contexts is None and start is None and end is None and moment is None \
+                and faults is None:
             if shape in seen_unconditional:
                 problems.append(Problem(where, f"never used: route {seen_unconditional[shape]!r} above matches "
                                                "every scan this one would", "warning"))
             seen_unconditional.setdefault(shape, route.name)
         routes.append(route)
     key, by_prefix = (raw["gtin"], False) if "gtin" in raw else (raw["company_prefix"], True)
-    return Product(key, by_prefix, raw["name"], default, tuple(links), tuple(routes), positions.at(base))
+    return Product(key, by_prefix, raw["name"], default, tuple(links), tuple(routes), positions.at(base), named,
+                   interval, raw.get("commodity_code"))
 
 
 def _position(problem: Problem) -> tuple[int, int]:

@@ -20,11 +20,13 @@ unit's state and any stored link data. The same function answers live scans,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from ext.dl import DigitalLink
-from resolver.rules.compiler import CompiledRules, Link, Product, Route
+from resolver.rules.compiler import FAULT, CompiledRules, Link, Product, Route
 from resolver.rules.linktypes import DEFAULT_LINK, DEFAULT_LINK_MULTI
+from resolver.rules.moments import NO_MOMENTS, Moments, describe
 from resolver.scan.negotiate import Preferences, context_rank, language_rank, media_rank
 from twin.links import LinkRecord
 
@@ -41,6 +43,7 @@ class UnitFacts(NamedTuple):
     lot: str | None = None  # named by the scan, or carried by the unit's batch
     expiry: str | None = None  # YYMMDD, from the scan or the batch
     source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
+    moments: Moments | None = None  # the unit's dates, firmware, warranty (for moment conditions)
 
 
 class StoredLinks(NamedTuple):
@@ -268,6 +271,9 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     Asking for ``gs1:defaultLink`` (or ``gs1:defaultLinkMulti``) is asking for the default:
     the linkset lists those relations, so a client may request them, and they answer what a
     scan without a link type gets.
+
+    Products whose routes test moments or fault codes add the outcome of each distinct
+    test (and the fault code) to the key; other products pay nothing for them.
     """
     if request.link_type in DEFAULT_TYPES:
         request = request._replace(link_type=None)
@@ -276,12 +282,24 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     if explain or stored is not NO_STORED_LINKS or product is None or product.windowed:
         return _decide(rules, dl, role, facts, request, stored, explain)
     shape = tuple(ai for ai, _ in dl.elements)
-    key = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type, request.prefs, shape,
-           facts.lot is not None, facts.expiry is not None)
+    key: tuple[object, ...] = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type,
+                               request.prefs, shape, facts.lot is not None, facts.expiry is not None)
+    if product.moment_tests:
+        # the outcomes of the product's moment tests, remembered per moment facts and second:
+        # a batch's units share one Moments object, so most scans check nothing
+        unit_moments = facts.moments or NO_MOMENTS
+        outcomes_key = (product, unit_moments, request.now_ms // 1000)
+        outcomes = rules.memo.get(outcomes_key)
+        if outcomes is None:
+            now = _now(request)
+            outcomes = rules.memo[outcomes_key] = tuple(test.holds(unit_moments, now) for test in product.moment_tests)
+        key += outcomes
+    if product.uses_fault:
+        key += (dl.param(FAULT),)
     memo = rules.memo
     plan = memo.get(key)
     if plan is not None:
-        decision = _replay(plan, template_values(dl.elements, facts))
+        decision = _replay(plan, _values(dl, facts, product))
         if decision is not None:
             return decision
     decision = _decide(rules, dl, role, facts, request, stored, False)
@@ -310,6 +328,20 @@ def _replay(plan: Plan, values: dict[str, str]) -> Decision | None:
     return Decision(decision.status, first.href, first, (), decision.route, decision.level)
 
 
+def _now(request: ScanRequest) -> datetime:
+    return datetime.fromtimestamp(request.now_ms / 1000, UTC)
+
+
+def _values(dl: DigitalLink, facts: UnitFacts, product: Product | None) -> dict[str, str]:
+    """Template values: the scan's AIs, the batch's lot/expiry, and a fault code from the query."""
+    values = template_values(dl.elements, facts)
+    if product is not None and product.uses_fault:
+        fault = dl.param(FAULT)
+        if fault:
+            values[FAULT] = fault
+    return values
+
+
 def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, request: ScanRequest,
             stored: StoredLinks, explain: bool) -> Decision:
     trace = Trace(explain)
@@ -324,11 +356,23 @@ def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, 
         return Decision(404, reason="no links are known for this identifier", trace=trace.done())
     if request.link_type == "linkset":
         return Decision(200, reason="linkset", trace=trace.done())
-    values = template_values(dl.elements, facts)
+    values = _values(dl, facts, product)
     prefs = request.prefs
     if product is not None:
+        now = _now(request)
+        unit_moments = facts.moments or NO_MOMENTS
+        if trace and product.moment_tests:
+            trace.add("%s", describe(unit_moments, now, product.service_interval))
         for route in product.candidates(role, facts.state, facts.recalled, facts.stolen):
             why = route.residual(request.link_type, prefs.languages, prefs.context, request.now_ms)
+            if why is None and route.faults is not None:
+                fault = values.get(FAULT)
+                if fault is None:
+                    why = "the scan names no fault code"
+                elif route.faults and fault not in route.faults:
+                    why = f"fault {fault} is not {', '.join(sorted(route.faults))}"
+            if why is None and route.moment is not None:
+                why = route.moment.why_not(unit_moments, now)
             if why is not None:
                 trace.add("route %r (%s): skipped, %s", route.name, route.where, why)
                 continue

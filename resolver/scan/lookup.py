@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from ext.bloom import BloomFilter
+from resolver.rules.moments import Moments
 from resolver.scan.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
+from resolver.scan.unit_moments import UnitMoments
 from twin.batch import Batch
 from twin.links import LinkRecord
 from twin.overlays import Overlay, flags_for
@@ -79,8 +81,10 @@ def _expiry(batch: Batch) -> str | None:
 
 
 class UnitLookup:
-    def __init__(self, store: UnitStore, verifier: Verifier | None, *, cache_size: int = 100_000, gtin_ttl: float = 300.0) -> None:
+    def __init__(self, store: UnitStore, verifier: Verifier | None, *, cache_size: int = 100_000, gtin_ttl: float = 300.0,
+                 moments: UnitMoments | None = None) -> None:
         self.store = store
+        self.moments = moments or UnitMoments()  # dates, warranty, consumables: for moment routes
         self.verifier = verifier
         self.stats = LookupStats()
         self._units: dict[tuple[str, str], Unit | None] = {}
@@ -94,6 +98,8 @@ class UnitLookup:
         self.presence: BloomFilter | None = None
         self._batch_facts: dict[str, tuple[Batch, UnitFacts]] = {}  # batch id → (batch record, its units' facts) when nothing else varies
         self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
+        if self.moments.parts is not None:  # batch facts carry consumables due from the catalogue
+            self.moments.parts.listeners.append(self._batch_facts.clear)
 
     # -- per GTIN ---------------------------------------------------------------------
 
@@ -206,7 +212,7 @@ class UnitLookup:
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
             expiry = unit.expiry.strftime("%y%m%d") if unit.expiry else dl.get("17")
             return UnitFacts(str(unit.state), unit.recalled or "recalled" in flags, unit.stolen or "stolen" in flags,
-                             lot, expiry, "record")
+                             lot, expiry, "record", self.moments.of_unit(unit))
         return await self._from_batch(gtin, serial, lot, dl, overlays)
 
     async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl: DigitalLink,
@@ -233,19 +239,21 @@ class UnitLookup:
             if entry is None or entry[0] is not batch:
                 if len(self._batch_facts) > 10_000:
                     self._batch_facts.clear()
-                entry = self._batch_facts[batch.id] = (batch, self._facts_of(batch, batch.lot, frozenset(), None))
+                entry = self._batch_facts[batch.id] = (batch, self._facts_of(batch, batch.lot, frozenset(), None,
+                                                                             self.moments.of_batch(gtin, batch)))
             return entry[1]
         lot = getattr(batch, "lot", None) or lot
         flags = flags_for(overlays, serial=serial, lot=lot, profile=match.profile, counter=match.counter) \
             if overlays else frozenset()
-        return self._facts_of(batch, lot, flags, dl.get("17"))
+        return self._facts_of(batch, lot, flags, dl.get("17"), self.moments.of_batch(gtin, batch))
 
     @staticmethod
-    def _facts_of(batch: Batch, lot: str | None, flags: frozenset[str], scanned_expiry: str | None) -> UnitFacts:
+    def _facts_of(batch: Batch, lot: str | None, flags: frozenset[str], scanned_expiry: str | None,
+                  moments: Moments | None = None) -> UnitFacts:
         status = str(getattr(batch, "status", "allocated"))
         state = "decommissioned" if status == "voided" else "commissioned"
         return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
-                         f"batch {batch.id}")
+                         f"batch {batch.id}", moments)
 
     # -- invalidation -------------------------------------------------------------------
 
