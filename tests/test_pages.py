@@ -50,7 +50,7 @@ def test_the_unit_page_a_consumer_lands_on(app, serial):
     r = app.client.get(page(serial))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    assert '<html lang="en">' in html and '<h1 id="product-title">X100 condensing boiler</h1>' in html  # the theme's
+    assert '<html lang="en">' in html and '<h1 id="model-title">X100 condensing boiler</h1>' in html  # the theme's
     assert f'href="/u/01/{GTIN}/21/{serial}/register"' in html and "Register this product" in html
     assert "The warranty starts on the purchase date" in html
     assert 'href="https://www.example.com/boilers/x100/installation"' in html  # manuals
