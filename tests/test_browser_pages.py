@@ -100,7 +100,7 @@ def test_every_page_in_both_languages_at_three_sizes(site, tmp_path):
     brand = TokenIssuer(SECRET.encode()).issue("brand:qa", "manufacturer", ttl=3600, gtins=[GTIN])
     unit = f"{base}/u/01/{GTIN}/21"
     bad_gtin = GTIN[:-1] + str((int(GTIN[-1]) + 1) % 10)
-    unknown_gtin = "0950600099999" + check_digit("0950600099999")
+    unknown_gtin = "0401234500000" + check_digit("0401234500000")  # a valid GTIN these rules do not know
     pages = [  # (name, url, owner token or None)
         ("unit-new", f"{unit}/{new}", None),
         ("unit-unboxing", f"{unit}/{fresh}", owner_fresh["token"]),
