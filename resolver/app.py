@@ -26,6 +26,8 @@ from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
 from resolver.pages import people
 from resolver.pages import routes as pages
+from resolver.pages.brand import BrandHolder
+from resolver.pages.scan_errors import renderer as scan_error_page
 from resolver.rules.holder import RulesHolder
 from resolver.scan.handler import ScanHandler
 from resolver.services import Services
@@ -33,7 +35,7 @@ from settings import Settings, load_settings
 
 #: Paths that belong to the application, not to GS1 Digital Link resolution.
 APP_PREFIXES = ("/v1/", "/v1", "/.well-known/", "/healthz", "/readyz", "/metrics", "/u/", "/static/", "/docs",
-                "/openapi.json")
+                "/openapi.json", "/favicon.ico")
 
 
 class ScansFirst:
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
     rules = RulesHolder(settings.rules_file, settings.data_dir, metrics.rules_reloaded)
     scans = ScanHandler(rules, metrics)
+    brand = BrandHolder(settings.brand_file, settings.rules_poll_seconds)  # the pages' theme, reloaded like the rules
+    scans.error_page = scan_error_page(brand, rules)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -90,6 +94,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                                 Middleware(PrivateWhenCredentialed)])
     problems.install(app)
     app.state.scan_handler = scans
+    app.state.brand = brand
     return app
 
 

@@ -44,6 +44,7 @@ class Settings:
     data_dir: Path = Path("var")
     store_url: str = ""  # empty: sqlite:///<data_dir>/serialink.db
     rules_file: Path | None = None  # default: <config_dir>/rules.yaml
+    brand_file: Path | None = None  # the built-in pages' theme; default: <config_dir>/brand.yaml
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -70,6 +71,8 @@ class Settings:
             object.__setattr__(self, "rules_file", self.config_dir / "rules.yaml")
         else:
             object.__setattr__(self, "rules_file", Path(self.rules_file))
+        object.__setattr__(self, "brand_file", Path(self.brand_file) if self.brand_file
+                           else self.config_dir / "brand.yaml")
         if not self.store_url:
             object.__setattr__(self, "store_url", f"sqlite:///{self.data_dir / 'serialink.db'}")
         object.__setattr__(self, "key_dir", Path(self.key_dir) if self.key_dir else self.data_dir / "keys")

@@ -12,8 +12,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from resolver import i18n
 from resolver.access import sessions
 from tests.test_journeys import GTIN, bearer, key, mint_units, notifications, register, unit_path
+from tests.test_pages import visible
 from twin.events import Actor
 
 ROOT = "https://id.example.com"
@@ -140,7 +142,7 @@ def test_a_technician_signs_in_once_and_camera_scans_route_by_the_visit(app, ser
     assert cookie.startswith("serialink_token=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
     assert "Secure" in cookie and "Path=/" in cookie
     status = client.get("/u/session")
-    until = datetime.fromisoformat(visit["ends_at"].replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+    until = i18n.format_datetime(visit["ends_at"], "en")  # as the visitor writes a time (Babel)
     bar = re.search(r'data-testid="session">(.*?)</div>', status.text).group(1)
     assert f"Signed in as technician for visit JOB-42 until {until}" in bar and "Sign out" in bar
     assert page(inside) in status.text and page(outside) not in status.text
@@ -266,7 +268,7 @@ def test_an_installer_records_the_installation_and_the_owner_sees_it(app, serial
     # the owner's next look: who installed it and when; the warranty counts from installation in GB
     client.cookies.set("serialink_token", owner["token"], domain="id.example.com")
     mine = client.get(page(serial))
-    assert "Installed on 2025-06-01 by Heat &amp; Co (certification GSR-778899)." in mine.text
+    assert "Installed on June 1, 2025 by Heat &amp; Co (certification GSR-778899)." in visible(mine.text)
     view = client.get(unit_path(serial), headers=bearer(owner["token"])).json()
     assert view["installation"] == {"on": "2025-06-01", "by": "Heat & Co", "certification": "GSR-778899"}
     assert view["warranty"]["start"] == "2025-06-01" and view["owner"]["jurisdiction"] == "GB"
@@ -322,7 +324,7 @@ def test_an_owner_signs_in_on_another_device_with_a_code(app, serials):
     assert done.status_code == 303 and done.headers["location"] == page(serial)
     assert "HttpOnly" in done.headers.get_list("set-cookie")[0]
     mine = client.get(page(serial))
-    assert "Signed in: you are the owner of this product." in mine.text and "Pia@Example.com" in mine.text
+    assert "Signed in: you are the owner of this product." in mine.text and "Pia@Example.com" in visible(mine.text)
     replay = client.post(page(serial, "/signin/code"), data={**fields, "idempotency_key": "other", "code": message["code"]})
     assert replay.status_code == 410  # a code works once
     client.cookies.clear()
@@ -369,7 +371,7 @@ def test_the_previous_owner_is_told_about_the_transfer(app, serials):
     assert claimed.status_code == 201
     app.client.cookies.set("serialink_token", first["token"], domain="id.example.com")
     old = app.client.get(page(serial))
-    today = datetime.now(UTC).date().isoformat()
+    today = i18n.format_date(datetime.now(UTC).date(), "en")
     assert re.search(rf'data-testid="session-notice">You transferred this product on {today}.<', old.text)
     assert "Tia" not in old.text and "Create a transfer code" not in old.text
     app.client.cookies.clear()

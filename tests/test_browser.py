@@ -112,7 +112,7 @@ def test_register_transfer_service_and_recall_in_a_browser(server):
             # scan → the unit page with a register button
             page.goto(scan)
             assert page.url == unit
-            expect(page.get_by_role("heading", level=1)).to_have_text("Example X100 condensing boiler")
+            expect(page.get_by_role("heading", level=1)).to_have_text("X100 condensing boiler")  # the brand theme's model name
             page.screenshot(path=SHOTS / "01-unit-page.png", full_page=True)
 
             # register, confirming with the code the notifier delivered
@@ -175,7 +175,8 @@ def test_register_transfer_service_and_recall_in_a_browser(server):
             api(base, "POST", "/v1/recalls", brand, {"gtin": GTIN, "lot": "LB1", "reason": "Burner seal may leak"})
             anyone = browser.new_context(locale="en-GB", **phone).new_page()
             anyone.goto(f"{base}/01/{GTIN}/21/{server['serials'][1]}")
-            expect(anyone.get_by_test_id("recall-banner")).to_contain_text("Burner seal may leak")
+            # the brand's campaign for lot LB1 (config/brand.yaml) words the reason in the visitor's language
+            expect(anyone.get_by_test_id("recall-banner")).to_contain_text("The burner seal of boilers from lot LB1 may leak")
             anyone.screenshot(path=SHOTS / "07-recall-banner.png", full_page=True)
         finally:
             browser.close()

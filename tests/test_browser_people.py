@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from resolver import i18n
 from resolver.access.tokens import TokenIssuer
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, GTIN, SECRET, SHOTS, api, serve_for_browser
 
@@ -62,7 +63,7 @@ def test_technician_owner_and_previous_owner_on_a_phone(tmp_path):
                 tech.goto(visit["sign_in_link"])
                 assert tech.url == base + "/u/session"
                 expect(tech.get_by_test_id("session")).to_contain_text(
-                    "Signed in as technician for visit JOB-77 until " + visit["ends_at"][:10])
+                    "Signed in as technician for visit JOB-77 until " + i18n.format_datetime(visit["ends_at"], "en-GB"))
                 expect(tech.get_by_test_id("session")).to_contain_text("Sign out")
                 tech.screenshot(path=SHOTS / "people-01-technician-signed-in.png", full_page=True)
                 for n, serial in enumerate(serials[:2]):
@@ -126,7 +127,7 @@ def test_technician_owner_and_previous_owner_on_a_phone(tmp_path):
                 buyer.get_by_role("button", name="Take over").click()
                 expect(buyer.get_by_test_id("owner")).to_contain_text("Wes Next")
                 owner.goto(f"{base}/01/{GTIN}/21/{serial}")
-                today = datetime.now(UTC).date().isoformat()
+                today = i18n.format_date(datetime.now(UTC).date(), "en-GB")  # as the visitor writes a day
                 expect(owner.get_by_test_id("session-notice")).to_have_text(f"You transferred this product on {today}.")
                 assert "Wes Next" not in owner.content() and "wes@example.com" not in owner.content()
                 owner.screenshot(path=SHOTS / "people-07-previous-owner.png", full_page=True)

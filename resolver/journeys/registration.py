@@ -57,7 +57,8 @@ def personal_data(name: object, contact: object) -> PersonalData:
     return PersonalData(name.strip(), contact.strip())  # type: ignore[union-attr]
 
 
-def _purchase_date(value: object, today: date) -> str | None:
+def check_purchase_date(value: object, today: date) -> str | None:
+    """A purchase date as given (None when left out): a past day, YYYY-MM-DD."""
     if value in (None, ""):
         return None
     try:
@@ -102,7 +103,7 @@ async def request_registration(services: Services, gtin: str, serial: str, form:
     if unknown:
         raise Invalid("unknown field", sorted(unknown)[0])
     person = personal_data(form.get("name"), form.get("contact"))
-    purchase = _purchase_date(form.get("purchase_date"), services.today())
+    purchase = check_purchase_date(form.get("purchase_date"), services.today())
     jurisdiction = _jurisdiction(form.get("jurisdiction"))
     await rate_check(services, "register", channel.client)
     await rate_check(services, "register-unit", f"{gtin}/{serial}")

@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from resolver import problems
 from resolver.access import sessions
+from resolver.errors import Invalid
 from resolver.journeys import installs, owner_signin, visits
 from resolver.journeys import tokens as token_journeys
 from resolver.journeys.addressing import client_address
@@ -37,7 +38,6 @@ from resolver.pages.routes import (
     _retry,
     _seconds_left,
     _view,
-    _when,
     check_csrf,
     csrf_value,
     page_claims,
@@ -88,7 +88,7 @@ async def session_page(request: Request, services: Services) -> Response:
     ended = None
     if claims is None and session.ended is not None:
         ended = page.texts["visit_ended"].format(visit=session.ended.extra.get("visit") or session.ended.token_id,
-                                                 until=_when(session.ended.expires)) \
+                                                 until=page.when(session.ended.expires)) \
             if session.ended.extra.get("kind") == "visit" else page.texts["installer_ended"]
         page._clear_session = True
     owner_of = None
@@ -140,7 +140,7 @@ async def owner_sign_in(request: Request, services: Services) -> Response:
         except problems.HANDLED as error:
             exc = problems.classify(error)
             return page.render("owner_signin.html", exc.status, _retry(exc), view=view, form=form,
-                               errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+                               errors=page.errors(exc, "signin"), fields_shown=("contact",), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
         return page.redirect(f"{page.base}/signin/code?{urlencode({'p': pending_id})}")
     return page.render("owner_signin.html", view=view, form={}, errors=None, form_key=secrets.token_urlsafe(16))
 
@@ -162,7 +162,8 @@ async def owner_code(request: Request, services: Services) -> Response:
         exc = problems.classify(error)
         gone = exc.status in (404, 410)  # expired, used or locked: one answer, ask again
         return page.render("owner_code.html", exc.status, _retry(exc), pending=form.get("p", ""),
-                           errors={"code": page.texts["err_410_signin"]} if gone else page.errors(exc),
+                           errors={"code": page.texts["err_410_signin"]} if gone else page.errors(exc, "signin"),
+                           fields_shown=("code",),
                            minutes=minutes, gone=gone,
                            form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
     return page.redirect(page.base, ("signed_in", grant.token_id), cookie=(grant.token, _seconds_left(grant.expires_at)))
@@ -184,7 +185,7 @@ async def install(request: Request, services: Services) -> Response:
         return page.message(401, "401", page.texts["page_401_install"])
     snap, view, _ = await _view(page, claims)
     markets = installs.markets(services)
-    context = {"view": view, "markets": markets, "certification": claims.extra.get("certification", ""),
+    context = {"view": view, "markets": markets, "fields_shown": ("site", "installed_on", "jurisdiction"), "certification": claims.extra.get("certification", ""),
                "company": claims.extra.get("company", ""), "csrf": csrf_value(services, claims),
                "default_market": snap.unit.jurisdiction or (services.warranty.default_jurisdiction
                                                             if services.warranty is not None else "")}
@@ -192,17 +193,41 @@ async def install(request: Request, services: Services) -> Response:
         return page.render("install.html", form={"installed_on": services.today().isoformat()}, errors=None,
                            form_key=secrets.token_urlsafe(16), **context)
     form: dict[str, str] = {}
+    errors: dict[str, str] = {}
     try:
         form = await read_form(request)
         check_csrf(services, claims, form)
-        version = form.get("expected_version", "")
-        await installs.record_installation(services, claims, gtin, serial, form,
-                                           int(version) if version.isdigit() else None, page.channel(form))
+        site = form.get("site", "").strip()
+        page.check(errors, "install",
+                   ("site", lambda: _site(site)),
+                   ("installed_on", lambda: installs.installed_on(form.get("installed_on"), services.today())),
+                   ("jurisdiction", lambda: _market(form.get("jurisdiction"), markets)))
+        if not errors:
+            version = form.get("expected_version", "")
+            await installs.record_installation(services, claims, gtin, serial, form,
+                                               int(version) if version.isdigit() else None, page.channel(form))
     except problems.HANDLED as error:
         exc = problems.classify(error)
-        return page.render("install.html", exc.status, _retry(exc), form=form, errors=page.errors(exc),
+        errors.update(page.errors(exc, "install"))
+        return page.render("install.html", exc.status, _retry(exc), form=form, errors=errors,
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
+    if errors:
+        return page.render("install.html", 422, form=form, errors=errors,
                            form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
     return page.redirect(page.base, ("installed", claims.token_id))
+
+
+def _site(site: str) -> None:
+    """The same limits record_installation applies, checked with the other fields."""
+    if not site:
+        raise Invalid("required", "site")
+    if len(site) > 300:
+        raise Invalid("at most 300 characters", "site")
+
+
+def _market(value: str | None, markets: tuple[str, ...]) -> None:
+    if value and value not in markets:
+        raise Invalid("expected one of the markets listed", "jurisdiction")
 
 
 routes: list[BaseRoute] = [

@@ -28,14 +28,15 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from markupsafe import escape as html_escape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ext import escape
@@ -56,19 +57,26 @@ from resolver.journeys import transfer as transfers
 from resolver.journeys.addressing import client_address, parse_unit_path
 from resolver.journeys.derived import derive_text
 from resolver.journeys.views import CONSUMER_LINKS
+from resolver.pages import life as lives
+from resolver.pages.brand import IMAGE_TYPES, Brand, BrandHolder, pick
 from resolver.problems import Problem
 from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
 from twin.errors import TwinError
+from twin.overlays import GtinScope, LotScope
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"], default=True),
+# the stylesheet is a template too (the brand's colours and fonts), its values checked by the
+# theme's schema (hex colours, a font stack without markup): not HTML-escaped inside <style>
+ENV = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"], ["css"], default=True),
                   trim_blocks=True, lstrip_blocks=True)
+ENV.filters["fmt"] = lambda text, **values: html_escape(text).format(**values)  # markup-safe str.format
 MAX_FORM_BYTES = 64 * 1024
 SERVICE_ROLES = ("technician", "installer", "manufacturer", "admin")
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'{images}; form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
-                               "base-uri 'none'; frame-ancestors 'none'",
+    "Content-Security-Policy": CSP.format(images=""),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",  # codes travel in confirmation links: never leak them onwards
     "Cache-Control": "no-store",
@@ -76,14 +84,49 @@ SECURITY_HEADERS = {
 }
 
 
+def brand_of(request: Request) -> Brand:
+    """The theme being served (reloaded when its file changes): see resolver.pages.brand."""
+    holder: BrandHolder | None = getattr(request.app.state, "brand", None)
+    return holder.current if holder is not None else Brand()
+
+
+def chrome(brand: Brand, lang: str, locale: str) -> dict[str, Any]:
+    """What every template gets: texts, the brand, and the visitor's way of writing dates,
+    numbers and plurals (resolver.i18n, Babel)."""
+    def plural(key: str, count: int, **values: Any) -> Markup:
+        forms = texts[key]
+        text = forms if isinstance(forms, str) else forms.get(i18n.plural_form(lang, count), forms["other"])
+        return html_escape(text).format(count=i18n.format_number(count, locale), **values)
+
+    texts = i18n.texts(lang)
+    return {"lang": lang, "t": texts, "brand": brand, "tr": lambda value: pick(value, lang),
+            "d": lambda value: i18n.format_date(value, locale), "dt": lambda value: i18n.format_datetime(value, locale),
+            "n": lambda value: i18n.format_number(value, locale), "pl": plural}
+
+
+def render_html(template: str, brand: Brand, lang: str, locale: str, **context: Any) -> str:
+    context.setdefault("session", None)
+    context.setdefault("fields_shown", ())
+    return ENV.get_template(template).render(**chrome(brand, lang, locale), **context)
+
+
+def page_headers(brand: Brand) -> dict[str, str]:
+    origins = brand.image_origins
+    if not origins:
+        return SECURITY_HEADERS
+    return {**SECURITY_HEADERS, "Content-Security-Policy": CSP.format(images=" " + " ".join(origins))}
+
+
 class Page:
-    """One request's page context: language, texts, the unit's base path."""
+    """One request's page context: language, texts, brand, the unit's base path."""
 
     def __init__(self, request: Request, services: Services, gtin: str, serial: str | None = None) -> None:
         self.request, self.services, self.gtin, self.serial = request, services, gtin, serial
         self.lang = i18n.negotiate(request.headers.get("accept-language"), services.rules.current.default_language)
         self.texts = i18n.texts(self.lang)
         self.languages = languages(request.headers.get("accept-language"))
+        self.locale = i18n.locale_for(self.lang, self.languages)
+        self.brand = brand_of(request)
         self.base = f"/u/01/{gtin}" + (f"/21/{escape(serial)}" if serial is not None else "")
         self._session: sessions.Session | None = None
         self._clear_notice = self._clear_session = False
@@ -101,7 +144,7 @@ class Page:
         kind = claims.extra.get("kind") if claims is not None else None
         if claims is None or kind not in sessions.SESSION_KINDS:
             return None
-        until = _when(claims.expires)
+        until = i18n.format_datetime(claims.expires, self.locale)
         if kind == "visit":
             text = self.texts["session_visit"].format(visit=claims.extra.get("visit") or claims.token_id, until=until)
         else:
@@ -118,11 +161,27 @@ class Page:
         self._clear_notice = True
         return sessions.read_notice(self.services.secret, value, self.gtin, self.serial or "", binding)
 
+    def when(self, epoch: float) -> str:
+        return i18n.format_datetime(epoch, self.locale)
+
+    def look(self, name: str | None) -> dict[str, Any]:
+        """The product as the brand presents it: model name, first picture, description."""
+        product = self.brand.product(self.gtin)
+        image = product.images[0] if product.images else None
+        return {"model": pick(product.model, self.lang) or name or self.gtin,
+                "description": pick(product.description, self.lang),
+                "image": {"url": self.brand.image_url(image["src"]), "alt": pick(image["alt"], self.lang)}
+                if image else None}
+
     def render(self, template: str, status: int = 200, headers: Mapping[str, str] | None = None,
                **context: Any) -> HTMLResponse:
         context.setdefault("session", self.session_bar())
-        html = ENV.get_template(template).render(lang=self.lang, t=self.texts, base=self.base, **context)
-        response = HTMLResponse(html, status, {**SECURITY_HEADERS, "Content-Language": self.lang, **(headers or {})})
+        view = context.get("view")
+        if "look" not in context and isinstance(view, Mapping) and self.gtin:
+            context["look"] = self.look(view["product"]["name"])
+        html = render_html(template, self.brand, self.lang, self.locale, base=self.base, **context)
+        response = HTMLResponse(html, status, {**page_headers(self.brand), "Content-Language": self.lang,
+                                               **(headers or {})})
         if self._clear_notice:
             sessions.clear_notice(response, self.request)
         if self._clear_session:
@@ -132,14 +191,23 @@ class Page:
     def message(self, status: int, title: str, text: str) -> HTMLResponse:
         return self.render("message.html", status, title=title, text=text, back=self.base if self.serial else None)
 
-    def errors(self, exc: Problem) -> dict[str, str]:
-        """The error as a message in the page's language, keyed by the form field at fault."""
-        field = (exc.field or "form").removeprefix("data.")
-        texts = self.texts
-        if exc.status == 429:
-            return {field: texts["err_429"].format(seconds=exc.retry_after or 60)}
-        text = texts.get(f"err_{exc.status}_{field}") or texts.get(f"err_{field}")
-        return {field: text.format(reason=exc.reason) if text else exc.reason}
+    def errors(self, exc: Problem, context: str = "") -> dict[str, str]:
+        """The error as a message in the page's language, keyed by the form field at fault:
+        always a catalogue text (the words right for this form, ``err_<context>_<field>``,
+        first), never the API's English reason."""
+        return {(exc.field or "form").removeprefix("data."): error_text(self.texts, exc, context)}
+
+    def check(self, errors: dict[str, str], context: str, *checks: tuple[str, Any]) -> dict[str, str]:
+        """Run every field's check and keep every error: a form shows them all at once."""
+        for field, check in checks:
+            if field in errors:
+                continue
+            try:
+                check()
+            except problems.HANDLED as error:
+                exc = problems.classify(error)
+                errors[field] = error_text(self.texts, exc, context)
+        return errors
 
     def redirect(self, path: str, notice: tuple[str, str] | None = None, cookie: tuple[str, int] | None = None,
                  clear_cookie: bool = False, notice_data: str = "") -> Response:
@@ -208,6 +276,29 @@ def check_csrf(services: Services, claims: Claims, form: Mapping[str, str]) -> N
         raise Forbidden("this form is out of date; reload the page", "csrf")
 
 
+def error_text(texts: Mapping[str, Any], exc: Problem, context: str = "") -> str:
+    """A form field's error in the catalogue's words (see :meth:`Page.errors`)."""
+    field = (exc.field or "form").removeprefix("data.")
+    if exc.status == 429:
+        return str(texts["err_429"]).format(seconds=exc.retry_after or 60)
+    keys = [f"err_{exc.status}_{field}", f"err_{field}", f"err_{exc.status}"]
+    if context:
+        keys = [f"err_{context}_{exc.status}_{field}", f"err_{context}_{field}"] + keys
+    for key in keys:
+        if isinstance(texts.get(key), str):
+            return str(texts[key])
+    return str(texts["err_form"])
+
+
+def page_message(texts: Mapping[str, Any], status: int, field: str | None) -> tuple[str, str]:
+    """(title, text) of an error page in the catalogue's words, never the API's reason."""
+    title = {401: "signin_needed_title", 403: "denied_title", 404: "not_found_title"}.get(status, "error_title_page")
+    for key in (f"page_{status}_{field}", f"page_{status}"):
+        if isinstance(texts.get(key), str):
+            return str(texts[title]), str(texts[key])
+    return str(texts[title]), str(texts["page_500" if status >= 500 else "page_400"])
+
+
 def _retry(problem: Problem) -> dict[str, str]:
     return {"Retry-After": str(problem.retry_after)} if problem.retry_after is not None else {}
 
@@ -221,14 +312,11 @@ def _page(handler):
         except problems.HANDLED as error:
             exc = problems.classify(error)
             problems.log_problem(exc, error)
-            lang = i18n.negotiate(request.headers.get("accept-language"), services.rules.current.default_language)
-            texts = i18n.texts(lang)
-            # refusals of a credential get a plain reason in the visitor's language
-            text = texts.get(f"page_{exc.status}_{exc.field}") or texts.get(f"page_{exc.status}") or exc.reason
-            html = ENV.get_template("message.html").render(lang=lang, t=texts, title=texts["not_found_title"]
-                                                           if exc.status == 404 else str(exc.status), text=text,
-                                                           back=None, session=None)
-            return HTMLResponse(html, exc.status, {**SECURITY_HEADERS, **_retry(exc)})
+            page = Page(request, services, "", None)
+            title, text = page_message(page.texts, exc.status, exc.field)
+            html = render_html("message.html", page.brand, page.lang, page.locale, title=title, text=text, back=None)
+            return HTMLResponse(html, exc.status, {**page_headers(page.brand), "Content-Language": page.lang,
+                                                   **_retry(exc)})
     endpoint.__name__ = handler.__name__
     return endpoint
 
@@ -243,8 +331,32 @@ async def _view(page: Page, claims: Claims | None):
     return snap, await reading.view_of(page.services, claims, snap, page.languages), claims
 
 
-def _recall_reasons(snap) -> list[str]:
-    return [o.reason for o in snap.overlays if o.kind == "recalled"]
+def recall_info(page: Page, overlays: Any, lot: str | None) -> dict[str, Any]:
+    """The recall banner: the brand's reason in the visitor's language (its campaign in the
+    theme, matched by lot or by the reason recorded with the recall; else the recorded
+    reason as the brand wrote it) and where the button leads (the campaign's action, the
+    product's, the brand's support site, else none — the banner then gives the phone)."""
+    product = page.brand.product(page.gtin)
+    campaigns = product.recall.get("campaigns", ())
+    reasons: list[str] = []
+    action = product.recall.get("action") or ({"href": page.brand.support["url"]} if page.brand.support.get("url")
+                                              else None)
+    lots = sorted({o.scope.lot for o in overlays if isinstance(o.scope, LotScope)})
+    for overlay in overlays:
+        scope_lot = overlay.scope.lot if isinstance(overlay.scope, LotScope) else lot
+        campaign = next((c for c in campaigns if (scope_lot is not None and scope_lot in c.get("lots", ()))
+                         or c.get("recorded_reason") == overlay.reason), None)
+        text = pick(campaign["reason"], page.lang) if campaign is not None else overlay.reason
+        if text and text not in reasons:
+            reasons.append(text)
+        if campaign is not None and campaign.get("action"):
+            action = campaign["action"]
+    return {"reasons": reasons, "action": action["href"] if action else None,
+            "action_label": pick(action.get("label"), page.lang) if action else None, "lots": lots}
+
+
+def _recalls(snap) -> list:
+    return [o for o in snap.overlays if o.kind == "recalled"]
 
 
 # -- the unit page ------------------------------------------------------------------------
@@ -252,10 +364,6 @@ def _recall_reasons(snap) -> list[str]:
 
 NOTICES = {"registered": "registered_title", "claimed": "claimed_title", "signed_in": "signed_in_notice",
            "installed": "installed_notice", "saved": "saved"}
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ended_notice(page: Page) -> str | None:
@@ -266,8 +374,25 @@ def _ended_notice(page: Page) -> str | None:
     page._clear_session = True
     if ended.extra.get("kind") == "visit":
         return page.texts["visit_ended"].format(visit=ended.extra.get("visit") or ended.token_id,
-                                                until=_when(ended.expires))
+                                                until=page.when(ended.expires))
     return page.texts["installer_ended"]
+
+
+def unit_context(page: Page, snap, view: dict[str, Any], shown: Claims | None = None) -> dict[str, Any]:
+    """What unit.html shows: the product as the brand presents it, the unit's moment of life
+    (resolver.pages.life, from the record already read), the recall banner."""
+    moments = page.brand.product(page.gtin).moments
+    today = page.services.today()
+    coverage = reading.coverage(page.services, snap.unit) if snap.known else None
+    life = lives.life_of(snap.unit, snap.known, snap.recalled, coverage, moments, today)
+    end = coverage.end if coverage is not None else None
+    return {"view": view, "look": page.look(view["product"]["name"]), "life": life, "moments": moments,
+            "recall": recall_info(page, _recalls(snap), snap.unit.lot),
+            "warranty_days_left": max(0, (end - today).days) if end is not None else 0,
+            "csrf": csrf_value(page.services, shown), "form_key": secrets.token_urlsafe(16),
+            "register_href": page.base + "/register", "notice": None, "info": None,
+            "technician": shown is not None and shown.role in SERVICE_ROLES,
+            "installer": shown is not None and shown.role == "installer"}
 
 
 @_page
@@ -286,12 +411,9 @@ async def unit_page(request: Request, services: Services) -> Response:
 
         when = transferred_on(await services.store.get_events(gtin, serial), claims.principal)
         if when is not None:  # the previous owner: not silently a stranger
-            info = page.texts["transferred_notice"].format(date=when.date().isoformat())
-    return page.render("unit.html", 200 if snap.known else 404, view=view, notice=notice, info=info,
-                       recall_reasons=_recall_reasons(snap), csrf=csrf_value(services, shown),
-                       form_key=secrets.token_urlsafe(16), register_href=page.base + "/register",
-                       technician=shown is not None and shown.role in SERVICE_ROLES,
-                       installer=shown is not None and shown.role == "installer")
+            info = page.texts["transferred_notice"].format(date=i18n.format_date(when, page.locale))
+    context = {**unit_context(page, snap, view, shown), "notice": notice, "info": info}
+    return page.render("unit.html", 200 if snap.known else 404, **context)
 
 
 @_page
@@ -306,9 +428,15 @@ async def product_page(request: Request, services: Services) -> Response:
     _, links = await reading.product_links(services, gtin, None, None, "consumer", page.languages)
     groups = [(g, [link for ty in types for link in links.get(ty, ())]) for g, types in CONSUMER_LINKS.items()]
     data = await services.lookup.gtin_data(gtin)
-    recalled = any(o.kind == "recalled" and o.lifted is None and type(o.scope).__name__ == "GtinScope"
-                   for o in (data.overlays if data else ()))
-    return page.render("product.html", name=product.name, gtin=gtin, groups=groups, recalled=recalled)
+    recalls = [o for o in (data.overlays if data else ()) if o.kind == "recalled" and o.lifted is None]
+    recall = recall_info(page, recalls, None) if recalls else None
+    if recall is not None:  # which units: all of them, some lots, or some serials
+        lots = recall["lots"]
+        recall["lots_text"] = page.texts["recall_all"] if any(isinstance(o.scope, GtinScope) for o in recalls) else \
+            chrome(page.brand, page.lang, page.locale)["pl"]("recall_lots", len(lots), lots=", ".join(lots)) if lots \
+            else page.texts["recall_some"]
+    view = {"gtin": gtin, "serial": None, "known": False, "recalled": bool(recalls)}
+    return page.render("product.html", view=view, look=page.look(product.name), groups=groups, recall=recall)
 
 
 # -- registration ----------------------------------------------------------------------------
@@ -318,28 +446,52 @@ def _needs_date(view: Mapping[str, Any]) -> bool:
     return not (view.get("warranty") or {}).get("start")
 
 
+REGISTER_FIELDS = ("name", "contact", "purchase_date")
+CLAIM_FIELDS = ("code", "name", "contact")
+SAMPLE_CONTACT = "someone@example.com"  # checks one field of personal_data at a time
+
+
+def person_checks(form: Mapping[str, str]) -> tuple[tuple[str, Any], ...]:
+    return (("name", lambda: registration.personal_data(form.get("name", ""), SAMPLE_CONTACT)),
+            ("contact", lambda: registration.personal_data("x", form.get("contact", ""))))
+
+
 @_page
 async def register(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/register")
     page = Page(request, services, gtin, serial)
     snap, view, _ = await _view(page, None)
     if not snap.known:
-        return page.render("unit.html", 404, view=view, recall_reasons=[], csrf="", form_key="", notice=None,
-                           register_href="", technician=False)
+        return page.render("unit.html", 404, **unit_context(page, snap, view))
+    if snap.recalled:  # a recalled unit is not to be registered: its page says what to do instead
+        return page.redirect(page.base)
     if snap.unit.owner is not None:  # say so before any form: sign in, or take it over
-        return page.render("already.html", 409, view=view)
+        return page.render("already.html", 409, view=view, look=page.look(view["product"]["name"]))
+    context = {"view": view, "look": page.look(view["product"]["name"]), "needs_date": _needs_date(view),
+               "fields_shown": REGISTER_FIELDS}
     if request.method == "GET":
-        return page.render("register.html", view=view, form={}, errors=None, needs_date=_needs_date(view),
-                           form_key=secrets.token_urlsafe(16))
-    form = {}
+        return page.render("register.html", form={}, errors=None, form_key=secrets.token_urlsafe(16), **context)
+    form: dict[str, str] = {}
+    errors: dict[str, str] = {}
     try:
         form = await read_form(request)
-        fields = {k: form.get(k, "") for k in ("name", "contact", "purchase_date")}
-        answer = await registration.request_registration(services, gtin, serial, fields, page.channel(form), page.lang)
+        fields = {k: form.get(k, "") for k in REGISTER_FIELDS}
+        if context["needs_date"] and not fields["purchase_date"]:
+            errors["purchase_date"] = page.texts["err_purchase_date_required"]
+        page.check(errors, "register", *person_checks(fields),
+                   ("purchase_date", lambda: registration.check_purchase_date(fields["purchase_date"],
+                                                                              services.today())))
+        if not errors:
+            answer = await registration.request_registration(services, gtin, serial, fields, page.channel(form),
+                                                             page.lang)
     except problems.HANDLED as error:
         exc = problems.classify(error)
-        return page.render("register.html", exc.status, _retry(exc), view=view, form=form, errors=page.errors(exc),
-                           needs_date=_needs_date(view), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+        errors.update(page.errors(exc, "register"))
+        return page.render("register.html", exc.status, _retry(exc), form=form, errors=errors,
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
+    if errors:
+        return page.render("register.html", 422, form=form, errors=errors,
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
     return page.redirect(f"{page.base}/confirm?{urlencode({'p': answer['confirmation']})}")
 
 
@@ -365,7 +517,8 @@ async def confirm(request: Request, services: Services) -> Response:
     except problems.HANDLED as error:
         exc = problems.classify(error)
         return page.render("confirm.html", exc.status, _retry(exc), pending=form.get("p", ""), code="", sent_to=None,
-                           errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+                           errors=page.errors(exc, "confirm"), fields_shown=("code",),
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
     return page.redirect(page.base, ("registered", grant.token_id), cookie=(grant.token, _seconds_left(grant.expires_at)))
 
 
@@ -382,7 +535,7 @@ async def transfer(request: Request, services: Services) -> Response:
         return await _show_transfer_code(page, claims)
     form = await read_form(request)
     if claims is None or claims.role != "owner":
-        raise Forbidden("only the owner may hand the product over; open the page on the owner's device")
+        raise Forbidden("only the owner may hand the product over; open the page on the owner's device", "transfer")
     check_csrf(services, claims, form)
     version = form.get("expected_version", "")
     expected = int(version) if version.isdigit() else None
@@ -394,7 +547,7 @@ async def transfer(request: Request, services: Services) -> Response:
         await transfers.offer_transfer(services, claims, gtin, serial, expected, channel)
     except problems.HANDLED as error:
         exc = problems.classify(error)
-        return page.message(exc.status, page.texts["error_title"], next(iter(page.errors(exc).values())))
+        return page.message(exc.status, page.texts["error_title"], error_text(page.texts, exc, "transfer"))
     return page.redirect(page.base + "/transfer", ("transfer_code", claims.token_id),
                          notice_data=channel.idempotency_key)
 
@@ -410,7 +563,7 @@ async def _show_transfer_code(page: Page, claims: Claims | None) -> Response:
     offer = snap.unit.transfer_offer
     if offer is None or not hmac.compare_digest(offer.code_hash, channels.hash_code(code)):
         return page.redirect(page.base)
-    return page.render("transfer_code.html", code=code, expires=offer.expires_at.strftime("%Y-%m-%d %H:%M UTC"))
+    return page.render("transfer_code.html", code=code, expires=i18n.format_datetime(offer.expires_at, page.locale))
 
 
 @_page
@@ -418,17 +571,27 @@ async def claim(request: Request, services: Services) -> Response:
     gtin, serial = page_key(request, "/claim")
     page = Page(request, services, gtin, serial)
     snap, view, _ = await _view(page, None)
+    if snap.recalled:  # nothing invites taking over a recalled unit: its page says what to do
+        return page.redirect(page.base)
+    context = {"view": view, "look": page.look(view["product"]["name"]), "fields_shown": CLAIM_FIELDS}
     if request.method == "GET":
-        return page.render("claim.html", view=view, form={}, errors=None, form_key=secrets.token_urlsafe(16))
-    form = {}
+        return page.render("claim.html", form={}, errors=None, form_key=secrets.token_urlsafe(16), **context)
+    form: dict[str, str] = {}
+    errors: dict[str, str] = {}
     try:
         form = await read_form(request)
-        fields = {k: form.get(k, "") for k in ("code", "name", "contact")}
-        grant = await transfers.claim_transfer(services, gtin, serial, fields, page.channel(form))
+        fields = {k: form.get(k, "") for k in CLAIM_FIELDS}
+        page.check(errors, "claim", ("code", lambda: channels.hash_code(fields["code"])), *person_checks(fields))
+        if not errors:
+            grant = await transfers.claim_transfer(services, gtin, serial, fields, page.channel(form))
     except problems.HANDLED as error:
         exc = problems.classify(error)
-        return page.render("claim.html", exc.status, _retry(exc), view=view, form={**form, "code": ""},
-                           errors=page.errors(exc), form_key=form.get("idempotency_key") or secrets.token_urlsafe(16))
+        errors.update(page.errors(exc, "claim"))
+        return page.render("claim.html", exc.status, _retry(exc), form={**form, "code": ""}, errors=errors,
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
+    if errors:
+        return page.render("claim.html", 422, form=form, errors=errors,
+                           form_key=form.get("idempotency_key") or secrets.token_urlsafe(16), **context)
     return page.redirect(page.base, ("claimed", grant.token_id), cookie=(grant.token, _seconds_left(grant.expires_at)))
 
 
@@ -458,7 +621,8 @@ async def service(request: Request, services: Services) -> Response:
         if action == "login":
             return await _login(page, form)
         if claims is None:
-            return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
+            return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={},
+                               fields_shown=("token",))
         check_csrf(services, claims, form)
         if action == "logout":
             return page.redirect(page.base, clear_cookie=True)
@@ -467,9 +631,9 @@ async def service(request: Request, services: Services) -> Response:
         except problems.HANDLED as error:
             exc = problems.classify(error)
             snap, view, _ = await _view(page, claims)
-            return page.render("service.html", exc.status, _retry(exc), view=view, errors=page.errors(exc), form=form,
-                               csrf=csrf_value(services, claims), form_key=form.get("idempotency_key"), notice=None,
-                               recall_reasons=_recall_reasons(snap))
+            return page.render("service.html", exc.status, _retry(exc), view=view, errors=page.errors(exc, "service"),
+                               form=form, csrf=csrf_value(services, claims), form_key=form.get("idempotency_key"),
+                               notice=None, **_service_context(page, snap, view))
         return page.redirect(page.base + "/service", ("saved", claims.token_id))
     if claims is None:
         return page.render("service.html", view=None, errors=None, form={})
@@ -477,8 +641,13 @@ async def service(request: Request, services: Services) -> Response:
     signed = page.notice(claims.token_id)
     notice = page.texts["saved"] if signed is not None and signed[0] == "saved" else None
     return page.render("service.html", view=view, errors=None, form={}, csrf=csrf_value(services, claims),
-                       form_key=secrets.token_urlsafe(16), notice=notice, recall_reasons=_recall_reasons(snap),
-                       installer=claims.role == "installer")
+                       form_key=secrets.token_urlsafe(16), notice=notice, installer=claims.role == "installer",
+                       **_service_context(page, snap, view))
+
+
+def _service_context(page: Page, snap, view: Mapping[str, Any]) -> dict[str, Any]:
+    return {"fields_shown": ("summary",),
+            "recall": recall_info(page, _recalls(snap), snap.unit.lot)}
 
 
 async def _login(page: Page, form: Mapping[str, str]) -> Response:
@@ -487,7 +656,8 @@ async def _login(page: Page, form: Mapping[str, str]) -> Response:
         await channels.rate_check(services, "login", client_address(page.request))
     except problems.HANDLED as error:
         exc = problems.classify(error)
-        return page.render("service.html", 429, _retry(exc), view=None, errors=page.errors(exc), form={})
+        return page.render("service.html", 429, _retry(exc), view=None, errors=page.errors(exc), form={},
+                           fields_shown=("token",))
     token = form.get("token", "").strip()
     try:
         await services.revocations.fresh()
@@ -495,7 +665,8 @@ async def _login(page: Page, form: Mapping[str, str]) -> Response:
     except (TokenError, TwinError):  # a bad token or a store hiccup: not signed in
         claims = None
     if claims is None or claims.role not in SERVICE_ROLES or not claims.allows_unit(page.gtin, page.serial):
-        return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={})
+        return page.render("service.html", 401, view=None, errors={"token": page.texts["err_token"]}, form={},
+                           fields_shown=("token",))
     return page.redirect(page.base + "/service", cookie=(token, _seconds_left(claims.expires)))
 
 
@@ -522,6 +693,35 @@ async def _log_visit(page: Page, claims: Claims, form: Mapping[str, str]) -> Non
                                    appended.version, channel._replace(idempotency_key=channel.idempotency_key[:96] + "-fw"))
 
 
+async def asset(request: Request) -> Response:
+    """The theme's pictures (logo, favicon, product images) from its assets folder: only the
+    names the theme itself uses, cached for a day."""
+    brand = brand_of(request)
+    path = brand.asset_file(request.path_params["name"])
+    if path is None:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    return FileResponse(path, media_type=IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
+FALLBACK_ICON = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" '
+                 b'fill="#1b1b1b"/><path d="M9 9h4v14H9zm6 0h2v14h-2zm4 0h4v14h-4z" fill="#fff"/></svg>')
+
+
+async def favicon(request: Request) -> Response:
+    """/favicon.ico, which browsers ask for on their own: the theme's icon (any image type
+    the browser reads), else a neutral one."""
+    brand = brand_of(request)
+    if brand.favicon and brand.favicon.startswith("https://"):
+        return RedirectResponse(brand.favicon, 302)
+    path = brand.asset_file(brand.favicon) if brand.favicon else None
+    if path is not None:
+        return FileResponse(path, media_type=IMAGE_TYPES.get(path.suffix.lower(), "image/x-icon"),
+                            headers={"Cache-Control": "public, max-age=86400"})
+    return Response(FALLBACK_ICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
+
+
 UNIT = "/u/01/{gtin}/21/{serial:path}"
 routes: list[BaseRoute] = [
     Route(UNIT + "/register", register, methods=["GET", "POST"]),
@@ -531,4 +731,6 @@ routes: list[BaseRoute] = [
     Route(UNIT + "/service", service, methods=["GET", "POST"]),
     Route(UNIT, unit_page, methods=["GET"]),
     Route("/u/01/{gtin}", product_page, methods=["GET"]),
+    Route("/u/assets/{name}", asset, methods=["GET", "HEAD"]),
+    Route("/favicon.ico", favicon, methods=["GET", "HEAD"]),
 ]

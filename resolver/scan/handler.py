@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -60,6 +61,11 @@ PREFLIGHT = CORS + [
 VARY = (b"vary", b"Accept, Accept-Language, Authorization, Cookie")
 MAX_URI = 8192
 
+#: (status, GS1 error code or None, Accept-Language) -> (HTML, extra headers): the built-in
+#: pages' styled error page in the visitor's language, set by the app (the scan path may not
+#: import the pages); only errors reach it, never a 307
+ErrorPage = Callable[[int, str | None, str | None], tuple[bytes, list[tuple[bytes, bytes]]]]
+
 
 class ScanHandler:
     """Resolves GS1 Digital Link requests with the worker's services (set by the app's lifespan)."""
@@ -68,6 +74,7 @@ class ScanHandler:
         self.rules = rules
         self.metrics = metrics
         self.services: Services | None = None
+        self.error_page: ErrorPage | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -128,7 +135,8 @@ class ScanHandler:
         qs = query.decode("latin-1")
         if len(path) + len(qs) > MAX_URI:
             services.metrics.observe_scan(414, time.perf_counter() - started)
-            return await _problem(send, head, 414, "the URI is too long", None, accept)
+            return await _problem(send, head, 414, "the URI is too long", None, accept,
+                                  page=self.error_page, accept_language=accept_language)
         uri = rules.root + path + ("?" + qs if qs else "")
         same_as = None
         try:
@@ -137,7 +145,8 @@ class ScanHandler:
             legacy, same_as = self._legacy(uri, path, rules.root, qs)
             if legacy is None:
                 services.metrics.observe_scan(400, time.perf_counter() - started)
-                return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept)
+                return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept,
+                                      page=self.error_page, accept_language=accept_language)
             dl = legacy
         gtin = dl.gtin
         serial = dl.serial
@@ -193,7 +202,8 @@ class ScanHandler:
             product = rules.product_for(gtin) if gtin else None
             body = linksets.multiple_choices(rules, dl, product, decision.candidates, facts)
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
-        return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra)
+        return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra,
+                              page=self.error_page, accept_language=accept_language)
 
     async def _level_defaults(self, services: Services, rules: CompiledRules, dl: DigitalLink, role: str,
                               facts: UnitFacts, prefs: Preferences, now_ms: int,
@@ -259,8 +269,10 @@ async def _send(send: Send, status: int, headers: Headers, body: bytes, head: bo
 
 
 async def _problem(send: Send, head: bool, status: int, title: str, error: GS1Error | None, accept: str | None,
-                   extra: Headers | None = None) -> int:
-    """A 4xx with the reason: JSON (application/problem+json) or, for browsers, a short page."""
+                   extra: Headers | None = None, *, page: ErrorPage | None = None,
+                   accept_language: str | None = None) -> int:
+    """A 4xx with the reason: JSON (application/problem+json) or, for browsers, a page in the
+    visitor's language (``page``, the built-in pages' renderer) or a short one without it."""
     detail: dict[str, Any] = {"status": status, "title": title}
     if error is not None:
         detail.update({"detail": str(error), "reason": error.reason, "code": error.code})
@@ -268,7 +280,11 @@ async def _problem(send: Send, head: bool, status: int, title: str, error: GS1Er
             detail["ai"] = error.ai
         if error.position is not None:
             detail["position"] = error.position
-    if accept is not None and wants_html(accept):
+    if accept is not None and wants_html(accept) and page is not None:
+        body, page_headers = page(status, error.code if error is not None else None, accept_language)
+        ctype = b"text/html; charset=utf-8"
+        extra = (extra or []) + page_headers
+    elif accept is not None and wants_html(accept):
         text = html.escape(detail.get("detail", title))
         body = (f"<!doctype html><html lang=en><meta charset=utf-8><title>{status} {html.escape(title)}</title>"
                 f"<h1>{html.escape(title)}</h1><p>{text}</p></html>").encode()
