@@ -39,7 +39,7 @@ from settings import default_config_dir
 
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
-STATES = LIFECYCLE + ("unknown", "unserialised")
+STATES = LIFECYCLE + ("unknown", "unserialised", "not_commissioned")
 FLAGS = ("recalled", "stolen")
 TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17"}
 NO_LINK_TYPE = "none"
