@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, line, links, units
+from resolver.api import batches, epcis, line, links, units
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
         *line.routes,  # line reports on a batch's serials (same credentials as the batch API)
+        *epcis.routes,  # EPCIS 2.0 capture and query for line systems
         Mount("/v1", routes=[*links.routes, *units.routes]),
         *openapi_routes,
         *pages.routes,

@@ -193,8 +193,8 @@ async def submit(store: Any, keys: KeyStore, profiles: Mapping[str, SerialProfil
     batch = batch or await batch_for_report(store, batch_id)
     minted = await regenerate(batch, keys, profiles)
     report = parse_report(body, minted)
-    summary: LineSummary = await store.apply_line_report(batch_id, report, actor)
-    return summary
+    summaries: list[LineSummary] = await store.apply_line_reports(batch_id, [report], actor)
+    return summaries[0]
 
 
 def serial_list(minted: MintedBatch, indices: Sequence[int]) -> list[str]:

@@ -380,6 +380,15 @@ def check_report_id(value: object) -> str:
     return value
 
 
+def check_report_ids(reports: Sequence[LineReport]) -> None:
+    """Reports written together: at least one, each with a good id, no id twice."""
+    if not reports:
+        raise InvalidInput("reports", "expected at least one report")
+    ids = [check_report_id(r.report_id) for r in reports]
+    if len(set(ids)) != len(ids):
+        raise InvalidInput("report_id", "the same report id appears twice in one write")
+
+
 def report_digest(step: str, result: str | None, grade: str | None, reason: str | None,
                   indices: BitMap | FrozenBitMap) -> str:
     """What a retry of a report id must repeat: the step, its outcome and the very indices."""

@@ -102,7 +102,7 @@ from twin.line_state import (
     StoredReport,
     apply_report,
     check_line_batch,
-    check_report_id,
+    check_report_ids,
     decode_report,
     decode_state,
     encode_report,
@@ -261,15 +261,17 @@ return {'ok', #KEYS}
 """
 
 # KEYS 3 the batch's line state hash, 4 its reports hash. ARGV 10 expected version,
-# 11 new state, 12 new version, 13 report id, 14 stored report. A report id seen before
-# answers 'dup' (a replay); a state that moved on since it was read answers 'stale'.
+# 11 new state, 12 new version, 13… pairs of report id, stored report. A report id
+# written meanwhile, or a state that moved on since it was read, answers 'stale' (the
+# client reads again: a repeated report is then a replay).
 _LINE_REPORT = _TAIL + """
-local seen = redis.call('HGET', KEYS[4], ARGV[13])
-if seen then return {'dup', seen} end
 local v = redis.call('HGET', KEYS[3], 'v') or '0'
 if v ~= ARGV[10] then return {'stale', v} end
+for i = 13, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then return {'stale', v} end
+end
 redis.call('HSET', KEYS[3], 'v', ARGV[12], 's', ARGV[11])
-redis.call('HSET', KEYS[4], ARGV[13], ARGV[14])
+for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
@@ -881,34 +883,45 @@ class RedisStore:
         return None if blob is None else decode_state(blob, key)
 
     @_guard
-    async def apply_line_report(self, batch_id: str, report: LineReport, actor: Actor) -> LineSummary:
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
         gtin = parse_batch_id(batch_id)[0]
         check_actor(actor, "actor")
-        check_report_id(report.report_id)
+        check_report_ids(reports)
         g = self.keys.g(gtin)
         state_key, reports_key = f"{g}line:{batch_id}", f"{g}lrep:{batch_id}"
+        ids = [r.report_id for r in reports]
         for _ in range(100):
             pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
-            pipe.hget(reports_key, report.report_id)
+            pipe.hmget(reports_key, ids)
             pipe.hmget(state_key, ["v", "s"])
             pipe.hget(g + "batches", batch_id)
             seen, (version, blob), batch_blob = await pipe.execute()
-            if seen is not None:
-                return same_report(decode_report(seen, f"{reports_key}/{report.report_id}"), report)
-            batch = None if batch_blob is None else codec.decode_batch(batch_blob, batch_id, f"{g}batches/{batch_id}")
-            batch = check_line_batch(batch, batch_id)
-            state = LineState.empty(batch.count) if blob is None else decode_state(blob, state_key)
-            new, summary, affected = apply_report(state, report)
-            record = encode_report(new.version, report, summary, affected, actor)
+            out: list[LineSummary] = []
+            records: list[Any] = []
+            state: LineState | None = None
+            for report, stored in zip(reports, seen):
+                if stored is not None:
+                    out.append(same_report(decode_report(stored, f"{reports_key}/{report.report_id}"), report))
+                    continue
+                if state is None:
+                    batch = None if batch_blob is None else codec.decode_batch(batch_blob, batch_id, f"{g}batches/{batch_id}")
+                    batch = check_line_batch(batch, batch_id)
+                    state = LineState.empty(batch.count) if blob is None else decode_state(blob, state_key)
+                state, summary, affected = apply_report(state, report)
+                records += [report.report_id, encode_report(state.version, report, summary, affected, actor)]
+                out.append(summary)
+            if state is None:
+                return out  # every report a replay
+            applied = [s for s in out if not s.replayed]
+            detail = dict(applied[0]._asdict()) if len(applied) == 1 else {"reports": len(applied)}
             reply = await self._script(
                 "line_report", gtin, [state_key, reports_key],
-                [_s(version or b"0"), encode_state(new), new.version, report.report_id, record],
-                actor=actor, action=f"line:{report.step}", subject=batch_id, detail=dict(summary._asdict()), kind="line",
+                [_s(version or b"0"), encode_state(state), state.version, *records],
+                actor=actor, action=f"line:{applied[0].step}" if len(applied) == 1 else "line:reports",
+                subject=batch_id, detail=detail, kind="line",
             )
             if reply[0] == "ok":
-                return summary
-            if reply[0] == "dup":
-                return same_report(decode_report(reply[1], f"{reports_key}/{report.report_id}"), report)
+                return out
         raise StoreError(f"batch {batch_id}: too much write contention on its line state")
 
     @_guard

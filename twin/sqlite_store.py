@@ -57,7 +57,7 @@ from twin.line_state import (
     StoredReport,
     apply_report,
     check_line_batch,
-    check_report_id,
+    check_report_ids,
     decode_report,
     decode_state,
     encode_report,
@@ -551,29 +551,37 @@ class SQLiteStore:
         rows = self._read("SELECT body FROM line_state WHERE batch_id = ?", (batch_id,))
         return decode_state(rows[0][0], f"line_state/{batch_id}") if rows else None
 
-    async def apply_line_report(self, batch_id: str, report: LineReport, actor: Actor) -> LineSummary:
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
         gtin = parse_batch_id(batch_id)[0]
         check_actor(actor, "actor")
-        check_report_id(report.report_id)
-        return await self._write(self._line_report, gtin, batch_id, report, actor)
+        check_report_ids(reports)
+        return await self._write(self._line_reports, gtin, batch_id, reports, actor)
 
-    def _line_report(self, c: sqlite3.Connection, gtin: str, batch_id: str, report: LineReport, actor: Actor) -> LineSummary:
-        key = f"line_reports/{batch_id}/{report.report_id}"
-        row = c.execute("SELECT body FROM line_reports WHERE batch_id = ? AND report_id = ?",
-                        (batch_id, report.report_id)).fetchone()
-        if row is not None:
-            return same_report(decode_report(row[0], key), report)
-        brow = c.execute("SELECT id, body FROM batches WHERE id = ?", (batch_id,)).fetchone()
-        batch = check_line_batch(None if brow is None else self._batch_row(brow), batch_id)
-        srow = c.execute("SELECT body FROM line_state WHERE batch_id = ?", (batch_id,)).fetchone()
-        state = LineState.empty(batch.count) if srow is None else decode_state(srow[0], f"line_state/{batch_id}")
-        new, summary, affected = apply_report(state, report)
-        c.execute("INSERT OR REPLACE INTO line_state VALUES (?, ?, ?)", (batch_id, gtin, encode_state(new)))
-        c.execute("INSERT INTO line_reports VALUES (?, ?, ?, ?)",
-                  (batch_id, report.report_id, new.version, encode_report(new.version, report, summary, affected, actor)))
-        self._audit(c, gtin, actor, f"line:{report.step}", batch_id, dict(summary._asdict()))
-        self._changed(c, gtin, "line", batch_id)
-        return summary
+    def _line_reports(self, c: sqlite3.Connection, gtin: str, batch_id: str, reports: Sequence[LineReport],
+                      actor: Actor) -> list[LineSummary]:
+        out: list[LineSummary] = []
+        state: LineState | None = None
+        for report in reports:
+            key = f"line_reports/{batch_id}/{report.report_id}"
+            row = c.execute("SELECT body FROM line_reports WHERE batch_id = ? AND report_id = ?",
+                            (batch_id, report.report_id)).fetchone()
+            if row is not None:
+                out.append(same_report(decode_report(row[0], key), report))
+                continue
+            if state is None:
+                brow = c.execute("SELECT id, body FROM batches WHERE id = ?", (batch_id,)).fetchone()
+                batch = check_line_batch(None if brow is None else self._batch_row(brow), batch_id)
+                srow = c.execute("SELECT body FROM line_state WHERE batch_id = ?", (batch_id,)).fetchone()
+                state = LineState.empty(batch.count) if srow is None else decode_state(srow[0], f"line_state/{batch_id}")
+            state, summary, affected = apply_report(state, report)
+            c.execute("INSERT INTO line_reports VALUES (?, ?, ?, ?)", (batch_id, report.report_id, state.version,
+                                                                     encode_report(state.version, report, summary, affected, actor)))
+            self._audit(c, gtin, actor, f"line:{report.step}", batch_id, dict(summary._asdict()))
+            out.append(summary)
+        if state is not None:
+            c.execute("INSERT OR REPLACE INTO line_state VALUES (?, ?, ?)", (batch_id, gtin, encode_state(state)))
+            self._changed(c, gtin, "line", batch_id)
+        return out
 
     async def line_reports(self, batch_id: str) -> list[StoredReport]:
         parse_batch_id(batch_id)

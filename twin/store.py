@@ -214,11 +214,12 @@ class UnitStore(Protocol):
         """The batch's line state; ``None``: the batch is not line-tracked (its units take
         the batch's state, as before line tracking existed)."""
 
-    async def apply_line_report(self, batch_id: str, report: LineReport, actor: Actor) -> LineSummary:
-        """Apply one bulk line report and remember its id, in one atomic write (a SIGKILL
-        leaves all of it or none). The same report id again is a replay (``replayed``)
-        that writes nothing; with other content it raises ReportConflict. A refused report
-        (LineConflict, InvalidInput naming the element) writes nothing."""
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
+        """Apply bulk line reports in order and remember their ids, in one atomic write (a
+        SIGKILL leaves all of them or none). A report id seen before is a replay
+        (``replayed``) that writes nothing; with other content it raises ReportConflict.
+        If any report is refused (LineConflict, InvalidInput naming the element) nothing
+        is written."""
 
     async def line_reports(self, batch_id: str) -> list[StoredReport]:
         """Every report applied to the batch, in the order applied."""

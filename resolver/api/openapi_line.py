@@ -43,6 +43,11 @@ SCHEMAS: dict[str, Any] = {
                          ["batch", "report"]),
     "LineStatus": _obj({"batch": STR, "tracked": {"type": "boolean"}, "line": {"type": ["object", "null"]}},
                        ["batch", "tracked"]),
+    "CaptureResult": _obj({"captured": INT, "replayed": INT, "eventIDs": {"type": "array", "items": STR}},
+                          ["captured", "replayed", "eventIDs"]),
+    "EPCISCapture": {"type": "object", "description": "an EPCIS 2.0 EPCISDocument (GS1's JSON Schema)",
+                     "required": ["type", "epcisBody"]},
+    "EPCISQueryDocument": {"type": "object", "required": ["@context", "type", "epcisBody"]},
     "LineReports": _obj({"batch": STR, "reports": {"type": "array", "items": {"type": "object"}}},
                         ["batch", "reports"]),
 }
@@ -63,6 +68,16 @@ def operations(op: Callable[..., dict[str, Any]]) -> dict[tuple[str, str], dict[
         ("close_batch", "POST"): op("Close a batch: decommission every serial never commissioned", roles,
                                     {"200": ("a replay", "LineReported"), "201": ("closed", "LineReported")},
                                     write, body="LineClose", params=(BATCH_PARAM,), tag="line"),
+        ("capture", "POST"): op("EPCIS 2.0 capture: commissioning / decommissioning ObjectEvents applied to the "
+                                "twin, idempotent by eventID", roles,
+                                {"200": ("every event a replay", "CaptureResult"),
+                                 "201": ("captured", "CaptureResult")}, write, body="EPCISCapture", tag="epcis"),
+        ("events", "GET"): op("EPCIS 2.0 events by EPC (MATCH_epc) or batch, bizStep (EQ_bizStep) and time "
+                              "(GE_eventTime, LT_eventTime)", readers,
+                              {"200": ("an EPCISQueryDocument", "EPCISQueryDocument")}, (401, 403, 404, 422, 503),
+                              params=tuple({"name": n, "in": "query", "required": False, "schema": STR}
+                                           for n in ("MATCH_epc", "batch", "EQ_bizStep", "GE_eventTime",
+                                                     "LT_eventTime")), tag="epcis"),
         ("get_line", "GET"): op("A batch's line state: counts per state", readers,
                                 {"200": ("the counts", "LineStatus")}, (401, 403, 404, 503), params=(BATCH_PARAM,),
                                 tag="line"),
