@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expiry", default=None, help="expiry date YYYY-MM-DD, AI (17)")
     p.add_argument("--site", default=None, help="site name")
     p.add_argument("--line", default=None, help="line name")
+    p.add_argument("--line-tracking", action="store_true",
+                   help="its serials resolve as not_commissioned until `serialink line report` commissions them")
     p.add_argument("--stem", default=None, help="DL URI stem (default https://id.gs1.org)")
     p.add_argument("--store", default=None, metavar="URL", help="unit store URL (default: settings)")
     p.add_argument("--key-dir", default=None, type=Path, help="per-GTIN key directory (SERIALINK_KEY_DIR)")
@@ -95,6 +97,11 @@ async def _mint(args: argparse.Namespace) -> dict:
     actor = Actor("manufacturer", f"cli:{getpass.getuser()}@{socket.gethostname()}"[:200])
     async with await open_store(settings.store_url) as store:
         minted = await mint(store, keys, profiles, request, actor)
+        if args.line_tracking:
+            from serializer.line_reports import submit
+
+            await submit(store, keys, profiles, minted.batch.id, {"report_id": "open", "step": "open"}, actor,
+                         minted.batch)
     shape = CodeShape(minted.batch.gtin, minted.batch.lot, minted.batch.expiry, args.stem or CANONICAL_STEM)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     options = OutputOptions(args.zpl_template, args.workers)

@@ -54,6 +54,7 @@ class Settings:
     scan_buffer_size: int = 100_000
     scan_flush_seconds: float = 0.2
     max_body_bytes: int = 1_048_576
+    max_report_bytes: int = 67_108_864  # line reports and EPCIS capture: a shift's serials in one body
     debug_header: bool = True  # manufacturer tokens may ask for the decision trace
     log_level: str = "info"
     key_dir: Path | None = None  # per-GTIN serial keys; default: <data_dir>/keys

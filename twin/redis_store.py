@@ -26,6 +26,8 @@ Lua script touches keys of that slot only)::
     sl:{tokens}:log           stream  token issuance and revocation audit
     sl:{tokens}:lk            hash    line key id -> record (scope, hash of the key; never the key)
     sl:rl:<bucket>            string  rate-limit counter (PEXPIRE its window)
+    sl:{G}:line:<batch id>    hash    line state: v (reports applied), s (twin.line_state record)
+    sl:{G}:lrep:<batch id>    hash    line report id -> stored report (what it did, its indices)
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
 writes and fsyncs the AOF before it answers, so a range it allocated survives a crash of
@@ -94,6 +96,20 @@ from twin.errors import (
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.health import StoreHealth
 from twin.identity import check_name, check_text
+from twin.line_state import (
+    LineReport,
+    LineState,
+    LineSummary,
+    StoredReport,
+    apply_report,
+    check_line_batch,
+    check_report_ids,
+    decode_report,
+    decode_state,
+    encode_report,
+    encode_state,
+    same_report,
+)
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
@@ -243,6 +259,21 @@ for i, k in ipairs(KEYS) do
 end
 for _, k in ipairs(KEYS) do redis.call('SET', k, ARGV[1]) end
 return {'ok', #KEYS}
+"""
+
+# KEYS 3 the batch's line state hash, 4 its reports hash. ARGV 10 expected version,
+# 11 new state, 12 new version, 13… pairs of report id, stored report. A report id
+# written meanwhile, or a state that moved on since it was read, answers 'stale' (the
+# client reads again: a repeated report is then a replay).
+_LINE_REPORT = _TAIL + """
+local v = redis.call('HGET', KEYS[3], 'v') or '0'
+if v ~= ARGV[10] then return {'stale', v} end
+for i = 13, #ARGV, 2 do
+  if redis.call('HEXISTS', KEYS[4], ARGV[i]) == 1 then return {'stale', v} end
+end
+redis.call('HSET', KEYS[3], 'v', ARGV[12], 's', ARGV[11])
+for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
+return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
 # KEYS 1 ranges, 2 batches. ARGV 1 exclusive upper bound "(<counter + 1 %016d>".
@@ -430,6 +461,7 @@ class RedisStore:
                 ("revoke_token", _REVOKE_TOKEN),
                 ("put_line_key", _PUT_LINE_KEY),
                 ("hit", _HIT),
+                ("line_report", _LINE_REPORT),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -855,6 +887,64 @@ class RedisStore:
             if reply[0] == "ok":
                 return new
         raise StoreError(f"batch {batch_id}: too much write contention")
+
+    # -- line state ---------------------------------------------------------------------
+
+    @_guard
+    async def get_line_state(self, batch_id: str) -> LineState | None:
+        gtin = parse_batch_id(batch_id)[0]
+        key = f"{self.keys.g(gtin)}line:{batch_id}"
+        blob = await self._r.hget(key, "s")
+        return None if blob is None else decode_state(blob, key)
+
+    @_guard
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
+        gtin = parse_batch_id(batch_id)[0]
+        check_actor(actor, "actor")
+        check_report_ids(reports)
+        g = self.keys.g(gtin)
+        state_key, reports_key = f"{g}line:{batch_id}", f"{g}lrep:{batch_id}"
+        ids = [r.report_id for r in reports]
+        for _ in range(100):
+            pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
+            pipe.hmget(reports_key, ids)
+            pipe.hmget(state_key, ["v", "s"])
+            pipe.hget(g + "batches", batch_id)
+            seen, (version, blob), batch_blob = await pipe.execute()
+            out: list[LineSummary] = []
+            records: list[Any] = []
+            state: LineState | None = None
+            for report, stored in zip(reports, seen):
+                if stored is not None:
+                    out.append(same_report(decode_report(stored, f"{reports_key}/{report.report_id}"), report))
+                    continue
+                if state is None:
+                    batch = None if batch_blob is None else codec.decode_batch(batch_blob, batch_id, f"{g}batches/{batch_id}")
+                    batch = check_line_batch(batch, batch_id)
+                    state = LineState.empty(batch.count) if blob is None else decode_state(blob, state_key)
+                state, summary, affected = apply_report(state, report)
+                records += [report.report_id, encode_report(state.version, report, summary, affected, actor)]
+                out.append(summary)
+            if state is None:
+                return out  # every report a replay
+            applied = [s for s in out if not s.replayed]
+            detail = dict(applied[0]._asdict()) if len(applied) == 1 else {"reports": len(applied)}
+            reply = await self._script(
+                "line_report", gtin, [state_key, reports_key],
+                [_s(version or b"0"), encode_state(state), state.version, *records],
+                actor=actor, action=f"line:{applied[0].step}" if len(applied) == 1 else "line:reports",
+                subject=batch_id, detail=detail, kind="line",
+            )
+            if reply[0] == "ok":
+                return out
+        raise StoreError(f"batch {batch_id}: too much write contention on its line state")
+
+    @_guard
+    async def line_reports(self, batch_id: str) -> list[StoredReport]:
+        gtin = parse_batch_id(batch_id)[0]
+        key = f"{self.keys.g(gtin)}lrep:{batch_id}"
+        reports = [decode_report(blob, f"{key}/{_s(rid)}") for rid, blob in (await self._r.hgetall(key)).items()]
+        return sorted(reports, key=lambda r: r.seq)
 
     # -- overlays -------------------------------------------------------------------------
 

@@ -50,6 +50,20 @@ from twin.errors import (
 )
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.identity import check_name, check_text
+from twin.line_state import (
+    LineReport,
+    LineState,
+    LineSummary,
+    StoredReport,
+    apply_report,
+    check_line_batch,
+    check_report_ids,
+    decode_report,
+    decode_state,
+    encode_report,
+    encode_state,
+    same_report,
+)
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
@@ -138,6 +152,11 @@ CREATE TABLE IF NOT EXISTS token_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, role TEXT NOT NULL, principal TEXT NOT NULL,
     action TEXT NOT NULL, subject TEXT NOT NULL, detail BLOB);
 CREATE TABLE IF NOT EXISTS line_keys (id TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS line_state (
+    batch_id TEXT PRIMARY KEY, gtin TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS line_reports (
+    batch_id TEXT NOT NULL, report_id TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (batch_id, report_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hits (bucket TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -525,6 +544,50 @@ class SQLiteStore:
             return new
 
         return await self._write(update)
+
+    # -- line state ---------------------------------------------------------------------
+
+    async def get_line_state(self, batch_id: str) -> LineState | None:
+        parse_batch_id(batch_id)
+        rows = self._read("SELECT body FROM line_state WHERE batch_id = ?", (batch_id,))
+        return decode_state(rows[0][0], f"line_state/{batch_id}") if rows else None
+
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
+        gtin = parse_batch_id(batch_id)[0]
+        check_actor(actor, "actor")
+        check_report_ids(reports)
+        return await self._write(self._line_reports, gtin, batch_id, reports, actor)
+
+    def _line_reports(self, c: sqlite3.Connection, gtin: str, batch_id: str, reports: Sequence[LineReport],
+                      actor: Actor) -> list[LineSummary]:
+        out: list[LineSummary] = []
+        state: LineState | None = None
+        for report in reports:
+            key = f"line_reports/{batch_id}/{report.report_id}"
+            row = c.execute("SELECT body FROM line_reports WHERE batch_id = ? AND report_id = ?",
+                            (batch_id, report.report_id)).fetchone()
+            if row is not None:
+                out.append(same_report(decode_report(row[0], key), report))
+                continue
+            if state is None:
+                brow = c.execute("SELECT id, body FROM batches WHERE id = ?", (batch_id,)).fetchone()
+                batch = check_line_batch(None if brow is None else self._batch_row(brow), batch_id)
+                srow = c.execute("SELECT body FROM line_state WHERE batch_id = ?", (batch_id,)).fetchone()
+                state = LineState.empty(batch.count) if srow is None else decode_state(srow[0], f"line_state/{batch_id}")
+            state, summary, affected = apply_report(state, report)
+            c.execute("INSERT INTO line_reports VALUES (?, ?, ?, ?)", (batch_id, report.report_id, state.version,
+                                                                     encode_report(state.version, report, summary, affected, actor)))
+            self._audit(c, gtin, actor, f"line:{report.step}", batch_id, dict(summary._asdict()))
+            out.append(summary)
+        if state is not None:
+            c.execute("INSERT OR REPLACE INTO line_state VALUES (?, ?, ?)", (batch_id, gtin, encode_state(state)))
+            self._changed(c, gtin, "line", batch_id)
+        return out
+
+    async def line_reports(self, batch_id: str) -> list[StoredReport]:
+        parse_batch_id(batch_id)
+        rows = self._read("SELECT report_id, body FROM line_reports WHERE batch_id = ? ORDER BY seq", (batch_id,))
+        return [decode_report(body, f"line_reports/{batch_id}/{rid}") for rid, body in rows]
 
     # -- overlays -------------------------------------------------------------------------
 

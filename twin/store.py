@@ -44,6 +44,7 @@ from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, check_count
 from twin.errors import IdempotencyConflict, InvalidInput, StaleVersion
 from twin.events import Actor, Event, check_actor
 from twin.identity import check_gtin, check_lot, check_name, check_serial
+from twin.line_state import LineReport, LineState, LineSummary, StoredReport
 from twin.links import Anchor, LinkChain, LinkRecord, check_links
 from twin.overlays import Overlay, Scope
 from twin.ownership import PersonalData
@@ -207,6 +208,21 @@ class UnitStore(Protocol):
 
     async def set_batch_status(self, batch_id: str, status: BatchStatus, actor: Actor, reason: str) -> Batch:
         """allocated → committed → voided; refused backwards (IllegalTransition)."""
+
+    # -- line state (twin.line_state) ---------------------------------------------------
+    async def get_line_state(self, batch_id: str) -> LineState | None:
+        """The batch's line state; ``None``: the batch is not line-tracked (its units take
+        the batch's state, as before line tracking existed)."""
+
+    async def apply_line_reports(self, batch_id: str, reports: Sequence[LineReport], actor: Actor) -> list[LineSummary]:
+        """Apply bulk line reports in order and remember their ids, in one atomic write (a
+        SIGKILL leaves all of them or none). A report id seen before is a replay
+        (``replayed``) that writes nothing; with other content it raises ReportConflict.
+        If any report is refused (LineConflict, InvalidInput naming the element) nothing
+        is written."""
+
+    async def line_reports(self, batch_id: str) -> list[StoredReport]:
+        """Every report applied to the batch, in the order applied."""
 
     # -- overlays and links ---------------------------------------------------------
     async def put_overlay(

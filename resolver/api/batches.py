@@ -13,7 +13,8 @@ Credentials: a line key (``serialink lines add``; scoped to one site, one line a
 GTINs/prefixes), a token of role ``line`` (scoped to sites/lines and GTINs/prefixes),
 ``manufacturer`` or ``admin``. The body of ``POST /v1/batches``: ``gtin``, ``count``, ``profile``, ``request_id``,
 optional ``lot``, ``expiry`` (YYYY-MM-DD), ``site``, ``line``, ``formats`` (list or
-comma-separated; default csv). Files live in ``settings.data_dir / "batches" / <batch id>``.
+comma-separated; default csv), ``line_tracking`` (true: the batch's serials resolve as
+``not_commissioned`` until the line reports them, see ``resolver.api.line``). Files live in ``settings.data_dir / "batches" / <batch id>``.
 Errors: ``{"error": {"field": …, "reason": …}}``.
 """
 
@@ -153,6 +154,12 @@ async def create_batch(request: Request) -> Response:
         raise BadRequest(exc.problem, exc.field) from None
     batch = minted.batch
     _count_minted(request, batch)
+    if body.get("line_tracking") is True:  # opt in before anything is printed: nothing resolves as genuine yet
+        from serializer.line_reports import submit
+
+        await submit(services.store, services.keys, services.profiles, batch.id,
+                     {"report_id": "open", "step": "open"}, _actor(claim), batch)
+        services.lookup.invalidate(batch.gtin, "line", batch.id)
     directory = _batch_dir(request, batch.id)
     output, manifest = _output_state(directory, formats)
     if output == "ready":

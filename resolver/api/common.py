@@ -49,9 +49,10 @@ async def authorize(request: Request, roles: Iterable[str], gtin: str | None = N
     return claims(request, roles, gtin, serial)
 
 
-async def json_body(request: Request) -> Any:
-    """The request body as JSON, refused above settings.max_body_bytes (413) or if malformed (400)."""
-    limit = services_of(request).settings.max_body_bytes
+async def json_body(request: Request, limit: int | None = None) -> Any:
+    """The request body as JSON, refused above settings.max_body_bytes (or ``limit``: 413)
+    or if malformed (400)."""
+    limit = limit or services_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is larger than {limit} bytes")
@@ -67,9 +68,9 @@ async def json_body(request: Request) -> Any:
         raise BadRequest(f"the body is not valid JSON: {exc}", "body") from None
 
 
-async def object_body(request: Request) -> dict[str, Any]:
+async def object_body(request: Request, limit: int | None = None) -> dict[str, Any]:
     """The body as a JSON object (400 for any other JSON value)."""
-    body = await json_body(request)
+    body = await json_body(request, limit)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object", "body")
     return body

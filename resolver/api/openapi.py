@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
+from resolver.api import openapi_line
 from resolver.api.common import json_response
 
 JSON = "application/json"
@@ -345,6 +346,9 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
                                  {"200": ("decommissioned", "Decommissioned")}, (401, 403, 404, 409, 413, 422, 503),
                                  body="Decommission", params=(BATCH_PARAM,), tag="batches"),
 }
+
+SCHEMAS.update(openapi_line.SCHEMAS)
+OPERATIONS.update(openapi_line.operations(op))
 
 
 def api_paths(app) -> list[tuple[str, str, str]]:

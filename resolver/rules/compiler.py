@@ -43,7 +43,7 @@ from settings import default_config_dir
 FAULT = "fault"  # the template value (and query parameter) of a fault code, not an AI
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
-STATES = LIFECYCLE + ("unknown", "unserialised")
+STATES = LIFECYCLE + ("unknown", "unserialised", "not_commissioned")
 FLAGS = ("recalled", "stolen")
 TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17",
                       "fault": FAULT}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from ext.bloom import BloomFilter
 from resolver.rules.moments import Moments
 from resolver.scan.decide import NO_STORED_LINKS, StoredLinks, UnitFacts
+from resolver.scan.line_views import LineViews
 from resolver.scan.unit_moments import UnitMoments
 from twin.batch import Batch
 from twin.links import LinkRecord
@@ -96,7 +97,8 @@ class UnitLookup:
         # Which units have a record of their own (a Bloom filter; None until first built).
         # Most scanned units never get one, and "certainly no record" saves the store read.
         self.presence: BloomFilter | None = None
-        self._batch_facts: dict[str, tuple[Batch, UnitFacts]] = {}  # batch id → (batch record, its units' facts) when nothing else varies
+        self._batch_facts: dict[tuple[str, str | None], tuple[Batch, UnitFacts]] = {}  # (batch id, line state) → (batch record, its units' facts) when nothing else varies
+        self.lines = LineViews(store)  # line-tracked batches: which units the line commissioned
         self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
         if self.moments.parts is not None:  # batch facts carry consumables due from the catalogue
             self.moments.parts.listeners.append(self._batch_facts.clear)
@@ -232,26 +234,37 @@ class UnitLookup:
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
             return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it")
         batch = match.batch
+        line_state = None
+        if match.counter is not None:  # minted: the counter is the unit's index in its batch
+            known, view = self.lines.cached(batch.id)
+            if not known:
+                view = await self.lines.get(batch.id)
+            if view is not None:
+                line_state = view.state_of(match.counter - batch.start)
         if not overlays and dl.lot is None and not dl.attributes:
-            # every unit of a batch without overlays has the same facts: build them once per
-            # batch record (a changed record is a new object, so identity tells staleness)
-            entry = self._batch_facts.get(batch.id)
+            # every unit of a batch without overlays has the same facts (per line state):
+            # build them once per batch record (a changed record is a new object, so
+            # identity tells staleness)
+            key = (batch.id, line_state)
+            entry = self._batch_facts.get(key)
             if entry is None or entry[0] is not batch:
                 if len(self._batch_facts) > 10_000:
                     self._batch_facts.clear()
-                entry = self._batch_facts[batch.id] = (batch, self._facts_of(batch, batch.lot, frozenset(), None,
-                                                                             self.moments.of_batch(gtin, batch)))
+                entry = self._batch_facts[key] = (batch, self._facts_of(batch, batch.lot, frozenset(), None, line_state,
+                                                                        self.moments.of_batch(gtin, batch)))
             return entry[1]
         lot = getattr(batch, "lot", None) or lot
         flags = flags_for(overlays, serial=serial, lot=lot, profile=match.profile, counter=match.counter) \
             if overlays else frozenset()
-        return self._facts_of(batch, lot, flags, dl.get("17"), self.moments.of_batch(gtin, batch))
+        return self._facts_of(batch, lot, flags, dl.get("17"), line_state, self.moments.of_batch(gtin, batch))
 
     @staticmethod
     def _facts_of(batch: Batch, lot: str | None, flags: frozenset[str], scanned_expiry: str | None,
-                  moments: Moments | None = None) -> UnitFacts:
+                  line_state: str | None = None, moments: Moments | None = None) -> UnitFacts:
+        """A voided batch's units are decommissioned; a line-tracked batch's units are what
+        the line reported; an untracked batch's units are commissioned (as before tracking)."""
         status = str(getattr(batch, "status", "allocated"))
-        state = "decommissioned" if status == "voided" else "commissioned"
+        state = "decommissioned" if status == "voided" else line_state or "commissioned"
         return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
                          f"batch {batch.id}", moments)
 
@@ -264,6 +277,9 @@ class UnitLookup:
             self._units.pop((gtin, subject), None)
             self._note_record(gtin, subject)
             return
+        if kind == "line":  # a batch's line state: nothing else of the GTIN changed
+            self.lines.invalidate(subject or None)
+            return
         data = self._gtins.get(gtin)
         if data is not None:  # stale, not gone: if the store is down the old data still serves
             self._gtins[gtin] = data._replace(loaded_at=float("-inf"))
@@ -273,10 +289,12 @@ class UnitLookup:
         if kind in ("", "batch", "import") and self.verifier is not None:
             self.verifier.invalidate(gtin)
         if kind == "":
+            self.lines.invalidate_gtin(gtin)
             for key in [k for k in self._units if k[0] == gtin]:
                 del self._units[key]
 
     def invalidate_all(self) -> None:
+        self.lines.invalidate()
         self._units.clear()
         self._gtins.clear()
         self._serial_links.clear()
