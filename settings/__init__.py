@@ -60,6 +60,10 @@ class Settings:
     notifier: str = "file"  # file | console | module:callable (see resolver.journeys.notify)
     rate_limits: str = ""  # over the defaults, e.g. "register=10/600,claim=5/600"
     metrics_dir: Path | None = None  # set by `serialink serve`: every worker's /metrics snapshot
+    # a trusted header carrying the scanner's country (a CDN's, e.g. CF-IPCountry); empty: none recorded
+    country_header: str = ""
+    analytics_dir: Path | None = None  # Parquet export read by /v1/analytics; default: <data_dir>/analytics
+    clone_rules: Path | None = None  # clone detection rules; default: <config_dir>/clone-rules.yaml
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config_dir", Path(self.config_dir))
@@ -73,6 +77,11 @@ class Settings:
         object.__setattr__(self, "key_dir", Path(self.key_dir) if self.key_dir else self.data_dir / "keys")
         if self.metrics_dir is not None:
             object.__setattr__(self, "metrics_dir", Path(self.metrics_dir))
+        object.__setattr__(self, "analytics_dir",
+                           Path(self.analytics_dir) if self.analytics_dir else self.data_dir / "analytics")
+        object.__setattr__(self, "clone_rules",
+                           Path(self.clone_rules) if self.clone_rules else self.config_dir / "clone-rules.yaml")
+        object.__setattr__(self, "country_header", self.country_header.strip().lower())
 
     def secret(self) -> bytes:
         """The token signing secret; generated once (0600 file) when none is configured."""

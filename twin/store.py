@@ -47,7 +47,7 @@ from twin.identity import check_gtin, check_lot, check_name, check_serial
 from twin.links import Anchor, LinkChain, LinkRecord, check_links
 from twin.overlays import Overlay, Scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent
+from twin.scans import ScanChunk, ScanEvent
 from twin.unit import Unit, apply_event
 
 #: What ``serialink serve`` uses when nothing is configured.
@@ -244,6 +244,14 @@ class UnitStore(Protocol):
     async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
         """The unit's most recent scans, newest first, from at most the GTIN's last
         ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
+
+    def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
+        """The GTIN's stored scan chunks whose ``at_ms`` is in [since_ms, until_ms), oldest
+        first, a few at a time: what exports and analytics read (never a scan)."""
+
+    async def gtins(self) -> list[str]:
+        """Every GTIN the store holds anything for (units, batches, overlays, links, scans),
+        sorted: where exports and analytics start."""
 
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(

@@ -6,7 +6,7 @@ target hosts, a GTIN-level default link, impossible routes) — and reports ever
 at file:line:column. A file with any error is refused as a whole.
 
 Compiling turns each product's ordered routes into a dictionary keyed by
-(role, state, recalled, stolen): a scan looks up its few candidate routes in O(1) and
+(role, state, recalled, stolen, suspect): a scan looks up its few candidate routes in O(1) and
 checks only what is left (requested link type, language, context, date window).
 
 >>> rules = load_rules(default_rules_file())
@@ -40,7 +40,7 @@ from settings import default_config_dir
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
 STATES = LIFECYCLE + ("unknown", "unserialised")
-FLAGS = ("recalled", "stolen")
+FLAGS = ("recalled", "stolen", "suspect")
 TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17"}
 NO_LINK_TYPE = "none"
 
@@ -134,10 +134,11 @@ class Route(NamedTuple):
     href: Template | None  # …or go to this configured target
     title: str | None
 
-    def matches_state(self, state: str, recalled: bool, stolen: bool) -> bool:
+    def matches_state(self, state: str, recalled: bool, stolen: bool, suspect: bool = False) -> bool:
         if self.states is None:
             return True
-        return state in self.states or (recalled and "recalled" in self.states) or (stolen and "stolen" in self.states)
+        return (state in self.states or (recalled and "recalled" in self.states) or (stolen and "stolen" in self.states)
+                or (suspect and "suspect" in self.states))
 
     def residual(self, link_type: str | None, languages: tuple[str, ...], context: str | None,
                  now_ms: int) -> str | None:
@@ -174,18 +175,20 @@ class Product:
                               for k, v in by_type.items() for level in ("serial", "lot", "gtin")}
         self.routes = routes
         self.windowed = any(r.start_ms is not None or r.end_ms is not None for r in routes)
-        self._index: dict[tuple[str, str, bool, bool], tuple[Route, ...]] = {}
+        self._index: dict[tuple[str, str, bool, bool, bool], tuple[Route, ...]] = {}
         for role in ROLES:
             for state in STATES:
                 for recalled in (False, True):
                     for stolen in (False, True):
-                        self._index[(role, state, recalled, stolen)] = tuple(
-                            r for r in routes
-                            if (r.roles is None or role in r.roles) and r.matches_state(state, recalled, stolen))
+                        for suspect in (False, True):
+                            self._index[(role, state, recalled, stolen, suspect)] = tuple(
+                                r for r in routes if (r.roles is None or role in r.roles)
+                                and r.matches_state(state, recalled, stolen, suspect))
 
-    def candidates(self, role: str, state: str, recalled: bool, stolen: bool) -> tuple[Route, ...]:
+    def candidates(self, role: str, state: str, recalled: bool, stolen: bool,
+                   suspect: bool = False) -> tuple[Route, ...]:
         """The routes whose role and state conditions hold, in order (one dict lookup)."""
-        return self._index.get((role, state, recalled, stolen), ())
+        return self._index.get((role, state, recalled, stolen, suspect), ())
 
 
 class CompiledRules:

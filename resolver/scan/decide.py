@@ -40,6 +40,7 @@ class UnitFacts(NamedTuple):
     lot: str | None = None  # named by the scan, or carried by the unit's batch
     expiry: str | None = None  # YYMMDD, from the scan or the batch
     source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
+    suspect: bool = False  # clone detection flagged the unit (a `suspect` overlay)
 
 
 class StoredLinks(NamedTuple):
@@ -260,7 +261,7 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     if explain or stored is not NO_STORED_LINKS or product is None or product.windowed:
         return _decide(rules, dl, role, facts, request, stored, explain)
     shape = tuple(ai for ai, _ in dl.elements)
-    key = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type, request.prefs, shape,
+    key = (product, role, facts.state, facts.recalled, facts.stolen, facts.suspect, request.link_type, request.prefs, shape,
            facts.lot is not None, facts.expiry is not None)
     memo = rules.memo
     plan = memo.get(key)
@@ -303,7 +304,8 @@ def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, 
         trace.add(f"product: {product.name} ({'prefix ' if product.by_prefix else 'GTIN '}{product.key}, "
                   f"{product.where})" if product else f"product: none configured for {gtin or dl.primary_key}")
         trace.add(f"role: {role}; state: {facts.state}" + (" +recalled" if facts.recalled else "")
-                  + (" +stolen" if facts.stolen else "") + f" (from {facts.source})")
+                  + (" +stolen" if facts.stolen else "") + (" +suspect" if facts.suspect else "")
+                  + f" (from {facts.source})")
     if product is None and not (stored.gtin or stored.lot or stored.serial):
         return Decision(404, reason="no links are known for this identifier", trace=trace.done())
     if request.link_type == "linkset":
@@ -311,7 +313,7 @@ def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, 
     values = template_values(dl.elements, facts)
     prefs = request.prefs
     if product is not None:
-        for route in product.candidates(role, facts.state, facts.recalled, facts.stolen):
+        for route in product.candidates(role, facts.state, facts.recalled, facts.stolen, facts.suspect):
             why = route.residual(request.link_type, prefs.languages, prefs.context, request.now_ms)
             if why is not None:
                 trace.add("route %r (%s): skipped, %s", route.name, route.where, why)

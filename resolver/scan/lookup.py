@@ -191,7 +191,8 @@ class UnitLookup:
         lot = dl.lot
         if serial is None:
             flags = flags_for(overlays, lot=lot) if overlays else frozenset()
-            return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "scan")
+            return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "scan",
+                             "suspect" in flags)
         try:
             unit = await self._unit(gtin, serial)
         except Exception as exc:
@@ -206,7 +207,7 @@ class UnitLookup:
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
             expiry = unit.expiry.strftime("%y%m%d") if unit.expiry else dl.get("17")
             return UnitFacts(str(unit.state), unit.recalled or "recalled" in flags, unit.stolen or "stolen" in flags,
-                             lot, expiry, "record")
+                             lot, expiry, "record", "suspect" in flags)
         return await self._from_batch(gtin, serial, lot, dl, overlays)
 
     async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl: DigitalLink,
@@ -222,9 +223,11 @@ class UnitLookup:
         if match is None:
             if degraded:
                 flags = flags_for(overlays, lot=lot) if overlays else frozenset()
-                return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "degraded")
+                return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "degraded",
+                                 "suspect" in flags)
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
-            return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it")
+            return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it",
+                             "suspect" in flags)
         batch = match.batch
         if not overlays and dl.lot is None and not dl.attributes:
             # every unit of a batch without overlays has the same facts: build them once per
@@ -245,7 +248,7 @@ class UnitLookup:
         status = str(getattr(batch, "status", "allocated"))
         state = "decommissioned" if status == "voided" else "commissioned"
         return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
-                         f"batch {batch.id}")
+                         f"batch {batch.id}", "suspect" in flags)
 
     # -- invalidation -------------------------------------------------------------------
 
