@@ -19,10 +19,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, links, units
+from resolver.api import analytics, batches, links, units
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
+from resolver.pages import analytics as analytics_page
 from resolver.pages import routes as pages
 from resolver.rules.holder import RulesHolder
 from resolver.scan.handler import ScanHandler
@@ -75,8 +76,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/readyz", health.readyz, methods=["GET", "HEAD"]),
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
-        Mount("/v1", routes=[*links.routes, *units.routes]),
+        Mount("/v1", routes=[*links.routes, *units.routes, *analytics.routes]),
         *openapi_routes,
+        *analytics_page.routes,
         *pages.routes,
         Mount("/", app=scans),
     ]

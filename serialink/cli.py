@@ -84,8 +84,14 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config_cmd.register(sub)
 
 
+def _add_analytics(sub: argparse._SubParsersAction) -> None:
+    from serialink import analytics_cmd
+
+    analytics_cmd.register(sub)
+
+
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config, _add_analytics,
 ]
 
 

@@ -96,7 +96,7 @@ from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -1003,10 +1003,12 @@ class RedisStore:
         return found
 
     async def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
-        # stream ids are the write time in ms: XRANGE by time, COUNT at a time
+        # stream ids are the write time in ms, never earlier than a scan they hold: every
+        # chunk written since since_ms (less the slack for clock steps) may hold the period's
+        # scans, however late it was written; until_ms cannot bound the read
         check_gtin_key(gtin)
         key = self.keys.g(gtin) + "scans"
-        lower, upper = str(max(0, since_ms)), f"({max(0, until_ms)}"
+        lower, upper = str(max(0, since_ms - CHUNK_SLACK_MS)), "+"
         while True:
             try:
                 entries = await self._r.xrange(key, lower, upper, count=16)

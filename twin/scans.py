@@ -31,6 +31,9 @@ log = logging.getLogger("serialink.twin.scans")
 
 #: Scans per stored chunk: bounds what one history read has to unpack.
 SCAN_CHUNK = 5000
+#: How much earlier than a chunk's first scan its other scans may be (concurrent requests
+#: add out of order by a few ms; an hour is far more than that): readers look this far back.
+CHUNK_SLACK_MS = 3_600_000
 
 
 class ScanEvent(NamedTuple):

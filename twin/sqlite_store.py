@@ -53,7 +53,7 @@ from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -673,7 +673,7 @@ class SQLiteStore:
         assert self._r is not None, "store is closed"
         cursor = self._r.execute(
             "SELECT first_at_ms, chunk FROM scans WHERE gtin = ? AND first_at_ms >= ? AND first_at_ms < ? ORDER BY seq",
-            (gtin, since_ms, until_ms))
+            (gtin, since_ms - CHUNK_SLACK_MS, until_ms))
         while True:
             try:
                 rows = cursor.fetchmany(16)

@@ -246,8 +246,10 @@ class UnitStore(Protocol):
         ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
 
     def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
-        """The GTIN's stored scan chunks whose ``at_ms`` is in [since_ms, until_ms), oldest
-        first, a few at a time: what exports and analytics read (never a scan)."""
+        """Every stored chunk of the GTIN that may hold scans timed in [since_ms, until_ms)
+        (and maybe others: the caller filters the scans), oldest first, a few at a time: what
+        exports and analytics read (never a scan). SQLite keeps each chunk's first scan time;
+        Redis its write time, which no scan of the chunk is later than."""
 
     async def gtins(self) -> list[str]:
         """Every GTIN the store holds anything for (units, batches, overlays, links, scans),

@@ -42,8 +42,6 @@ from twin.scans import chunk_rows
 from twin.store import UnitStore
 
 DAY_MS = 86_400_000
-#: How far a chunk's ``at_ms`` may be from its scans (the buffer's delay, a slow flush).
-CHUNK_SLACK_MS = 3_600_000
 #: Rows converted to Arrow at a time.
 BLOCK_ROWS = 131_072
 TS = pa.timestamp("ms", tz="UTC")
@@ -221,7 +219,7 @@ async def export_scans(store: UnitStore, files: _DayFiles, gtins: Sequence[str])
     parts: list[tuple[str, pa.StructArray]] = []
     pending = 0
     for gtin in gtins:
-        async for chunks in store.scan_chunks(gtin, since - CHUNK_SLACK_MS, until + CHUNK_SLACK_MS):
+        async for chunks in store.scan_chunks(gtin, since, until):
             for chunk in chunks:
                 array = _chunk_array(chunk.blob, f"scans/{gtin}@{chunk.at_ms}")
                 parts.append((gtin, array))
