@@ -31,8 +31,8 @@ log = logging.getLogger("serialink.twin.scans")
 
 #: Scans per stored chunk: bounds what one history read has to unpack.
 SCAN_CHUNK = 5000
-#: How much earlier than a chunk's first scan its other scans may be (concurrent requests
-#: add out of order by a few ms; an hour is far more than that): readers look this far back.
+#: How far from a chunk's first scan its other scans may be (pack_chunks splits there):
+#: readers by time look this far around the period they want.
 CHUNK_SLACK_MS = 3_600_000
 
 
@@ -93,9 +93,14 @@ def pack_chunks(scans: Sequence[ScanEvent]) -> Iterator[tuple[str, int, bytes]]:
             rows = by_gtin[s[1]] = []
         rows.append((s[0], s[2], s[3], s[4], s[5], s[6], s[7], s[8]))
     for gtin, rows in by_gtin.items():
-        for i in range(0, len(rows), SCAN_CHUNK):
-            chunk = rows[i : i + SCAN_CHUNK]
-            yield gtin, chunk[0][0], msgpack.packb(chunk)
+        start, first = 0, rows[0][0]
+        for i, row in enumerate(rows):
+            # a chunk's scans stay within CHUNK_SLACK_MS of its first (readers by time rely
+            # on it): a buffer held back by a failing store may span longer
+            if i - start == SCAN_CHUNK or abs(row[0] - first) >= CHUNK_SLACK_MS:
+                yield gtin, first, msgpack.packb(rows[start:i])
+                start, first = i, row[0]
+        yield gtin, first, msgpack.packb(rows[start:])
 
 
 def unit_scans(gtin: str, serial: str, blob: bytes, key: str) -> list[ScanEvent]:

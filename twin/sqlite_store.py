@@ -673,7 +673,7 @@ class SQLiteStore:
         assert self._r is not None, "store is closed"
         cursor = self._r.execute(
             "SELECT first_at_ms, chunk FROM scans WHERE gtin = ? AND first_at_ms >= ? AND first_at_ms < ? ORDER BY seq",
-            (gtin, since_ms - CHUNK_SLACK_MS, until_ms))
+            (gtin, since_ms - CHUNK_SLACK_MS, until_ms + CHUNK_SLACK_MS))
         while True:
             try:
                 rows = cursor.fetchmany(16)

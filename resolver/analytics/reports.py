@@ -10,8 +10,8 @@ What each answer counts (as far as the data exists):
 
 - registration-rate: minted units of batches not voided, by GTIN, lot and month the batch
   was minted (the month of manufacture), and how many of them have a ``register`` event.
-- time-to-registration: days from the batch's minting to the unit's first registration,
-  in buckets.
+- time-to-registration: whole days from the batch's minting to the unit's first
+  registration (a registration timed before the minting counts as day 0), in buckets.
 - scans-per-day: scans by day and one of role, state, link_type, country, moment.
 - activity: transfers (claims), service visits and support sessions (start_service) by month.
 - fault-codes: service events by fault code read.
@@ -102,7 +102,7 @@ SQL: dict[str, str] = {
     "time-to-registration": f"""
         WITH first_reg AS (SELECT gtin, serial, batch_id, min(ts) AS ts FROM {_EVENTS}
                            WHERE type = 'register' GROUP BY 1, 2, 3),
-             days AS (SELECT date_diff('day', b.created_at, f.ts) AS d
+             days AS (SELECT greatest(0, floor((epoch(f.ts) - epoch(b.created_at)) / 86400)) AS d
                       FROM first_reg f JOIN batches b ON b.id = f.batch_id),
              buckets(lo, hi) AS (VALUES {", ".join(f"({lo}, {hi})" for lo, hi in BUCKETS)})
         SELECT CASE WHEN hi >= 100000 THEN lo || '+ days' ELSE lo || '-' || (hi - 1) || ' days' END AS days,
