@@ -159,7 +159,7 @@ async def dataset(tmp_path: Path) -> Any:
         recalls = [recall_lot, recall_one, recall_range]
         start = int(now.timestamp() * 1000) - DAY
         scans = []
-        for i in range(2500):
+        for _ in range(2500):
             batch = rnd.choice(batches)
             serial = f"{batch.lot}-{rnd.randrange(batch.count)}"
             scans.append(ScanEvent(start + rnd.randrange(4 * DAY), batch.gtin, serial, batch.lot, rnd.choice(ROLES),

@@ -76,6 +76,8 @@ class ExportReport:
     events: int = 0
     files: int = 0
     seconds: float = 0.0
+    scan_seconds: float = 0.0  # of which reading, converting and writing scans
+    event_seconds: float = 0.0  # of which twin events (one store read per unit with a record)
 
 
 # -- the ledger of exported periods ------------------------------------------------------
@@ -323,11 +325,16 @@ async def export(store: UnitStore, out: Path, since_ms: int | None, until_ms: in
     report = ExportReport()
     gtins = await store.gtins()
     for period in uncovered(since, until_ms, done):
+        t0 = time.perf_counter()
         scans = _DayFiles(out / "scans", SCAN_SCHEMA, period)
         n_scans = await export_scans(store, scans, gtins)
+        report.files += scans.close()
+        t1 = time.perf_counter()
         events = _DayFiles(out / "events", EVENT_SCHEMA, period)
         n_events = await export_events(store, events)
-        report.files += scans.close() + events.close()
+        report.files += events.close()
+        report.scan_seconds += t1 - t0
+        report.event_seconds += time.perf_counter() - t1
         _record_period(out, period, n_scans, n_events)
         report.periods.append(period)
         report.scans += n_scans
