@@ -1,6 +1,7 @@
 """The brand's weekly questions as SQL on DuckDB over the exported Parquet files.
 
-DuckDB reads Parquet in place (column pruning, row-group statistics, all cores), so the
+DuckDB reads Parquet in place (column pruning, row-group statistics, all cores; the
+``day=`` directory is the UTC day of ``ts``, so a per-day report groups on it for free), so the
 same files serve these reports and any engine the brand already runs. Each report is one
 query returning a :class:`Result` (columns and rows) that the API serves as JSON or CSV
 and the page draws. Periods filter on the scan's or event's time; ``gtin`` narrows to one
@@ -70,10 +71,11 @@ def _plain(value: Any) -> Any:
 _EMPTY = {
     "scans": "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS gtin, NULL::VARCHAR AS serial, NULL::VARCHAR AS lot, "
              "NULL::VARCHAR AS role, NULL::VARCHAR AS link_type, NULL::VARCHAR AS state, NULL::VARCHAR AS context, "
-             "NULL::VARCHAR AS country, NULL::VARCHAR AS moment WHERE false",
+             "NULL::VARCHAR AS country, NULL::VARCHAR AS moment, NULL::DATE AS day WHERE false",
     "events": "SELECT NULL::TIMESTAMPTZ AS ts, NULL::VARCHAR AS gtin, NULL::VARCHAR AS serial, NULL::INTEGER AS version, "
               "NULL::VARCHAR AS type, NULL::VARCHAR AS role, NULL::VARCHAR AS lot, NULL::VARCHAR AS batch_id, "
-              "NULL::VARCHAR[] AS fault_codes, NULL::VARCHAR AS jurisdiction, NULL::DATE AS purchase_date WHERE false",
+              "NULL::VARCHAR[] AS fault_codes, NULL::VARCHAR AS jurisdiction, NULL::DATE AS purchase_date, "
+              "NULL::DATE AS day WHERE false",
     "batches": "SELECT NULL::VARCHAR AS id, NULL::VARCHAR AS gtin, NULL::VARCHAR AS profile, NULL::BIGINT AS start, "
                "NULL::BIGINT AS count, NULL::VARCHAR AS status, NULL::VARCHAR AS kind, NULL::VARCHAR AS lot, "
                "NULL::DATE AS expiry, NULL::VARCHAR AS line, NULL::VARCHAR AS site, NULL::TIMESTAMPTZ AS created_at "
@@ -110,7 +112,7 @@ SQL: dict[str, str] = {
         FROM buckets LEFT JOIN days ON d >= lo AND d < hi
         GROUP BY lo, hi ORDER BY lo""",
     "scans-per-day": f"""
-        SELECT CAST(ts AT TIME ZONE 'UTC' AS DATE) AS day, coalesce({{by}}, '(none)') AS {{by}},
+        SELECT day, coalesce({{by}}, '(none)') AS {{by}},
                count(*)::BIGINT AS scans
         FROM {_SCANS} GROUP BY 1, 2 ORDER BY 1, 2""",
     "activity": f"""
@@ -166,8 +168,8 @@ SQL: dict[str, str] = {
         ORDER BY r.created_at, r.id""",
     "funnel": f"""
         WITH lots AS (SELECT gtin, lot, count(*) AS n FROM batches WHERE lot IS NOT NULL GROUP BY 1, 2),
-             scanned AS (SELECT gtin, lot, count(DISTINCT serial) AS n FROM {_SCANS}
-                         WHERE serial IS NOT NULL AND lot IS NOT NULL GROUP BY 1, 2),
+             scanned AS (SELECT gtin, lot, count(*) AS n FROM (SELECT DISTINCT gtin, lot, serial FROM {_SCANS}
+                         WHERE serial IS NOT NULL AND lot IS NOT NULL) GROUP BY 1, 2),
              commissioned AS (SELECT batch_id, count(DISTINCT serial) AS n FROM events
                               WHERE type = 'commission' GROUP BY 1)
         SELECT b.id AS batch, b.gtin, coalesce(b.lot, '') AS lot, b.status, b.count::BIGINT AS minted,
@@ -205,7 +207,7 @@ class Analytics:
             if not any((self.root / name).glob("day=*/*.parquet")):
                 return None
             glob = str(self.root / name / "day=*" / "*.parquet").replace("'", "''")
-            return f"read_parquet('{glob}', hive_partitioning = false)"
+            return f"read_parquet('{glob}', hive_partitioning = true, hive_types = {{'day': DATE}})"
         path = self.root / f"{name}.parquet"
         return f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')" if path.exists() else None
 
