@@ -19,11 +19,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import batches, epcis, line, lines, links, support, units, visits
+from resolver.api import analytics, batches, epcis, line, lines, links, support, units, visits
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
+from resolver.pages import analytics as analytics_page
 from resolver.pages import people
 from resolver.pages import routes as pages
 from resolver.pages.brand import BrandHolder
@@ -85,9 +86,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *lines.routes,  # line keys, also with their /v1 prefix
         *line.routes,  # line reports on a batch's serials (same credentials as the batch API)
         *epcis.routes,  # EPCIS 2.0 capture and query for line systems
-        Mount("/v1", routes=[*links.routes, *units.routes, *visits.routes]),
+        Mount("/v1", routes=[*links.routes, *units.routes, *visits.routes, *analytics.routes]),
         *openapi_routes,
         *people.routes,  # before the unit page, which would take …/signin as part of a serial
+        *analytics_page.routes,
         *pages.routes,
         Mount("/", app=scans),
     ]

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from resolver.access.ratelimit import RateLimiter, parse_limits
 from resolver.access.revocation import RevocationList
 from resolver.access.tokens import TokenIssuer, TokenVerifier
+from resolver.analytics.clones import CloneDetector, CloneWatch, load_rules
 from resolver.journeys import notify
 from resolver.journeys.memo import JourneyMemo
 from resolver.ops.metrics import Metrics
@@ -67,6 +68,9 @@ class Services:
     secret: bytes
     faults: Reloading[fault_catalogue.FaultCatalogue] | None = None  # fault codes per model, hot-reloaded
     parts: Reloading[parts_catalogue.PartsCatalogue] | None = None  # compatible parts, hot-reloaded
+    clones: CloneWatch | None = None  # clone detection behind the scan buffer (when rules exist)
+    #: the trusted country header as the ASGI server names it (lower-case bytes), or None
+    country_header: bytes | None = None
     memo: JourneyMemo = field(default_factory=JourneyMemo)
     jobs: dict[str, asyncio.Task[None]] = field(default_factory=dict)  # batch files being produced
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -97,7 +101,13 @@ class Services:
                              on_error=metrics.scan_flush_failed, on_flush=metrics.scan_flushed),
             limiter=RateLimiter(store, parse_limits(settings.rate_limits)),
             notifier=notify.from_settings(settings), warranty=warranty, secret=secret, faults=faults, parts=parts,
+            country_header=settings.country_header.encode("latin-1") or None,
         )
+        if settings.clone_rules is not None and settings.clone_rules.exists():
+            lookup = services.lookup
+            services.clones = CloneWatch(CloneDetector(load_rules(settings.clone_rules)), store,
+                                         on_flag=lambda o: lookup.invalidate(o.gtin, "overlay", o.id))
+            services.scans.on_batch = services.clones.offer
         metrics.bind(services)
         return services
 
@@ -133,6 +143,8 @@ class Services:
             if catalogue is not None:
                 self.tasks.append(asyncio.create_task(catalogue.watch(self.settings.rules_poll_seconds),
                                                       name=f"{name}-watcher"))
+        if self.clones is not None:
+            self.tasks.append(asyncio.create_task(self.clones.run(), name="clone-detection"))
         if self.settings.metrics_dir is not None:  # `serialink serve`: sum every worker's numbers
             self.metrics.shared = SharedMetrics(self.settings.metrics_dir)
             self.tasks.append(asyncio.create_task(self.metrics.shared.run(self.metrics.snapshot), name="metrics"))

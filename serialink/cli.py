@@ -108,9 +108,15 @@ def _add_line(sub: argparse._SubParsersAction) -> None:
     line_cmd.register(sub)
 
 
+def _add_analytics(sub: argparse._SubParsersAction) -> None:
+    from serialink import analytics_cmd
+
+    analytics_cmd.register(sub)
+
+
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config, _add_tokens, _add_lines,
-    _add_dpp, _add_line,
+    _add_dpp, _add_line, _add_analytics,
 ]
 
 

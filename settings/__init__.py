@@ -64,6 +64,10 @@ class Settings:
     metrics_dir: Path | None = None  # set by `serialink serve`: every worker's /metrics snapshot
     fault_codes_file: Path | None = None  # default: <config_dir>/fault-codes.yaml (absent: no catalogue)
     parts_file: Path | None = None  # default: <config_dir>/parts.yaml, or parts.csv if only that exists
+    # a trusted header carrying the scanner's country (a CDN's, e.g. CF-IPCountry); empty: none recorded
+    country_header: str = ""
+    analytics_dir: Path | None = None  # Parquet export read by /v1/analytics; default: <data_dir>/analytics
+    clone_rules: Path | None = None  # clone detection rules; default: <config_dir>/clone-rules.yaml
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "config_dir", Path(self.config_dir))
@@ -86,6 +90,11 @@ class Settings:
         else:
             yaml_file, csv_file = self.config_dir / "parts.yaml", self.config_dir / "parts.csv"
             object.__setattr__(self, "parts_file", csv_file if csv_file.exists() and not yaml_file.exists() else yaml_file)
+        object.__setattr__(self, "analytics_dir",
+                           Path(self.analytics_dir) if self.analytics_dir else self.data_dir / "analytics")
+        object.__setattr__(self, "clone_rules",
+                           Path(self.clone_rules) if self.clone_rules else self.config_dir / "clone-rules.yaml")
+        object.__setattr__(self, "country_header", self.country_header.strip().lower())
 
     def secret(self) -> bytes:
         """The token signing secret; generated once (0600 file) when none is configured."""

@@ -24,6 +24,7 @@ FORBIDDEN: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("serializer", ("resolver", "serialink")),
     ("resolver.rules", ("twin", "serializer", "resolver.scan", "resolver.journeys", "resolver.api",
                         "resolver.pages", "resolver.access", "resolver.services", "resolver.app", "serialink")),
+    ("resolver.analytics", ("resolver.journeys", "resolver.api", "resolver.pages", "resolver.app", "serialink")),
     ("resolver.scan", ("resolver.journeys", "resolver.api", "resolver.pages", "resolver.app", "serialink")),
     ("resolver.journeys", ("resolver.api", "resolver.pages", "resolver.app", "serialink")),
     ("resolver.api", ("resolver.pages", "resolver.app", "serialink")),

@@ -1,5 +1,6 @@
-"""Recall and theft overlays: flags put on a whole GTIN, a lot, a serial or counter range,
-or a single serial, without touching the units they cover.
+"""Recall, theft and suspect overlays: flags put on a whole GTIN, a lot, a serial or
+counter range, or a single serial, without touching the units they cover. ``suspect`` is
+put by clone detection (resolver.analytics.clones) on a unit that behaves like a copy.
 
 The resolver keeps a GTIN's overlays in process (they are few) and asks, per scan, which
 flags apply:
@@ -28,7 +29,7 @@ from twin.errors import InvalidInput
 from twin.events import Actor
 from twin.identity import check_lot, check_name, check_serial
 
-OVERLAY_KINDS = ("recalled", "stolen")
+OVERLAY_KINDS = ("recalled", "stolen", "suspect")
 
 
 class GtinScope(NamedTuple):
@@ -78,7 +79,7 @@ class Lift(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Overlay:
-    """A recall or theft report over a scope. Lifting keeps the record (history)."""
+    """A recall, theft report or clone suspicion over a scope. Lifting keeps the record (history)."""
 
     id: str
     gtin: str
@@ -158,7 +159,7 @@ def flags_for(
     profile: str | None = None,
     counter: int | None = None,
 ) -> frozenset[str]:
-    """The overlay kinds (``recalled``, ``stolen``) active on one unit."""
+    """The overlay kinds (``recalled``, ``stolen``, ``suspect``) active on one unit."""
     return frozenset(
         o.kind
         for o in overlays

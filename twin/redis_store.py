@@ -113,7 +113,7 @@ from twin.line_state import (
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -1106,6 +1106,36 @@ class RedisStore:
                     break
             upper = "(" + _s(entries[-1][0])
         return found
+
+    async def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
+        # stream ids are the write time in ms, never earlier than a scan they hold: every
+        # chunk written since since_ms (less the slack for clock steps) may hold the period's
+        # scans, however late it was written; until_ms cannot bound the read
+        check_gtin_key(gtin)
+        key = self.keys.g(gtin) + "scans"
+        lower, upper = str(max(0, since_ms - CHUNK_SLACK_MS)), "+"
+        while True:
+            try:
+                entries = await self._r.xrange(key, lower, upper, count=16)
+            except RedisError as exc:
+                raise StoreError(f"{redact(self.url)}: scan read failed: {exc}") from exc
+            if not entries:
+                return
+            yield [ScanChunk(gtin, int(_s(i).partition("-")[0]), f[b"b"]) for i, f in entries]
+            if len(entries) < 16:
+                return
+            lower = "(" + _s(entries[-1][0])
+
+    async def gtins(self) -> list[str]:
+        # every GTIN's data carries its version key or a scan stream: SCAN for both
+        found: set[str] = set()
+        try:
+            for suffix in ("ver", "scans", "batches"):
+                async for key in self._r.scan_iter(match=f"{self.keys.p}:{{*}}:{suffix}", count=1000):
+                    found.add(_s(key).rpartition("}")[0].rpartition("{")[2])
+        except RedisError as exc:
+            raise StoreError(f"{redact(self.url)}: scan failed: {exc}") from exc
+        return sorted(g for g in found if g.isdigit())
 
     # -- journeys: pending confirmations, tokens, rate counters ----------------------------
 

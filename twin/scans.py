@@ -31,6 +31,9 @@ log = logging.getLogger("serialink.twin.scans")
 
 #: Scans per stored chunk: bounds what one history read has to unpack.
 SCAN_CHUNK = 5000
+#: How far from a chunk's first scan its other scans may be (pack_chunks splits there):
+#: readers by time look this far around the period they want.
+CHUNK_SLACK_MS = 3_600_000
 
 
 class ScanEvent(NamedTuple):
@@ -44,18 +47,35 @@ class ScanEvent(NamedTuple):
     link_type: str | None  # the link type the resolver answered with
     state: str | None  # the unit state it routed on (None: GTIN-level scan)
     context: str | None  # GS1 context / other routing facts, free-form
+    #: ISO 3166 alpha-2 country from the trusted CDN header (settings.country_header), or None
+    country: str | None = None
+
+
+class ScanChunk(NamedTuple):
+    """One stored chunk of a GTIN's scans, as read back for export and analytics.
+
+    ``at_ms`` is a time near its scans (SQLite: the first scan's; Redis: when the chunk
+    was written): readers use it to skip chunks, then filter the scans themselves.
+    """
+
+    gtin: str
+    at_ms: int
+    blob: bytes
 
 
 def check_scans(scans: Sequence[ScanEvent]) -> None:
-    """Cheap structural checks (the resolver already parsed the identities): a tuple of 8
-    fields, integer time, and each distinct GTIN well-formed."""
+    """Cheap structural checks (the resolver already parsed the identities): a ScanEvent-
+    shaped tuple, integer time, and each distinct GTIN well-formed."""
     gtins = set()
+    width = len(ScanEvent._fields)
     for i, s in enumerate(scans):
-        if not isinstance(s, tuple) or len(s) != 8 or not isinstance(s[0], int):
+        if not isinstance(s, tuple) or len(s) != width or not isinstance(s[0], int):
             raise InvalidInput(f"scans[{i}]", "expected a ScanEvent")
         gtins.add(s[1])
         if s[2] is not None and (not isinstance(s[2], str) or len(s[2]) > 20):
             raise InvalidInput(f"scans[{i}].serial", f"expected up to 20 characters, got {s[2]!r:.40}")
+        if s[8] is not None and (not isinstance(s[8], str) or len(s[8]) != 2):
+            raise InvalidInput(f"scans[{i}].country", f"expected a two-letter country code, got {s[8]!r:.20}")
     for g in gtins:
         check_gtin(g, "scans[].gtin")
 
@@ -71,20 +91,39 @@ def pack_chunks(scans: Sequence[ScanEvent]) -> Iterator[tuple[str, int, bytes]]:
         rows = by_gtin.get(s[1])
         if rows is None:
             rows = by_gtin[s[1]] = []
-        rows.append((s[0], s[2], s[3], s[4], s[5], s[6], s[7]))
+        rows.append((s[0], s[2], s[3], s[4], s[5], s[6], s[7], s[8]))
     for gtin, rows in by_gtin.items():
-        for i in range(0, len(rows), SCAN_CHUNK):
-            chunk = rows[i : i + SCAN_CHUNK]
-            yield gtin, chunk[0][0], msgpack.packb(chunk)
+        start, first = 0, rows[0][0]
+        for i, row in enumerate(rows):
+            # a chunk's scans stay within CHUNK_SLACK_MS of its first (readers by time rely
+            # on it): a buffer held back by a failing store may span longer
+            if i - start == SCAN_CHUNK or abs(row[0] - first) >= CHUNK_SLACK_MS:
+                yield gtin, first, msgpack.packb(rows[start:i])
+                start, first = i, row[0]
+        yield gtin, first, msgpack.packb(rows[start:])
 
 
 def unit_scans(gtin: str, serial: str, blob: bytes, key: str) -> list[ScanEvent]:
-    """The scans of one unit in a stored chunk, newest first."""
+    """The scans of one unit in a stored chunk, newest first (chunks written before the
+    country field have 7 values a row: the defaults fill the rest)."""
     try:
         rows = msgpack.unpackb(blob)
         return [ScanEvent(r[0], gtin, *r[1:]) for r in reversed(rows) if r[1] == serial]
     except Exception as exc:
         raise CorruptRecord(key, f"not a scan chunk ({type(exc).__name__})") from None
+
+
+def chunk_rows(blob: bytes, key: str, *, tuples: bool = False) -> Sequence[Any]:
+    """A chunk's rows as stored: ``[at_ms, serial, lot, role, link_type, state, context,
+    country?]`` each (no GTIN: the chunk's); ``tuples``: rows as tuples, decoded faster.
+    For readers that build columns, not ScanEvents."""
+    try:
+        rows: Sequence[Any] = msgpack.unpackb(blob, use_list=not tuples)
+    except Exception as exc:
+        raise CorruptRecord(key, f"not a scan chunk ({type(exc).__name__})") from None
+    if not isinstance(rows, (list, tuple)):
+        raise CorruptRecord(key, "not a scan chunk (not a list)")
+    return rows
 
 
 class ScanBufferStats(NamedTuple):
@@ -99,7 +138,8 @@ class ScanBuffer:
     """Bounded in-memory buffer of scans, flushed to ``store.append_scans`` in batches.
 
     ``on_error(exc, scans_pending)`` is called for every failed flush (default: log an
-    error), ``on_flush(scans, seconds)`` for every batch written. Run :meth:`run` as a background task, or call :meth:`flush` yourself.
+    error), ``on_flush(scans, seconds)`` for every batch written, ``on_batch(scans)`` with the scans
+    of every batch written (a consumer must only queue them: it runs in the flusher). Run :meth:`run` as a background task, or call :meth:`flush` yourself.
     """
 
     def __init__(
@@ -111,6 +151,7 @@ class ScanBuffer:
         interval: float = 0.25,
         on_error: Callable[[BaseException, int], None] | None = None,
         on_flush: Callable[[int, float], None] | None = None,
+        on_batch: Callable[[Sequence[ScanEvent]], None] | None = None,
     ) -> None:
         self._store = store
         self._max = max_events
@@ -118,6 +159,7 @@ class ScanBuffer:
         self._interval = interval
         self._on_error = on_error
         self._on_flush = on_flush  # (scans written, seconds the write took): flush latency for metrics
+        self.on_batch = on_batch  # every batch written, after the write (analytics: clone detection)
         self._buf: collections.deque[ScanEvent] = collections.deque()
         self._flushed = 0
         self._dropped = 0
@@ -169,6 +211,8 @@ class ScanBuffer:
                 raise
             written += n
             self._flushed += n
+            if self.on_batch is not None:
+                self.on_batch(batch)
             if self._on_flush is not None:
                 self._on_flush(n, time.perf_counter() - started)
         return written

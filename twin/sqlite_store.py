@@ -67,7 +67,7 @@ from twin.line_state import (
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -731,6 +731,26 @@ class SQLiteStore:
             if len(found) == limit:
                 break
         return found
+
+    async def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
+        check_gtin_key(gtin)
+        assert self._r is not None, "store is closed"
+        cursor = self._r.execute(
+            "SELECT first_at_ms, chunk FROM scans WHERE gtin = ? AND first_at_ms >= ? AND first_at_ms < ? ORDER BY seq",
+            (gtin, since_ms - CHUNK_SLACK_MS, until_ms + CHUNK_SLACK_MS))
+        while True:
+            try:
+                rows = cursor.fetchmany(16)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: read failed: {exc}") from exc
+            if not rows:
+                return
+            yield [ScanChunk(gtin, at, blob) for at, blob in rows]
+
+    async def gtins(self) -> list[str]:
+        rows = self._read(
+            "SELECT gtin FROM gtin_versions UNION SELECT gtin FROM batches UNION SELECT DISTINCT gtin FROM scans", ())
+        return sorted(r[0] for r in rows)
 
     # -- journeys: pending confirmations, tokens, rate counters ----------------------------
 

@@ -48,7 +48,7 @@ from twin.line_state import LineReport, LineState, LineSummary, StoredReport
 from twin.links import Anchor, LinkChain, LinkRecord, check_links
 from twin.overlays import Overlay, Scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent
+from twin.scans import ScanChunk, ScanEvent
 from twin.unit import Unit, apply_event
 
 #: What ``serialink serve`` uses when nothing is configured.
@@ -260,6 +260,16 @@ class UnitStore(Protocol):
     async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
         """The unit's most recent scans, newest first, from at most the GTIN's last
         ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
+
+    def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
+        """Every stored chunk of the GTIN that may hold scans timed in [since_ms, until_ms)
+        (and maybe others: the caller filters the scans), oldest first, a few at a time: what
+        exports and analytics read (never a scan). SQLite keeps each chunk's first scan time;
+        Redis its write time, which no scan of the chunk is later than."""
+
+    async def gtins(self) -> list[str]:
+        """Every GTIN the store holds anything for (units, batches, overlays, links, scans),
+        sorted: where exports and analytics start."""
 
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(

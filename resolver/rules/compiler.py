@@ -6,7 +6,7 @@ target hosts, a GTIN-level default link, impossible routes) — and reports ever
 at file:line:column. A file with any error is refused as a whole.
 
 Compiling turns each product's ordered routes into a dictionary keyed by
-(role, state, recalled, stolen): a scan looks up its few candidate routes in O(1) and
+(role, state, recalled, stolen, suspect): a scan looks up its few candidate routes in O(1) and
 checks only what is left (requested link type, language, context, date window).
 
 >>> rules = load_rules(default_rules_file())
@@ -44,7 +44,7 @@ FAULT = "fault"  # the template value (and query parameter) of a fault code, not
 ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer")
 LIFECYCLE = ("commissioned", "shipped", "sold", "registered", "in_service", "end_of_life", "decommissioned")
 STATES = LIFECYCLE + ("unknown", "unserialised", "not_commissioned")
-FLAGS = ("recalled", "stolen")
+FLAGS = ("recalled", "stolen", "suspect")
 TEMPLATE_VARIABLES = {"gtin": "01", "serial": "21", "lot": "10", "cpv": "22", "tpx": "235", "expiry": "17",
                       "fault": FAULT}
 NO_LINK_TYPE = "none"
@@ -195,10 +195,11 @@ class Route(NamedTuple):
     moment: moments.MomentTest | None = None  # conditions on the unit's own history
     faults: frozenset[str] | None = None  # None: any scan; empty: one with a fault code; else these codes
 
-    def matches_state(self, state: str, recalled: bool, stolen: bool) -> bool:
+    def matches_state(self, state: str, recalled: bool, stolen: bool, suspect: bool = False) -> bool:
         if self.states is None:
             return True
-        return state in self.states or (recalled and "recalled" in self.states) or (stolen and "stolen" in self.states)
+        return (state in self.states or (recalled and "recalled" in self.states) or (stolen and "stolen" in self.states)
+                or (suspect and "suspect" in self.states))
 
     def residual(self, link_type: str | None, languages: tuple[str, ...], context: str | None,
                  now_ms: int) -> str | None:
@@ -244,18 +245,20 @@ class Product:
         self.commodity_code = commodity_code
         self.uses_fault = any(r.faults is not None or (r.href is not None and FAULT in r.href.needs) for r in routes) \
             or any(FAULT in link.href.needs for link in links)
-        self._index: dict[tuple[str, str, bool, bool], tuple[Route, ...]] = {}
+        self._index: dict[tuple[str, str, bool, bool, bool], tuple[Route, ...]] = {}
         for role in ROLES:
             for state in STATES:
                 for recalled in (False, True):
                     for stolen in (False, True):
-                        self._index[(role, state, recalled, stolen)] = tuple(
-                            r for r in routes
-                            if (r.roles is None or role in r.roles) and r.matches_state(state, recalled, stolen))
+                        for suspect in (False, True):
+                            self._index[(role, state, recalled, stolen, suspect)] = tuple(
+                                r for r in routes if (r.roles is None or role in r.roles)
+                                and r.matches_state(state, recalled, stolen, suspect))
 
-    def candidates(self, role: str, state: str, recalled: bool, stolen: bool) -> tuple[Route, ...]:
+    def candidates(self, role: str, state: str, recalled: bool, stolen: bool,
+                   suspect: bool = False) -> tuple[Route, ...]:
         """The routes whose role and state conditions hold, in order (one dict lookup)."""
-        return self._index.get((role, state, recalled, stolen), ())
+        return self._index.get((role, state, recalled, stolen, suspect), ())
 
 
 class CompiledRules:

@@ -44,6 +44,7 @@ class UnitFacts(NamedTuple):
     expiry: str | None = None  # YYMMDD, from the scan or the batch
     source: str = "scan"  # where the facts came from: record, batch, import, none, cache…
     moments: Moments | None = None  # the unit's dates, firmware, warranty (for moment conditions)
+    suspect: bool = False  # clone detection flagged the unit (a `suspect` overlay)
 
 
 class StoredLinks(NamedTuple):
@@ -282,7 +283,7 @@ def decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, r
     if explain or stored is not NO_STORED_LINKS or product is None or product.windowed:
         return _decide(rules, dl, role, facts, request, stored, explain)
     shape = tuple(ai for ai, _ in dl.elements)
-    key: tuple[object, ...] = (product, role, facts.state, facts.recalled, facts.stolen, request.link_type,
+    key: tuple[object, ...] = (product, role, facts.state, facts.recalled, facts.stolen, facts.suspect, request.link_type,
                                request.prefs, shape, facts.lot is not None, facts.expiry is not None)
     if product.moment_tests:
         # the outcomes of the product's moment tests, remembered per moment facts and second:
@@ -351,7 +352,8 @@ def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, 
         trace.add(f"product: {product.name} ({'prefix ' if product.by_prefix else 'GTIN '}{product.key}, "
                   f"{product.where})" if product else f"product: none configured for {gtin or dl.primary_key}")
         trace.add(f"role: {role}; state: {facts.state}" + (" +recalled" if facts.recalled else "")
-                  + (" +stolen" if facts.stolen else "") + f" (from {facts.source})")
+                  + (" +stolen" if facts.stolen else "") + (" +suspect" if facts.suspect else "")
+                  + f" (from {facts.source})")
     if product is None and not (stored.gtin or stored.lot or stored.serial):
         return Decision(404, reason="no links are known for this identifier", trace=trace.done())
     if request.link_type == "linkset":
@@ -363,7 +365,7 @@ def _decide(rules: CompiledRules, dl: DigitalLink, role: str, facts: UnitFacts, 
         unit_moments = facts.moments or NO_MOMENTS
         if trace and product.moment_tests:
             trace.add("%s", describe(unit_moments, now, product.service_interval))
-        for route in product.candidates(role, facts.state, facts.recalled, facts.stolen):
+        for route in product.candidates(role, facts.state, facts.recalled, facts.stolen, facts.suspect):
             why = route.residual(request.link_type, prefs.languages, prefs.context, request.now_ms)
             if why is None and route.faults is not None:
                 fault = values.get(FAULT)

@@ -114,7 +114,8 @@ class ScanHandler:
         rules = services.rules.current
         raw_path = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string", b"")
-        accept = accept_language = authorization = cookie = debug = rid = None
+        accept = accept_language = authorization = cookie = debug = rid = country = None
+        country_header = services.country_header  # bytes, or None when not configured
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 rid = value
@@ -128,6 +129,8 @@ class ScanHandler:
                 cookie = value.decode("latin-1")
             elif name == b"x-serialink-debug":
                 debug = value
+            elif name == country_header:
+                country = value
         rid = logs.bind(rid)  # echoed in the response, carried by any log line of this scan
         path = raw_path.decode("latin-1")
         if len(path) > 1 and path.endswith("/"):
@@ -178,7 +181,7 @@ class ScanHandler:
         state = facts.state if serial else None
         if gtin is not None:
             services.scans.add(ScanEvent(request.now_ms, gtin, serial, facts.lot, role, answered_type, state,
-                                           prefs.context))
+                                           prefs.context, country_code(country) if country else None))
         services.metrics.observe_scan(decision.status, time.perf_counter() - started, answered_type, role, state)
         if decision.status == 307:
             href = decision.href
@@ -251,6 +254,15 @@ class ScanHandler:
                           (b"link", linksets.CONTEXT_LINK.encode())] + extra
         await _send(send, status, headers, linksets.dumps(body), head)
         return status
+
+
+def country_code(value: bytes) -> str | None:
+    """An ISO 3166 alpha-2 code from the trusted header; anything else (a CDN's XX for
+    unknown, T1 for Tor, garbage) is no country."""
+    if len(value) == 2 and value.isalpha() and value.isascii():
+        code = value.decode("ascii").upper()
+        return None if code == "XX" else code
+    return None
 
 
 def _trace_header(decision: Decision) -> bytes:

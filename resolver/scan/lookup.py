@@ -199,7 +199,8 @@ class UnitLookup:
         lot = dl.lot
         if serial is None:
             flags = flags_for(overlays, lot=lot) if overlays else frozenset()
-            return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "scan")
+            return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "scan",
+                             suspect="suspect" in flags)
         try:
             unit = await self._unit(gtin, serial)
         except Exception as exc:
@@ -214,7 +215,7 @@ class UnitLookup:
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
             expiry = unit.expiry.strftime("%y%m%d") if unit.expiry else dl.get("17")
             return UnitFacts(str(unit.state), unit.recalled or "recalled" in flags, unit.stolen or "stolen" in flags,
-                             lot, expiry, "record", self.moments.of_unit(unit))
+                             lot, expiry, "record", self.moments.of_unit(unit), "suspect" in flags)
         return await self._from_batch(gtin, serial, lot, dl, overlays)
 
     async def _from_batch(self, gtin: str, serial: str, lot: str | None, dl: DigitalLink,
@@ -230,9 +231,11 @@ class UnitLookup:
         if match is None:
             if degraded:
                 flags = flags_for(overlays, lot=lot) if overlays else frozenset()
-                return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "degraded")
+                return UnitFacts("unserialised", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "degraded",
+                                 suspect="suspect" in flags)
             flags = flags_for(overlays, serial=serial, lot=lot) if overlays else frozenset()
-            return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it")
+            return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it",
+                             suspect="suspect" in flags)
         batch = match.batch
         line_state = None
         if match.counter is not None:  # minted: the counter is the unit's index in its batch
@@ -266,7 +269,7 @@ class UnitLookup:
         status = str(getattr(batch, "status", "allocated"))
         state = "decommissioned" if status == "voided" else line_state or "commissioned"
         return UnitFacts(state, "recalled" in flags, "stolen" in flags, lot, _expiry(batch) or scanned_expiry,
-                         f"batch {batch.id}", moments)
+                         f"batch {batch.id}", moments, "suspect" in flags)
 
     # -- invalidation -------------------------------------------------------------------
 
