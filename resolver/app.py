@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
 from resolver.api import batches, links, units
+from resolver.api.durable_writes import DurableWrites
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -81,7 +82,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Mount("/", app=scans),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
-                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds)])
+                    middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds),
+                                Middleware(DurableWrites)])
     problems.install(app)
     app.state.scan_handler = scans
     return app

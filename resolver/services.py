@@ -33,6 +33,7 @@ from serializer.keys import KeyStore
 from serializer.profiles import SerialProfile
 from serializer.verify import SerialVerifier
 from settings import Settings
+from twin.errors import UnsafeDurability
 from twin.scans import ScanBuffer
 from twin.store import UnitStore, open_store
 from twin.warranty import WarrantyRules
@@ -85,6 +86,10 @@ class Services:
             notifier=notify.from_settings(settings), warranty=_warranty_rules(settings), secret=secret,
         )
         metrics.bind(services)
+        try:
+            await store.check_durable()
+        except UnsafeDurability as exc:
+            log.warning("%s", exc)
         return services
 
     @property

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from serialink.common import explain
+from serialink.common import command_name, explain, unexpected
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -109,11 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        explained = explain(exc)
-        if explained is None or args.verbose:
-            raise
-        message, status = explained
-        print(f"serialink {args.command}: {message}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        message, status = explain(exc) or unexpected(exc)
+        print(f"serialink {command_name(args)}: {message}", file=sys.stderr)
         return status
 
 

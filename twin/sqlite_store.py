@@ -166,6 +166,9 @@ class SQLiteStore:
 
     # -- opening and closing ------------------------------------------------------------
 
+    async def check_durable(self) -> None:
+        """Always durable enough: ``synchronous=FULL``, or ``NORMAL`` that the URL asked for."""
+
     @classmethod
     async def open(cls, url: str) -> SQLiteStore:
         params = url_params(url)

@@ -105,6 +105,11 @@ class UnitStore(Protocol):
     durability: str  # "always" (fsync before ack), "relaxed", or what the server reports
 
     async def close(self) -> None: ...
+
+    async def check_durable(self) -> None:
+        """Raise UnsafeDurability while an acknowledged write could be lost in a crash (and the
+        store URL did not accept that risk); re-reads the backend's setting now and then, so
+        fixing it needs no restart. Write endpoints ask before writing."""
     async def __aenter__(self) -> UnitStore: ...
     async def __aexit__(self, *exc: object) -> None: ...
 

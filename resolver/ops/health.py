@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from resolver.scan.description import description
 from resolver.scan.handler import CORS
 from resolver.services import services_of
+from twin.errors import UnsafeDurability
 
 
 async def well_known(request: Request) -> Response:
@@ -25,7 +26,8 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """``ready`` or ``degraded`` (store unreachable: scans are answered from caches, writes
-    get 503). Both are 200: taking every resolver out of a load balancer because the shared
+    get 503; or the store may lose acknowledged writes: ``writes`` names the setting to change
+    and writes get 503 until it is changed). Both are 200: taking every resolver out of a load balancer because the shared
     store is down would turn a degraded service into none. ``?strict=1`` answers 503 when
     degraded, for checks that must gate on the store (e.g. before a migration)."""
     services = services_of(request)
@@ -37,6 +39,14 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         checks["store"] = f"unavailable: {type(exc).__name__}"
         ready = False
+    try:
+        await services.store.check_durable()
+        checks["writes"] = "ok"
+    except UnsafeDurability as exc:
+        checks["writes"] = f"degraded: {exc}"
+        ready = False
+    except Exception:
+        checks["writes"] = "unknown: the store is unavailable"
     stats = services.scans.stats()
     checks["scan_buffer"] = {"buffered": stats.buffered, "dropped": stats.dropped,
                              "failed_flushes": stats.failed_flushes}
