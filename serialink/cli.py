@@ -85,8 +85,20 @@ def _add_config(sub: argparse._SubParsersAction) -> None:
     config_cmd.register(sub)
 
 
+def _add_batches(sub: argparse._SubParsersAction) -> None:
+    from serialink import batches_cmd
+
+    batches_cmd.register(sub)
+
+
+def _add_scans(sub: argparse._SubParsersAction) -> None:
+    from serialink import scans_cmd
+
+    scans_cmd.register(sub)
+
+
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_batches, _add_scans, _add_config,
 ]
 
 

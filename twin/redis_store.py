@@ -98,7 +98,7 @@ from twin.identity import check_name, check_text
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import ScanEvent, check_scans, chunk_scans, pack_chunks, unit_scans
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -994,6 +994,26 @@ class RedisStore:
                 pipe.xadd(key, {"b": blob})
         await pipe.execute()
         return len(scans)
+
+    async def scans_since(self, since_ms: int) -> AsyncIterator[list[ScanEvent]]:
+        # a chunk's stream id is the time it was written, after every scan in it: chunks
+        # written before ``since_ms`` hold only older scans
+        try:
+            keys = sorted({_s(k) async for k in self._r.scan_iter(match=f"{self.keys.p}:{{*}}:scans", count=1000)})
+            for key in keys:
+                gtin = key.partition("{")[2].partition("}")[0]
+                lower = f"{max(since_ms, 0)}-0"
+                while True:
+                    entries = await self._r.xrange(key, lower, "+", count=64)
+                    for entry_id, fields in entries:
+                        found = chunk_scans(gtin, fields[b"b"], f"{key}/{_s(entry_id)}", since_ms)
+                        if found:
+                            yield found
+                    if len(entries) < 64:
+                        break
+                    lower = "(" + _s(entries[-1][0])
+        except RedisError as exc:
+            raise StoreError(f"{redact(self.url)}: reading scans failed: {exc}") from exc
 
     @_guard
     async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:

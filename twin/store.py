@@ -250,6 +250,10 @@ class UnitStore(Protocol):
         """The unit's most recent scans, newest first, from at most the GTIN's last
         ``max_chunks`` stored chunks of scans (recent history, not an archive)."""
 
+    def scans_since(self, since_ms: int) -> AsyncIterator[list[ScanEvent]]:
+        """Every stored scan at or after ``since_ms`` (epoch ms), of every GTIN, a stored
+        chunk at a time, oldest first within a GTIN: what ``serialink scans export`` writes."""
+
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(
         self,
