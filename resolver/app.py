@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from resolver import problems
 from resolver.api import analytics, batches, epcis, line, lines, links, support, units, visits
 from resolver.api.cache_policy import PrivateWhenCredentialed
+from resolver.api.durable_writes import DurableWrites
 from resolver.api.openapi import routes as openapi_routes
 from resolver.ops import health, logs
 from resolver.ops.metrics import Metrics
@@ -95,7 +96,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     middleware=[Middleware(ScansFirst, scans=scans), Middleware(logs.RequestIds),
-                                Middleware(PrivateWhenCredentialed)])
+                                Middleware(PrivateWhenCredentialed),
+                                Middleware(DurableWrites)])
     problems.install(app)
     app.state.scan_handler = scans
     app.state.brand = brand

@@ -40,6 +40,7 @@ from settings import Settings
 from twin import parts as parts_catalogue
 from twin import support as fault_catalogue
 from twin.catalogue_file import Reloading
+from twin.errors import UnsafeDurability
 from twin.scans import ScanBuffer
 from twin.store import UnitStore, open_store
 from twin.warranty import WarrantyRules
@@ -109,6 +110,10 @@ class Services:
                                          on_flag=lambda o: lookup.invalidate(o.gtin, "overlay", o.id))
             services.scans.on_batch = services.clones.offer
         metrics.bind(services)
+        try:
+            await store.check_durable()
+        except UnsafeDurability as exc:
+            log.warning("%s", exc)
         return services
 
     @property

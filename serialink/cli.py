@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 
-from serialink.common import explain
+from serialink.common import command_name, explain, unexpected
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -114,9 +115,21 @@ def _add_analytics(sub: argparse._SubParsersAction) -> None:
     analytics_cmd.register(sub)
 
 
+def _add_batches(sub: argparse._SubParsersAction) -> None:
+    from serialink import batches_cmd
+
+    batches_cmd.register(sub)
+
+
+def _add_scans(sub: argparse._SubParsersAction) -> None:
+    from serialink import scans_cmd
+
+    scans_cmd.register(sub)
+
+
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_config, _add_tokens, _add_lines,
-    _add_dpp, _add_line, _add_analytics,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_batches, _add_scans, _add_config,
+    _add_tokens, _add_lines, _add_dpp, _add_line, _add_analytics,
 ]
 
 
@@ -140,11 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        explained = explain(exc)
-        if explained is None or args.verbose:
-            raise
-        message, status = explained
-        print(f"serialink {args.command}: {message}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
+        message, status = explain(exc) or unexpected(exc)
+        print(f"serialink {command_name(args)}: {message}", file=sys.stderr)
         return status
 
 

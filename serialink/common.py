@@ -22,6 +22,28 @@ class CommandError(Exception):
         self.status = status
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (``--workers 0`` is refused, not rounded up)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {value}")
+    return value
+
+
 def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
     """Settings in effect for this command: file and environment, then its flags
     (``--store``, ``--key-dir``, ``--config-dir``/``--config``, ``--data-dir``, when it has them)."""
@@ -31,15 +53,37 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
     return load_settings(config, **{k: v for k, v in {**flags, **overrides}.items() if v is not None})
 
 
+def command_name(args: argparse.Namespace) -> str:
+    """``mint``, ``rules explain``, ``config show``: the words the operator typed."""
+    words = [args.command]
+    for attribute in sorted(vars(args)):
+        if attribute.endswith("_command") and getattr(args, attribute):
+            words.append(getattr(args, attribute))
+    return " ".join(words)
+
+
+def unexpected(exc: BaseException) -> tuple[str, int]:
+    """The line for an error no layer raised on purpose: still one line, never a traceback."""
+    return (f"unexpected error ({type(exc).__name__}: {str(exc)[:300]}); rerun with --verbose for the "
+            f"traceback and report it"), 1
+
+
 def explain(exc: BaseException) -> tuple[str, int] | None:
     """(message, exit status) for an error worth one line; None for a bug."""
     from ext import GS1Error
     from resolver.errors import ResolverError
+    from resolver.rules.compiler import RulesInvalid
     from serializer.errors import ProfileError, SerializerError
-    from twin.errors import StoreError, TwinError
+    from twin.errors import InvalidInput, StoreError, TwinError
 
     if isinstance(exc, CommandError):
         return str(exc), exc.status
+    if isinstance(exc, RulesInvalid):
+        errors = [p for p in exc.problems if p.severity == "error"] or exc.problems
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"{errors[0]}{more}; run `serialink rules check` on the file for every problem", 1
+    if isinstance(exc, InvalidInput) and exc.field.startswith("store_url"):
+        return f"{exc}; check --store / SERIALINK_STORE_URL", 1
     if isinstance(exc, SettingsError):
         return f"{exc} (check settings.yaml and SERIALINK_* variables)", 1
     if isinstance(exc, ProfileError):
@@ -52,4 +96,9 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), 1
     if isinstance(exc, (ResolverError, GS1Error)):
         return str(exc), 1
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}; check the path and its permissions", 1
+    if isinstance(exc, ConnectionError):
+        return f"cannot connect ({exc}); check that the service is running", 1
     return None

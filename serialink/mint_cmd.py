@@ -3,8 +3,12 @@
     serialink mint --gtin 09506000134352 --count 1000000 --profile default \\
         --format csv,zpl,jsonl,epcis,svg --out DIR [--request-id ID] [--lot L] [--expiry D]
 
-The batch is recorded in the store before any file is written; files appear under their
-real names only when complete, ``manifest.json`` last. Running the same command again with
+Everything that can be checked (output directory, formats, template, stem, expiry) is
+checked before a serial is allocated. The batch is recorded in the store before any file
+is written; files appear under their real names only when complete, ``manifest.json``
+last, and then the batch is marked committed. A batch left allocated (files never
+delivered) shows in ``serialink batches list``: finish it by running the same command
+again, or void it with ``serialink batches void``. Running the same command again with
 the same ``--request-id`` returns the same batch and rewrites byte-identical files (that is
 how a run killed half-way is finished). Without ``--request-id`` one is derived from the
 parameters and the output directory, so an identical re-run is also a retry.
@@ -24,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from serialink.common import settings_for
+from serialink.common import positive_int, settings_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -47,12 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--line", default=None, help="line name")
     p.add_argument("--line-tracking", action="store_true",
                    help="its serials resolve as not_commissioned until `serialink line report` commissions them")
-    p.add_argument("--stem", default=None, help="DL URI stem (default https://id.gs1.org)")
+    p.add_argument("--stem", default=None,
+                   help="DL URI stem, an https URL (default: SERIALINK_DL_STEM, else the rules' resolver.root)")
     p.add_argument("--store", default=None, metavar="URL", help="unit store URL (default: settings)")
     p.add_argument("--key-dir", default=None, type=Path, help="per-GTIN key directory (SERIALINK_KEY_DIR)")
     p.add_argument("--profiles", default=None, type=Path, help="serial profiles YAML")
     p.add_argument("--zpl-template", default=None, type=Path, help="ZPL label template (default config/zpl/label.zpl)")
-    p.add_argument("--workers", default=None, type=int, help="image worker processes (default: one per CPU)")
+    p.add_argument("--workers", default=None, type=positive_int, help="image worker processes (default: one per CPU)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show a progress bar (default: when stderr is a terminal)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -75,24 +80,40 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def default_stem(settings) -> str:
+    """Where minted codes point unless told otherwise: ``dl_stem``, else this resolver's
+    ``resolver.root`` from the rules, so a QR printed with the defaults reaches the resolver
+    that knows its serials (not id.gs1.org, which does not)."""
+    from resolver.rules.compiler import load_rules
+    from serializer.codes import check_stem
+
+    if settings.dl_stem:
+        return check_stem(settings.dl_stem, "dl_stem")
+    return str(load_rules(settings.rules_file).root).rstrip("/")
+
+
 async def _mint(args: argparse.Namespace) -> dict:
-    from ext import CANONICAL_STEM
-    from serializer.codes import CodeShape
+    from serializer.codes import CodeShape, check_stem
     from serializer.keys import KeyStore
     from serializer.minting import BatchRequest, mint
-    from serializer.produce import OutputOptions, check_request_formats, parse_formats, produce
+    from serializer.produce import OutputOptions, check_output, parse_formats, produce
     from serializer.profiles import load_profiles
+    from twin.batch import BatchStatus
     from twin.events import Actor
     from twin.store import open_store
 
+    # everything that can be refused is refused before a serial is allocated
     formats = parse_formats(args.format)
     request = BatchRequest.parse({
         "gtin": args.gtin, "count": args.count, "profile": args.profile,
         "request_id": args.request_id or _default_request_id(args), "lot": args.lot,
         "expiry": args.expiry, "site": args.site, "line": args.line})
-    check_request_formats(formats, request.count)
-    profiles = load_profiles(args.profiles)
     settings = settings_for(args)
+    stem = check_stem(args.stem) if args.stem is not None else default_stem(settings)
+    profiles = load_profiles(args.profiles)
+    options = OutputOptions(args.zpl_template, args.workers)
+    shape = CodeShape(request.gtin, request.lot, request.expiry, stem)
+    await asyncio.to_thread(check_output, args.out, formats, shape, request.count, request.request_id, options)
     keys = KeyStore(settings.key_dir)
     actor = Actor("manufacturer", f"cli:{getpass.getuser()}@{socket.gethostname()}"[:200])
     async with await open_store(settings.store_url) as store:
@@ -102,12 +123,15 @@ async def _mint(args: argparse.Namespace) -> dict:
 
             await submit(store, keys, profiles, minted.batch.id, {"report_id": "open", "step": "open"}, actor,
                          minted.batch)
-    shape = CodeShape(minted.batch.gtin, minted.batch.lot, minted.batch.expiry, args.stem or CANONICAL_STEM)
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    options = OutputOptions(args.zpl_template, args.workers)
-    if not show:
-        return await asyncio.to_thread(produce, minted, shape, formats, args.out, None, options)
-    return await asyncio.to_thread(_with_progress, minted, shape, formats, args.out, options)
+        show = sys.stderr.isatty() if args.progress is None else args.progress
+        if not show:
+            manifest = await asyncio.to_thread(produce, minted, shape, formats, args.out, None, options)
+        else:
+            manifest = await asyncio.to_thread(_with_progress, minted, shape, formats, args.out, options)
+        if minted.batch.status is BatchStatus.ALLOCATED:  # delivered: `serialink batches list` says so
+            await store.set_batch_status(minted.batch.id, BatchStatus.COMMITTED, actor,
+                                         f"files delivered to {Path(args.out).resolve()}"[:500])
+    return manifest
 
 
 def _with_progress(minted, shape, formats, out, options) -> dict:

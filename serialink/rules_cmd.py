@@ -34,13 +34,15 @@ from resolver.rules.compiler import (
     ROLES,
     STATES,
     RulesInvalid,
-    default_rules_file,
     load_rules,
 )
 from resolver.rules.linktypes import normalise
 from resolver.rules.moments import Moments
 from resolver.scan.decide import ScanRequest, UnitFacts, decide
+from resolver.scan.escapes import malformed_escape
 from resolver.scan.negotiate import Preferences, languages, media_types
+from serialink.common import CommandError
+from settings import load_settings
 
 
 def check(args: argparse.Namespace) -> int:
@@ -64,6 +66,8 @@ def _dl(uri: str):
     try:
         return parse(uri), None
     except GS1Error as strict:
+        if malformed_escape(uri):  # not a legacy form: the resolver answers 400 too
+            raise
         try:
             return parse(uri, lenient=True), "legacy form accepted by the lenient parser: " + str(strict)
         except GS1Error:
@@ -108,7 +112,7 @@ def _request(link_type: str | None, context: str | None, lang: str | None, accep
 
 
 def explain(args: argparse.Namespace) -> int:
-    rules = load_rules(args.rules or default_rules_file())
+    rules = load_rules(args.rules or load_settings().rules_file)
     try:
         dl, note = _dl(args.url)
     except GS1Error as exc:
@@ -150,7 +154,12 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def _scan_records(path: Path):
-    with path.open("rb") as fh:
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise CommandError(f"--scans: cannot read {path} ({exc.strerror}); give a JSON Lines file of recorded "
+                           f"scans, e.g. from `serialink scans export`") from None
+    with fh:
         for n, raw in enumerate(fh, 1):
             raw = raw.strip()
             if not raw:
@@ -159,12 +168,14 @@ def _scan_records(path: Path):
                 try:
                     rec = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:
-                    raise SystemExit(f"{path}:{n}: not JSON: {exc}") from None
+                    raise CommandError(f"{path}:{n}: not JSON ({exc}); one scan per line") from None
+                if not isinstance(rec, dict):
+                    raise CommandError(f"{path}:{n}: expected a JSON object or a URI, got {type(rec).__name__}")
             else:
                 rec = {"uri": raw.decode("utf-8", "replace")}
             if "uri" not in rec:
                 if "gtin" not in rec:
-                    raise SystemExit(f"{path}:{n}: a scan needs 'uri' or 'gtin'")
+                    raise CommandError(f"{path}:{n}: a scan needs 'uri' or 'gtin'")
                 uri = f"https://id.gs1.org/01/{rec['gtin']}"
                 if rec.get("lot") and not rec.get("serial"):
                     uri += f"/10/{rec['lot']}"
@@ -175,12 +186,7 @@ def _scan_records(path: Path):
 
 
 def diff(args: argparse.Namespace) -> int:
-    try:
-        old, new = load_rules(args.old), load_rules(args.new)
-    except RulesInvalid as exc:
-        for problem in exc.problems:
-            print(problem)
-        return 1
+    old, new = load_rules(args.old), load_rules(args.new)
     total, changed = Counter(), Counter()
     samples = []
     invalid = 0
@@ -193,11 +199,13 @@ def diff(args: argparse.Namespace) -> int:
         role = rec.get("role", "consumer")
         state = rec.get("state") or ("unserialised" if dl.serial is None else args.state)
         if role not in ROLES or state not in STATES:
-            raise SystemExit(f"{args.scans}:{n}: unknown role {role!r} or state {state!r}")
+            raise CommandError(f"{args.scans}:{n}: unknown role {role!r} or state {state!r}; "
+                               f"roles: {', '.join(ROLES)}; states: {', '.join(STATES)}")
         facts = UnitFacts(state, bool(rec.get("recalled")), bool(rec.get("stolen")), rec.get("lot") or dl.lot,
                           dl.get("17"), "recorded scan", _moments(rec, f"{args.scans}:{n}"))
-        request = _request(rec.get("link_type"), rec.get("context"), rec.get("lang"), rec.get("accept"),
-                           _at_ms(rec.get("at"), f"{args.scans}:{n}: at"))
+        # the scan URI's own linkType and context count, as they do for the resolver
+        request = _request(rec.get("link_type") or dl.param("linkType"), rec.get("context") or dl.param("context"),
+                           rec.get("lang"), rec.get("accept"), _at_ms(rec.get("at"), f"{args.scans}:{n}: at"))
         a = decide(old, dl, role, facts, request)
         b = decide(new, dl, role, facts, request)
         key = (role, state + ("+recalled" if facts.recalled else "") + ("+stolen" if facts.stolen else ""))
@@ -240,7 +248,7 @@ def register(sub) -> None:
     e.add_argument("--accept", default=None, help="Accept header")
     e.add_argument("--link-type", default=None, help="requested linkType (default: the URL's)")
     e.add_argument("--context", default=None, help="GS1 context value (default: the URL's)")
-    e.add_argument("--rules", default=None, help="rules file (default: the example config)")
+    e.add_argument("--rules", default=None, help="rules file (default: SERIALINK_RULES_FILE, else <config>/rules.yaml)")
     e.add_argument("--json", action="store_true")
     m = e.add_argument_group("moments", "the unit's history, for routes with moment conditions (dates YYYY-MM-DD)")
     for name in MOMENT_DATES:

@@ -7,17 +7,28 @@ variables (every worker builds its app from the environment, see resolver.app.ap
 from __future__ import annotations
 
 import argparse
+import asyncio
+import errno
 import os
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
+from serialink.common import CommandError, port_number, positive_int
 from settings import load_settings
+from twin.durability import durability_advice
 
 
 def run(args: argparse.Namespace) -> int:
     if bool(args.ssl_cert) != bool(args.ssl_key):
-        print("serialink serve: --ssl-cert and --ssl-key go together", file=sys.stderr)
-        return 2
+        raise CommandError("--ssl-cert and --ssl-key go together; give both or neither", 2)
+    for flag, path in (("--ssl-cert", args.ssl_cert), ("--ssl-key", args.ssl_key)):
+        if path and not os.access(path, os.R_OK):
+            raise CommandError(f"{flag}: cannot read {path}; give a readable PEM file")
+    if args.config and not Path(args.config).is_dir():
+        raise CommandError(f"--config: {args.config} is not a directory; give the directory that holds "
+                           f"rules.yaml and settings.yaml")
     env = {}
     if args.store:
         env["SERIALINK_STORE_URL"] = args.store
@@ -29,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         env["SERIALINK_RULES_FILE"] = os.path.abspath(args.rules)
     os.environ.update(env)
     settings = load_settings(host=args.host, port=args.port, workers=args.workers)
+    _check_data_dir(settings.data_dir)
     # validate the rules before forking workers: a broken file with no last good copy is fatal here
     from resolver.rules.compiler import RulesInvalid, load_rules
 
@@ -36,13 +48,16 @@ def run(args: argparse.Namespace) -> int:
         load_rules(settings.rules_file)
     except RulesInvalid as exc:
         last_good = settings.data_dir / "rules.last-good.yaml"
+        if not last_good.exists():
+            raise
         for problem in exc.problems:
             print(problem, file=sys.stderr)
-        if not last_good.exists():
-            print(f"serialink serve: {settings.rules_file} is invalid and there is no last good copy", file=sys.stderr)
-            return 1
         print(f"serialink serve: serving the last good rules from {last_good}", file=sys.stderr)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    durability = asyncio.run(_check_store(settings.store_url))
+    if durability not in ("always", "relaxed"):
+        print(f"serialink serve: warning: {durability_advice(settings.store_url, durability)}", file=sys.stderr)
+    if not args.reuse_port:
+        _check_port(settings.host, settings.port)
     settings.secret()  # create the token secret once, before workers race for it
     hint = first_run_hint(args, settings)
     if hint:
@@ -101,6 +116,50 @@ def first_run_hint(args: argparse.Namespace, settings) -> str | None:
             f"manufacturer{flags}) (see docs/access.md)")
 
 
+def _check_data_dir(data_dir: Path) -> None:
+    """The data directory exists (created) and this user may write in it."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=data_dir, prefix=".write-probe-")
+        probe.close()
+    except OSError as exc:
+        raise CommandError(f"--data-dir: cannot write in {data_dir} ({exc.strerror}); give a directory this "
+                           f"user may write (SERIALINK_DATA_DIR)") from None
+
+
+async def _check_store(url: str) -> str:
+    """Open the store once before forking workers: a wrong or unreachable store is one line
+    here, not a crash loop of workers. Returns its durability."""
+    from twin.store import open_store
+
+    store = await open_store(url)
+    try:
+        return str(store.durability)
+    finally:
+        await store.close()
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on. Granian binds with SO_REUSEPORT, so a second
+    server on the same port would start and take half the scans; a plain bind (no
+    SO_REUSEPORT) fails while any socket listens there."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise CommandError(f"--host: cannot listen on {host!r} ({exc.strerror}); give an address of this "
+                           f"machine") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(f"--port: {host}:{port} is already in use (another serialink serve?); stop "
+                                   f"it, pick another port, or pass --reuse-port to share it on purpose") from None
+            raise CommandError(f"--host/--port: cannot listen on {host}:{port} ({exc.strerror})") from None
+
+
 def _fresh_metrics_dir(root: Path) -> Path:
     """``<root>/<this pid>``, after removing the directories of runs that are gone."""
     import shutil
@@ -129,8 +188,11 @@ def register(sub) -> None:
     p.add_argument("--rules", metavar="FILE", help="rules file (default: <config>/rules.yaml)")
     p.add_argument("--data-dir", metavar="DIR", help="where local data lives (default ./var)")
     p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default 8080)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default 1)")
+    p.add_argument("--port", type=port_number, default=None, help="port (default 8080)")
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default 1)")
+    p.add_argument("--reuse-port", action="store_true",
+                   help="share the port with servers already listening on it (SO_REUSEPORT); "
+                        "without it, a taken port is refused")
     p.add_argument("--ssl-cert", metavar="PEM", help="serve HTTPS with this certificate (with --ssl-key)")
     p.add_argument("--ssl-key", metavar="PEM", help="private key of --ssl-cert")
     p.set_defaults(run=run)

@@ -34,6 +34,17 @@ _SLOT = "QQSERIALSLOTQQ"
 FNC1_TOKEN = "^"
 
 
+def check_stem(stem: str, field: str = "stem") -> str:
+    """A stem for minted codes (see ``settings.stem_problem``), without a trailing slash."""
+    from serializer.errors import MintError
+    from settings import stem_problem
+
+    problem = stem_problem(stem)
+    if problem is not None:
+        raise MintError(field, problem)
+    return stem.rstrip("/")
+
+
 def ai17(expiry: date) -> str:
     """AI (17) YYMMDD."""
     return expiry.strftime("%y%m%d")

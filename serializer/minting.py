@@ -76,21 +76,58 @@ def normalise_gtin(value: object, field: str = "gtin") -> str:
     return gtin
 
 
-def parse_expiry(value: object) -> date | None:
-    """ISO ``YYYY-MM-DD`` or AI (17) ``YYMMDD`` (a real day: 00 is not accepted here)."""
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+
+
+def ai17_century(yy: int, today: date) -> int:
+    """The year a scanner reads for AI (17) ``YY`` on ``today`` (GS1 General Specifications
+    7.12: a YY 51-99 years ahead of today's is last century, 50-99 behind is next century).
+
+    >>> ai17_century(80, date(2026, 1, 1)), ai17_century(76, date(2026, 1, 1)), ai17_century(99, date(2026, 1, 1))
+    (1980, 2076, 1999)
+    """
+    century = today.year // 100 * 100
+    diff = yy - today.year % 100
+    if 51 <= diff <= 99:
+        return century - 100 + yy
+    if -99 <= diff <= -50:
+        return century + 100 + yy
+    return century + yy
+
+
+def parse_expiry(value: object, today: date | None = None) -> date | None:
+    """``YYYY-MM-DD`` (ASCII digits, a real day) whose year AI (17) carries unambiguously.
+
+    AI (17) holds only ``YYMMDD``; scanners put it in the century GS1's rule picks around
+    today, so a date outside that window (2080 read as 1980) is refused here rather than
+    printed wrong.
+
+    >>> parse_expiry("2027-12-31", date(2026, 1, 1))
+    datetime.date(2027, 12, 31)
+    >>> parse_expiry("2080-06-30", date(2026, 1, 1))
+    Traceback (most recent call last):
+    ...
+    serializer.errors.MintError: expiry: 2080-06-30 is outside the years AI (17) can carry today (1977-2076): a scanner would read 800630 as 1980-06-30
+    """
     if value is None or value == "":
         return None
     if isinstance(value, date):
-        return value
-    if isinstance(value, str):
+        expiry = value
+    elif isinstance(value, str) and _ISO_DATE.fullmatch(value):
         try:
-            if len(value) == 10:
-                return date.fromisoformat(value)
-            if len(value) == 6 and value.isdigit():
-                return date(2000 + int(value[:2]), int(value[2:4]), int(value[4:]))
+            expiry = date.fromisoformat(value)
         except ValueError:
-            pass
-    raise MintError("expiry", f"expected a date YYYY-MM-DD (or YYMMDD), got {value!r}")
+            raise MintError("expiry", f"{value!r} is not a calendar day; expected YYYY-MM-DD") from None
+    else:
+        raise MintError("expiry", f"expected a date YYYY-MM-DD, got {value!r}")
+    today = today or date.today()
+    read_as = ai17_century(expiry.year % 100, today)
+    if read_as != expiry.year:
+        first = ai17_century((today.year + 50) % 100 + 1, today)
+        raise MintError("expiry", f"{expiry.isoformat()} is outside the years AI (17) can carry today "
+                                  f"({first}-{first + 99}): a scanner would read {expiry.strftime('%y%m%d')} as "
+                                  f"{read_as}-{expiry.month:02d}-{expiry.day:02d}")
+    return expiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +158,18 @@ class BatchRequest:
         if count > MAX_COUNT:
             raise MintTooLarge("count", f"{count:,} is over the cap of {MAX_COUNT:,} serials per "
                                      f"request; split the run into several requests")
-        profile = body.get("profile") or "default"
+        profile = _optional_text(body, "profile") or "default"
         _name(profile, "profile")
         request_id = body.get("request_id")
         if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
             raise MintError("request_id", "expected 1-100 characters of letters, digits and . _ : -")
-        lot = body.get("lot") or None
+        lot = _optional_text(body, "lot")
         if lot is not None:
             try:
                 check_lot(lot)
             except InvalidInput as exc:
                 raise MintError("lot", exc.problem) from None
-        site, line = body.get("site") or None, body.get("line") or None
+        site, line = _optional_text(body, "site"), _optional_text(body, "line")
         if site is not None:
             _name(site, "site")
         if line is not None:
@@ -164,6 +201,17 @@ class MintedBatch:
 
     def serial(self, index: int) -> str:
         return self.permutation.encode(self.batch.start + index)
+
+
+def _optional_text(body: Mapping[str, Any], field: str) -> str | None:
+    """A text field that may be absent (``None`` or empty); any other type is refused by name
+    rather than read as "absent" (``"lot": 0`` or ``"profile": []`` is a mistake, not a default)."""
+    value = body.get(field)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise MintError(field, f"expected text, got {type(value).__name__} {value!r:.40}")
+    return value
 
 
 def _name(value: object, field: str) -> str:

@@ -11,7 +11,8 @@ serializer.errors.MintError: format: unknown format 'gif'; known: csv, zpl, json
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -63,21 +64,30 @@ IMAGE_FORMATS = ("svg", "png", "pdf")
 MAX_IMAGE_UNITS = 100_000
 
 
-def parse_formats(value: str | Iterable[str] | None) -> tuple[str, ...]:
+def parse_formats(value: object, field: str = "format") -> tuple[str, ...]:
+    """``"csv,zpl"`` or ``["csv", "zpl"]`` (None: csv); anything else is refused naming ``field``."""
     if value is None:
         return ("csv",)
-    items = value.split(",") if isinstance(value, str) else list(value)
+    if isinstance(value, str):
+        items: list[object] = list(value.split(","))
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise MintError(field, f"expected a list of format names or a comma-separated text, got "
+                               f"{type(value).__name__} {value!r:.40}")
     out: list[str] = []
     for item in items:
-        name = str(item).strip().lower()
+        if not isinstance(item, str):
+            raise MintError(field, f"expected format names as text, got {type(item).__name__} {item!r:.40}")
+        name = item.strip().lower()
         if not name:
             continue
         if name not in FORMATS:
-            raise MintError("format", f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+            raise MintError(field, f"unknown format {name!r}; known: {', '.join(FORMATS)}")
         if name not in out:
             out.append(name)
     if not out:
-        raise MintError("format", "name at least one format")
+        raise MintError(field, "name at least one format")
     return tuple(out)
 
 
@@ -87,6 +97,40 @@ def check_request_formats(formats: tuple[str, ...], count: int) -> None:
         raise MintTooLarge("format", f"{', '.join(images)} images are for proofs and small runs (at most "
                                   f"{MAX_IMAGE_UNITS:,} units); {count:,} units go to printers as "
                                   f"csv or zpl")
+
+
+def check_output(directory: Path, formats: tuple[str, ...], shape: CodeShape, count: int, request_id: str,
+                 options: OutputOptions = OutputOptions()) -> None:
+    """Everything about the output that can be checked before a serial is allocated.
+
+    A batch whose files cannot be delivered still holds serials that resolve as genuine, so
+    the directory (created, writable, not holding another batch), the free space, the formats
+    and the ZPL template are checked first; what is left to fail after allocation is what no
+    check can foresee (a disk filling up meanwhile), and a retry with the same request id
+    finishes that batch.
+    """
+    check_request_formats(formats, count)
+    directory = Path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-")
+        probe.close()
+    except OSError as exc:
+        raise OutputError("out", f"cannot write in {directory} ({exc.strerror}); give a directory this user "
+                                 f"may write") from None
+    try:
+        existing = read_manifest(directory)
+    except (OSError, ValueError):
+        raise OutputTaken("out", f"{directory}/{MANIFEST_NAME} is unreadable; give each batch its own, empty "
+                                 f"directory") from None
+    if existing is not None and existing.get("request_id") != request_id:
+        raise OutputTaken("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
+                                 f"give each batch its own directory")
+    check_free_space(directory, sum(FORMATS[f][2] for f in formats) * count + (1 << 20))
+    if "zpl" in formats:
+        from serializer.zpl import LabelTemplate
+
+        LabelTemplate.load(options.zpl_template).row(shape)
 
 
 def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], directory: Path,
@@ -106,7 +150,16 @@ def produce(minted: MintedBatch, shape: CodeShape, formats: tuple[str, ...], dir
     names = [FORMATS[f].file for f in formats] + [MANIFEST_NAME]
     remove_stale_temporaries(directory, names)
     check_free_space(directory, sum(FORMATS[f].bytes_per_unit for f in formats) * minted.batch.count + (1 << 20))
-    files = [FORMATS[fmt].write(minted, shape, directory, progress, options) for fmt in formats]
-    body = manifest_body(minted, shape.stem, files)
-    write_manifest(directory, body)
+    files: list[FileEntry] = []
+    try:
+        for fmt in formats:
+            files.append(FORMATS[fmt].write(minted, shape, directory, progress, options))
+        body = manifest_body(minted, shape.stem, files)
+        write_manifest(directory, body)
+    except BaseException:
+        # no manifest, no files: a half set under real names would look deliverable
+        if existing is None:
+            for entry in files:
+                (directory / entry.name).unlink(missing_ok=True)
+        raise
     return body

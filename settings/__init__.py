@@ -128,6 +128,33 @@ def _mask(value: str) -> str:
     return "***"
 
 
+def stem_problem(stem: object) -> str | None:
+    """Why ``stem`` cannot start the DL URIs printed on labels (None: it can).
+
+    A stem is where a phone goes when it scans the code: an ``https`` URL with a host and
+    at most a path, no query or fragment (the URI's own ``?17=…`` follows it), no user info.
+
+    >>> stem_problem("https://id.example.com/dl"), stem_problem("not a url")
+    (None, "expected an https URL such as https://id.example.com, got 'not a url'")
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(stem, str) or not stem.isascii() or any(c.isspace() or ord(c) < 32 for c in stem):
+        return f"expected an https URL such as https://id.example.com, got {stem!r}"
+    try:
+        parts = urlsplit(stem)
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        return f"expected an https URL such as https://id.example.com, got {stem!r}"
+    if parts.scheme != "https" or not parts.hostname:
+        return f"expected an https URL such as https://id.example.com, got {stem!r}"
+    if parts.query or parts.fragment or "?" in stem or "#" in stem:
+        return f"a stem has no query or fragment (the code's own ?17=… follows it), got {stem!r}"
+    if "@" in parts.netloc or "\\" in stem:
+        return f"a stem has no user info or backslash, got {stem!r}"
+    return None
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names where it came from and what fits."""
 
@@ -178,6 +205,10 @@ def load_settings(config_dir: Path | str | None = None, env: Mapping[str, str] |
     names = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
     cdir = Path(config_dir or env.get("SERIALINK_CONFIG_DIR") or default_config_dir())
+    if not cdir.is_dir():
+        source = "SERIALINK_CONFIG_DIR" if not config_dir and env.get("SERIALINK_CONFIG_DIR") else "config directory"
+        raise SettingsError(f"{source}: {cdir} is not a directory; give the directory that holds rules.yaml "
+                            f"and settings.yaml")
     values["config_dir"] = cdir
     settings_file = cdir / "settings.yaml"
     if settings_file.exists():
@@ -201,4 +232,8 @@ def load_settings(config_dir: Path | str | None = None, env: Mapping[str, str] |
     values.update({k: v for k, v in overrides.items() if v is not None})
     if int(values.get("port", 8080)) not in range(0, 65536):
         raise SettingsError(f"port: expected 0-65535, got {values['port']}")
+    if values.get("dl_stem") and (problem := stem_problem(values["dl_stem"])):
+        raise SettingsError(f"dl_stem (SERIALINK_DL_STEM): {problem}")
+    if int(values.get("workers", 1)) < 1:
+        raise SettingsError(f"workers: expected at least 1, got {values['workers']}")
     return Settings(**values)

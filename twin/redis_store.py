@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime
@@ -82,6 +83,7 @@ from twin.batch import (
     parse_batch_id,
 )
 from twin.coalesce import Coalescer
+from twin.durability import durability_advice
 from twin.errors import (
     CorruptRecord,
     DuplicateSerial,
@@ -113,7 +115,15 @@ from twin.line_state import (
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import (
+    CHUNK_SLACK_MS,
+    ScanChunk,
+    ScanEvent,
+    check_scans,
+    chunk_scans,
+    pack_chunks,
+    unit_scans,
+)
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -445,6 +455,7 @@ class RedisStore:
         self._feed_maxlen = int_param(params, "feed_maxlen", 100_000)
         self._scan_maxlen = int_param(params, "scan_maxlen", 0) or None
         self.durability = "unknown"
+        self._durability_read = 0.0  # monotonic time the server's setting was last read
         self._scripts = {
             name: client.register_script(body)
             for name, body in (
@@ -508,6 +519,7 @@ class RedisStore:
         try:
             self = cls(url, client, cluster, params)
             self.durability = await self._server_durability()
+            self._durability_read = time.monotonic()
         except BaseException:
             await client.aclose()
             raise
@@ -736,16 +748,26 @@ class RedisStore:
         draft = draft_batch(gtin, profile, count, request_id, params_digest, actor, BatchKind.MINTED, now_utc(), lot, expiry, line, site)
         return await self._allocate(draft, "allocate")
 
-    def _check_durable(self) -> None:
-        if self.durability != "always" and not self._relaxed:
-            raise UnsafeDurability(
-                f"{self.url}: the server reports AOF fsync {self.durability!r}; allocating counter ranges needs "
-                "appendonly yes + appendfsync always, or a crash could re-issue serials "
-                "(open with ?durability=relaxed to accept that risk)"
-            )
+    async def check_durable(self) -> None:
+        """Raise UnsafeDurability unless acknowledged writes survive a crash (or the URL accepted
+        the risk). The server's setting is read again, at most every second while it is unsafe
+        and every 10 s while it is safe, so ``CONFIG SET appendfsync always`` takes effect
+        without a restart, and switching it off is noticed."""
+        if self._relaxed:
+            return
+        now = time.monotonic()
+        if now - self._durability_read >= (10.0 if self.durability == "always" else 1.0):
+            self._durability_read = now
+            try:
+                async with asyncio.timeout(self._timeout):
+                    self.durability = await self._server_durability()
+            except (RedisError, TimeoutError):
+                pass  # unreachable: the write itself will say so
+        if self.durability != "always":
+            raise UnsafeDurability(durability_advice(self.url, self.durability))
 
     async def _allocate(self, draft: Batch, action: str) -> Batch:
-        self._check_durable()
+        await self.check_durable()
         reply = await self._allocator.get((draft, action))
         status = _s(reply[0])
         g = self.keys.g(draft.gtin)
@@ -1085,6 +1107,26 @@ class RedisStore:
                 pipe.xadd(key, {"b": blob})
         await pipe.execute()
         return len(scans)
+
+    async def scans_since(self, since_ms: int) -> AsyncIterator[list[ScanEvent]]:
+        # a chunk's stream id is the time it was written, after every scan in it: chunks
+        # written before ``since_ms`` hold only older scans
+        try:
+            keys = sorted({_s(k) async for k in self._r.scan_iter(match=f"{self.keys.p}:{{*}}:scans", count=1000)})
+            for key in keys:
+                gtin = key.partition("{")[2].partition("}")[0]
+                lower = f"{max(since_ms, 0)}-0"
+                while True:
+                    entries = await self._r.xrange(key, lower, "+", count=64)
+                    for entry_id, fields in entries:
+                        found = chunk_scans(gtin, fields[b"b"], f"{key}/{_s(entry_id)}", since_ms)
+                        if found:
+                            yield found
+                    if len(entries) < 64:
+                        break
+                    lower = "(" + _s(entries[-1][0])
+        except RedisError as exc:
+            raise StoreError(f"{redact(self.url)}: reading scans failed: {exc}") from exc
 
     @_guard
     async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:

@@ -126,6 +126,20 @@ def chunk_rows(blob: bytes, key: str, *, tuples: bool = False) -> Sequence[Any]:
     return rows
 
 
+def chunk_scans(gtin: str, blob: bytes, key: str, since_ms: int = 0) -> list[ScanEvent]:
+    """Every scan of a stored chunk at or after ``since_ms``, oldest first (for exports)."""
+    try:
+        rows = msgpack.unpackb(blob)
+        return [ScanEvent(r[0], gtin, *r[1:]) for r in rows if r[0] >= since_ms]
+    except Exception as exc:
+        raise CorruptRecord(key, f"not a scan chunk ({type(exc).__name__})") from None
+
+
+#: A chunk holds what one flush wrote: scans buffered for seconds (minutes in a store
+#: outage). Chunks whose first scan is older than ``since`` by more than this are skipped.
+CHUNK_SPAN_MS = 86_400_000
+
+
 class ScanBufferStats(NamedTuple):
     buffered: int
     flushed: int

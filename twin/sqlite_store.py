@@ -67,7 +67,16 @@ from twin.line_state import (
 from twin.links import Anchor, LinkChain, LinkRecord, anchor_from_subject, check_anchor, check_links
 from twin.overlays import Lift, Overlay, Scope, check_kind, check_scope
 from twin.ownership import PersonalData
-from twin.scans import CHUNK_SLACK_MS, ScanChunk, ScanEvent, check_scans, pack_chunks, unit_scans
+from twin.scans import (
+    CHUNK_SLACK_MS,
+    CHUNK_SPAN_MS,
+    ScanChunk,
+    ScanEvent,
+    check_scans,
+    chunk_scans,
+    pack_chunks,
+    unit_scans,
+)
 from twin.store import (
     IDEMPOTENCY_TTL_SECONDS,
     Appended,
@@ -185,6 +194,9 @@ class SQLiteStore:
         self._closed = False
 
     # -- opening and closing ------------------------------------------------------------
+
+    async def check_durable(self) -> None:
+        """Always durable enough: ``synchronous=FULL``, or ``NORMAL`` that the URL asked for."""
 
     @classmethod
     async def open(cls, url: str) -> SQLiteStore:
@@ -719,6 +731,19 @@ class SQLiteStore:
             return len(scans)
 
         return await self._write(insert)
+
+    async def scans_since(self, since_ms: int) -> AsyncIterator[list[ScanEvent]]:
+        last = 0
+        while True:
+            rows = self._read("SELECT seq, gtin, chunk FROM scans WHERE seq > ? AND first_at_ms >= ? ORDER BY seq "
+                              "LIMIT 64", (last, since_ms - CHUNK_SPAN_MS))
+            if not rows:
+                return
+            for seq, gtin, chunk in rows:
+                found = chunk_scans(gtin, chunk, f"scans/{seq}", since_ms)
+                if found:
+                    yield found
+            last = rows[-1][0]
 
     async def scan_history(self, gtin: str, serial: str, limit: int = 50, *, max_chunks: int = 64) -> list[ScanEvent]:
         """Newest first, from the GTIN's last ``max_chunks`` stored chunks (as on Redis)."""

@@ -106,6 +106,11 @@ class UnitStore(Protocol):
     durability: str  # "always" (fsync before ack), "relaxed", or what the server reports
 
     async def close(self) -> None: ...
+
+    async def check_durable(self) -> None:
+        """Raise UnsafeDurability while an acknowledged write could be lost in a crash (and the
+        store URL did not accept that risk); re-reads the backend's setting now and then, so
+        fixing it needs no restart. Write endpoints ask before writing."""
     async def __aenter__(self) -> UnitStore: ...
     async def __aexit__(self, *exc: object) -> None: ...
 
@@ -270,6 +275,10 @@ class UnitStore(Protocol):
     async def gtins(self) -> list[str]:
         """Every GTIN the store holds anything for (units, batches, overlays, links, scans),
         sorted: where exports and analytics start."""
+
+    def scans_since(self, since_ms: int) -> AsyncIterator[list[ScanEvent]]:
+        """Every stored scan at or after ``since_ms`` (epoch ms), of every GTIN, a stored
+        chunk at a time, oldest first within a GTIN: what ``serialink scans export`` writes."""
 
     # -- journeys: pending confirmations, issued and revoked tokens, rate counters -------
     async def put_pending(

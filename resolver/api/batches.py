@@ -135,15 +135,29 @@ def _answer(request: Request, batch, state: str, manifest: dict | None, status: 
     return json_response(body, status, headers)
 
 
+def _stem(request: Request) -> str:
+    """``dl_stem`` if set, else this resolver's root: the codes must lead back here."""
+    services = services_of(request)
+    return (services.settings.dl_stem or services.current_rules.root).rstrip("/")
+
+
+async def _commit(request: Request, batch, claim):
+    """Files delivered: the batch leaves ``allocated`` (what ``serialink batches list`` flags)."""
+    if batch.status is not BatchStatus.ALLOCATED:
+        return batch
+    return await services_of(request).store.set_batch_status(batch.id, BatchStatus.COMMITTED, _actor(claim),
+                                                             "files delivered by the line API")
+
+
 async def create_batch(request: Request) -> Response:
-    from ext import CANONICAL_STEM
     from serializer.codes import CodeShape
     from serializer.minting import BatchRequest, mint
     from serializer.produce import check_request_formats, parse_formats
 
     body = await object_body(request)
     batch_request = BatchRequest.parse(body)
-    formats = parse_formats(body.get("formats") or body.get("format"))
+    field = "formats" if "formats" in body else "format"
+    formats = parse_formats(body.get(field), field)
     check_request_formats(formats, batch_request.count)
     claim = await authorize(request, WRITE_ROLES, batch_request.gtin)
     _check_line(claim, batch_request.site, batch_request.line)
@@ -163,17 +177,21 @@ async def create_batch(request: Request) -> Response:
     directory = _batch_dir(request, batch.id)
     output, manifest = _output_state(directory, formats)
     if output == "ready":
+        batch = await _commit(request, batch, claim)
         return _answer(request, batch, output, manifest, 200)
-    stem = services.settings.dl_stem or CANONICAL_STEM
-    shape = CodeShape(batch.gtin, batch.lot, batch.expiry, stem)
+    shape = CodeShape(batch.gtin, batch.lot, batch.expiry, _stem(request))
     jobs = _jobs(request)
     if batch.count <= SYNC_UNITS:
         manifest = await asyncio.to_thread(_produce_locked, minted, shape, formats, directory)
+        batch = await _commit(request, batch, claim)
         return _answer(request, batch, "ready", manifest, 201)
     job = jobs.get(batch.id)
     if job is None or job.done():
-        jobs[batch.id] = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(_produce_locked, minted, shape, formats, directory), name=f"batch {batch.id}")
+        async def produce_then_commit() -> None:
+            await asyncio.to_thread(_produce_locked, minted, shape, formats, directory)
+            await _commit(request, minted.batch, claim)
+
+        jobs[batch.id] = asyncio.get_running_loop().create_task(produce_then_commit(), name=f"batch {batch.id}")
     return _answer(request, batch, "producing", None, 202)
 
 

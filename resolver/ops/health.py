@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from resolver.scan.description import description
 from resolver.scan.handler import CORS
 from resolver.services import services_of
+from twin.errors import UnsafeDurability
 
 
 async def well_known(request: Request) -> Response:
@@ -26,10 +27,11 @@ async def healthz(request: Request) -> Response:
 async def readyz(request: Request) -> Response:
     """``ready`` or ``degraded`` (store unreachable: scans are answered from caches, writes
     get 503; or the rules file is refused and older rules serve: ``rules_status`` says
-    since when and why). Both are 200: taking every resolver out of a load balancer because
-    the shared store is down would turn a degraded service into none. ``?strict=1`` answers
-    503 when degraded, for checks that must gate on it (e.g. before a migration, after a
-    rules rollout)."""
+    since when and why; or the store may lose acknowledged writes: ``writes`` names the
+    setting to change and writes get 503 until it is changed). All are 200: taking every
+    resolver out of a load balancer because the shared store is down would turn a degraded
+    service into none. ``?strict=1`` answers 503 when degraded, for checks that must gate on
+    it (e.g. before a migration, after a rules rollout)."""
     services = services_of(request)
     stale = services.rules.stale
     checks: dict[str, Any] = {"rules": services.rules.current.version,
@@ -41,6 +43,14 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:
         checks["store"] = f"unavailable: {type(exc).__name__}"
         ready = False
+    try:
+        await services.store.check_durable()
+        checks["writes"] = "ok"
+    except UnsafeDurability as exc:
+        checks["writes"] = f"degraded: {exc}"
+        ready = False
+    except Exception:
+        checks["writes"] = "unknown: the store is unavailable"
     stats = services.scans.stats()
     checks["scan_buffer"] = {"buffered": stats.buffered, "dropped": stats.dropped,
                              "failed_flushes": stats.failed_flushes}
