@@ -449,6 +449,21 @@ def startup_table(results: dict[str, dict]) -> None:
                 print(f"{n:>16,}: {per_m:.2f} s and {mem_m:.1f} MiB RSS per million registered units over the empty store")
 
 
+def report(results: dict, args: argparse.Namespace, section: str) -> None:
+    """Print a finished section's table and save everything so far (a later failure loses nothing)."""
+    if section == "startup":
+        startup_table(results["startup"])
+    elif section == "batches":
+        ratio_table(f"distinct serials (best of {args.rounds} alternating rounds)", results["batches"],
+                    [list(results["batches"])])
+    elif section == "products":
+        names = list(results["products"])
+        ratio_table(f"products in the rules (best of {args.rounds})", results["products"], [names[0::2], names[1::2]])
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"growth-{results['started']}.json").write_text(json.dumps(results, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not shutil.which("wrk") and set(args.only) - {"startup"}:
@@ -456,21 +471,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = Path(tempfile.mkdtemp(prefix="serialink-growth-"))
     procs: list[subprocess.Popen] = []
-    results: dict[str, object] = {"settings": {k: v for k, v in vars(args).items() if k != "keep"}}
+    results: dict = {"started": time.strftime("%Y%m%d-%H%M%S"),
+                     "settings": {k: v for k, v in vars(args).items() if k != "keep"}}
     t_all = time.monotonic()
     try:
         if "startup" in args.only:
             print("(1) start-up against registered units", flush=True)
             results["startup"] = startup_section(args, work)
+            report(results, args, "startup")
         if "batches" in args.only:
             print("(2) batches per GTIN", flush=True)
             results["batches"] = batches_section(args, work, procs)
             for p in procs:
                 stop(p)
             procs.clear()
+            report(results, args, "batches")
         if "products" in args.only:
             print("(3) products in the rules", flush=True)
             results["products"], results["rules_compile"] = products_section(args, work, procs)
+            report(results, args, "products")
     finally:
         for p in reversed(procs):
             stop(p)
@@ -478,19 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"working directory kept: {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    if "startup" in results:
-        startup_table(results["startup"])  # type: ignore[arg-type]
-    if "batches" in results:
-        names = list(results["batches"])  # type: ignore[arg-type]
-        ratio_table(f"distinct serials (best of {args.rounds} alternating rounds)", results["batches"], [names])  # type: ignore[arg-type]
-    if "products" in results:
-        names = list(results["products"])  # type: ignore[arg-type]
-        ratio_table(f"products in the rules (best of {args.rounds})", results["products"],  # type: ignore[arg-type]
-                    [names[0::2], names[1::2]])
     print(f"\ntotal {time.monotonic() - t_all:.0f} s")
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    (out / f"growth-{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(results, indent=2))
     return 0
 
 
