@@ -3,6 +3,7 @@
 from collections.abc import Hashable
 from typing import Self
 
+from _typeshed import ReadableBuffer
 from typing_extensions import disjoint_base
 
 @disjoint_base
@@ -17,6 +18,8 @@ class BloomFilter:
     @property
     def count(self) -> int: ...
     def add(self, key: Hashable) -> None: ...
+    def add_hashes(self, hashes: ReadableBuffer) -> None:
+        """Add keys by their ``hash()`` values (an ``array('q')``), releasing the GIL."""
     def __contains__(self, key: Hashable, /) -> bool: ...
     def __len__(self) -> int: ...
     @property

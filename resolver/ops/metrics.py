@@ -130,7 +130,7 @@ class Metrics:
             st = services.lookup.stats
             counts.update(unit_cache_hits=st.unit_hits, unit_cache_misses=st.unit_misses,
                           unit_reads_skipped=getattr(st, "unit_skips", 0), store_errors=st.store_errors,
-                          degraded_scans=st.degraded)
+                          degraded_scans=st.degraded, presence_builds=st.presence_builds)
         store = services.store
         health = getattr(store, "health", None)
         if health is not None:
@@ -162,6 +162,7 @@ _COUNTS = {
     "unit_reads_skipped": "Unit reads answered by the presence filter (certainly no record)",
     "store_errors": "Store calls that failed",
     "degraded_scans": "Scans answered without the store",
+    "presence_builds": "Builds of the filter of units with a record (0: still building the first; scans read the store)",
     "store_outages": "Times the store became unreachable (the breaker opened)",
     "store_fast_failures": "Store calls refused at once while it was unreachable",
 }
