@@ -126,7 +126,7 @@ def check_output(directory: Path, formats: tuple[str, ...], shape: CodeShape, co
     if existing is not None and existing.get("request_id") != request_id:
         raise OutputTaken("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
                                  f"give each batch its own directory")
-    check_free_space(directory, sum(FORMATS[f][2] for f in formats) * count + (1 << 20))
+    check_free_space(directory, sum(FORMATS[f].bytes_per_unit for f in formats) * count + (1 << 20))
     if "zpl" in formats:
         from serializer.zpl import LabelTemplate
 

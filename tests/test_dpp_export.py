@@ -52,10 +52,10 @@ def test_export_writes_one_registry_record_per_unit_as_jsonl_and_csv(tmp_path):
 
 def test_bad_input_is_a_one_line_error(tmp_path):
     store = f"sqlite:///{tmp_path}/twin.db"
-    for args, status, start in [(("--gtin", "123"), 2, "serialink dpp: --gtin: expected a 14-digit GTIN"),
-                                (("--batch", "nonsense"), 2, "serialink dpp: --batch: expected"),
-                                (("--gtin", GTIN), 1, "serialink dpp: --gtin: no batch of GTIN"),
-                                (("--batch", f"{GTIN}.default.0"), 1, "serialink dpp: --batch: no batch")]:
+    for args, status, start in [(("--gtin", "123"), 2, "serialink dpp export: --gtin: expected a 14-digit GTIN"),
+                                (("--batch", "nonsense"), 2, "serialink dpp export: --batch: expected"),
+                                (("--gtin", GTIN), 1, "serialink dpp export: --gtin: no batch of GTIN"),
+                                (("--batch", f"{GTIN}.default.0"), 1, "serialink dpp export: --batch: no batch")]:
         run = serialink("dpp", "export", *args, "--store", store, "--key-dir", str(tmp_path / "k"))
         assert run.returncode == status and run.stderr.startswith(start), (args, run.stderr)
         assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1

@@ -313,7 +313,7 @@ def test_the_cli_reports_closes_and_names_what_it_refuses(tmp_path):
     ]
     for args, status, message in refusals:
         got = cli(*args)
-        assert got.returncode == status and got.stderr.startswith(message) and "Traceback" not in got.stderr, got.stderr
+        assert got.returncode == status and got.stderr.replace(f"serialink line {args[1]}: ", "serialink line: ").startswith(message) and "Traceback" not in got.stderr, got.stderr
     closed = cli("line", "close", "--batch", batch, "--report-id", "c1")
     assert json.loads(closed.stdout)["report"]["decommissioned"] == 80
     status = json.loads(cli("line", "status", "--batch", batch).stdout)
