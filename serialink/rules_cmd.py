@@ -44,7 +44,7 @@ def check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         errors = sum(1 for p in exc.problems if p.severity == "error")
-        print(f"{args.file}: {errors} error(s); the file would be refused", file=sys.stderr)
+        print(f"serialink rules check: {args.file}: {errors} error(s); the file would be refused", file=sys.stderr)
         return 1
     for warning in rules.warnings:
         print(warning)
@@ -173,6 +173,9 @@ def diff(args: argparse.Namespace) -> int:
             if len(samples) < args.samples:
                 samples.append((rec["uri"], role, key[1], f"{a.status} {a.href or a.reason}", f"{b.status} {b.href or b.reason}"))
     all_total, all_changed = sum(total.values()), sum(changed.values())
+    if invalid and not all_total:
+        raise CommandError(f"--scans: none of the {invalid} line(s) of {args.scans} is a valid scan; give the "
+                           f"output of `serialink scans export` (JSON Lines) or one DL URI per line")
     if args.json:
         print(orjson.dumps({"scans": all_total, "changed": all_changed, "invalid": invalid,
                             "by_role_state": [{"role": r, "state": s, "scans": total[(r, s)], "changed": changed[(r, s)]}
