@@ -31,7 +31,7 @@ from resolver.rules.compiler import (
 )
 from resolver.rules.linktypes import normalise
 from resolver.scan.decide import ScanRequest, UnitFacts, decide
-from resolver.scan.escapes import malformed_escape
+from resolver.scan.escapes import escape_error
 from resolver.scan.negotiate import Preferences, languages, media_types
 from serialink.common import CommandError
 from settings import load_settings
@@ -55,11 +55,12 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _dl(uri: str):
+    bad_escape = escape_error(uri)
+    if bad_escape is not None:  # never read leniently: the resolver answers 400 too
+        raise bad_escape
     try:
         return parse(uri), None
     except GS1Error as strict:
-        if malformed_escape(uri):  # not a legacy form: the resolver answers 400 too
-            raise
         try:
             return parse(uri, lenient=True), "legacy form accepted by the lenient parser: " + str(strict)
         except GS1Error:

@@ -26,7 +26,7 @@ from resolver.ops.logs import REQUEST_ID
 from resolver.rules.linktypes import normalise
 from resolver.scan import linkset as linksets
 from resolver.scan.decide import NO_STORED_LINKS, Decision, ScanRequest, decide
-from resolver.scan.escapes import malformed_escape
+from resolver.scan.escapes import escape_error
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from twin.scans import ScanEvent
 
@@ -117,10 +117,13 @@ class ScanHandler:
             return await _problem(send, head, 414, "the URI is too long", None, accept)
         uri = rules.root + path + ("?" + qs if qs else "")
         same_as = None
+        if "%" in uri and (bad_escape := escape_error(uri)) is not None:  # never read leniently: 400
+            services.metrics.observe_scan(400, time.perf_counter() - started)
+            return await _problem(send, head, 400, "invalid GS1 Digital Link URI", bad_escape, accept)
         try:
             dl = parse(uri)
         except GS1Error as strict_error:
-            dl, same_as = (None, None) if malformed_escape(uri) else self._legacy(uri, path, rules.root, qs)
+            dl, same_as = self._legacy(uri, path, rules.root, qs)
             if dl is None:
                 services.metrics.observe_scan(400, time.perf_counter() - started)
                 return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept)
