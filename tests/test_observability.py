@@ -49,12 +49,12 @@ def test_logs_are_json_lines_with_request_ids_that_responses_echo(two_workers: S
     generated = serve.client.get(f"/01/{GTIN}", headers={"x-request-id": "bad id\twith tab"}).headers["x-request-id"]
     assert generated != "bad id\twith tab" and len(generated) < 40
     api = serve.client.post("/v1/batches", json={"gtin": GTIN}, headers={**LINE, "x-request-id": "api-42"})
-    assert api.status_code == 400 and api.headers["x-request-id"] == "api-42"
+    assert api.status_code == 422 and api.headers["x-request-id"] == "api-42"
     assert serve.stop() == 0
     lines = [l for l in serve.log_text().splitlines() if l.startswith("{")]
     entries = [json.loads(l) for l in lines]  # every JSON-looking line parses on its own
     assert entries and all({"time", "level", "logger", "message"} <= e.keys() for e in entries)
     access = [e for e in entries if e["logger"] == "serialink.access" and e.get("request_id") == "api-42"]
-    assert access and access[0]["status"] == 400 and access[0]["path"] == "/v1/batches"
+    assert access and access[0]["status"] == 422 and access[0]["path"] == "/v1/batches"
     assert not [e for e in entries if e["logger"] == "serialink.access" and e.get("path", "").startswith("/01/")], \
         "scans are not access-logged at info"
