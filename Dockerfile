@@ -12,8 +12,11 @@ COPY . .
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim-bookworm AS runtime
+# The data directory (the VOLUME below) exists in the image and belongs to the runtime user:
+# Docker seeds a new volume from it, so the resolver can write its store, keys and metrics.
 RUN groupadd --system --gid 10001 serialink \
-    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /srv/serialink serialink
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /srv/serialink serialink \
+    && install -d -o 10001 -g 10001 -m 0750 /srv/serialink/var
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/serialink-*.whl \
     && rm -rf /wheels

@@ -33,6 +33,9 @@ def _gtins(args: argparse.Namespace, key_dir: Path) -> list[str]:
 
         return [normalise_gtin(g, "--gtin") for g in args.gtin]
     if not key_dir.is_dir():
+        if args.key_dir is not None:
+            raise CommandError(f"--key-dir: {key_dir} is not a directory; give the key directory mint uses "
+                               f"(SERIALINK_KEY_DIR), or --gtin")
         return []
     return sorted(p.stem for p in key_dir.glob("*.json") if p.stem.isdigit() and len(p.stem) == 14)
 

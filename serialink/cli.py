@@ -12,7 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 
-from serialink.common import command_name, explain, unexpected
+from serialink.common import command_name, explain, stem_url, unexpected
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -31,7 +31,7 @@ def _add_parse(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per input line")
     p.add_argument("--lenient", action="store_true",
                    help="accept legacy labels (GTIN-8/12/13, /gtin/ …, trailing slash); output stays canonical")
-    p.add_argument("--stem", default=None, metavar="URL",
+    p.add_argument("--stem", default=None, metavar="URL", type=stem_url,
                    help="stem of the canonical URI (default https://id.gs1.org)")
     p.set_defaults(run=parse_cmd.run)
 
@@ -49,7 +49,8 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="DATA", help="DL URI, element string or scan data; '-' for stdin")
     p.add_argument("--to", choices=convert_cmd.TARGETS, default=None, help="target form")
-    p.add_argument("--stem", default=None, metavar="URL", help="stem for DL URIs (default https://id.gs1.org)")
+    p.add_argument("--stem", default=None, metavar="URL", type=stem_url,
+                   help="stem for DL URIs (default https://id.gs1.org)")
     p.add_argument("--lenient", action="store_true", help="accept legacy DL URIs")
     p.add_argument("--json", action="store_true", help="one JSON object per input")
     p.set_defaults(run=convert_cmd.run)

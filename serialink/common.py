@@ -44,6 +44,17 @@ def port_number(text: str) -> int:
     return value
 
 
+def stem_url(text: str) -> str:
+    """argparse type of ``parse``/``convert --stem``: an http(s) URL without query or fragment
+    (``mint --stem`` is stricter: codes on labels need https)."""
+    from settings import stem_problem
+
+    problem = stem_problem(text.replace("http://", "https://", 1) if text.startswith("http://") else text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem.replace("an https URL", "an http(s) URL"))
+    return text
+
+
 def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
     """Settings in effect for this command: file and environment, then its flags
     (``--store``, ``--key-dir``, ``--config-dir``/``--config``, ``--data-dir``, when it has them)."""

@@ -39,7 +39,7 @@ from resolver.rules.compiler import (
 from resolver.rules.linktypes import normalise
 from resolver.rules.moments import Moments
 from resolver.scan.decide import ScanRequest, UnitFacts, decide
-from resolver.scan.escapes import malformed_escape
+from resolver.scan.escapes import escape_error
 from resolver.scan.negotiate import Preferences, languages, media_types
 from serialink.common import CommandError
 from settings import load_settings
@@ -52,7 +52,7 @@ def check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         errors = sum(1 for p in exc.problems if p.severity == "error")
-        print(f"{args.file}: {errors} error(s); the file would be refused", file=sys.stderr)
+        print(f"serialink rules check: {args.file}: {errors} error(s); the file would be refused", file=sys.stderr)
         return 1
     for warning in rules.warnings:
         print(warning)
@@ -63,11 +63,12 @@ def check(args: argparse.Namespace) -> int:
 
 
 def _dl(uri: str):
+    bad_escape = escape_error(uri)
+    if bad_escape is not None:  # never read leniently: the resolver answers 400 too
+        raise bad_escape
     try:
         return parse(uri), None
     except GS1Error as strict:
-        if malformed_escape(uri):  # not a legacy form: the resolver answers 400 too
-            raise
         try:
             return parse(uri, lenient=True), "legacy form accepted by the lenient parser: " + str(strict)
         except GS1Error:
@@ -215,6 +216,9 @@ def diff(args: argparse.Namespace) -> int:
             if len(samples) < args.samples:
                 samples.append((rec["uri"], role, key[1], f"{a.status} {a.href or a.reason}", f"{b.status} {b.href or b.reason}"))
     all_total, all_changed = sum(total.values()), sum(changed.values())
+    if invalid and not all_total:
+        raise CommandError(f"--scans: none of the {invalid} line(s) of {args.scans} is a valid scan; give the "
+                           f"output of `serialink scans export` (JSON Lines) or one DL URI per line")
     if args.json:
         print(orjson.dumps({"scans": all_total, "changed": all_changed, "invalid": invalid,
                             "by_role_state": [{"role": r, "state": s, "scans": total[(r, s)], "changed": changed[(r, s)]}

@@ -59,6 +59,8 @@ class LabelTemplate:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise TemplateError(str(path), 1, f"cannot read: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise TemplateError(str(path), 1, f"not UTF-8 text (byte {exc.start}): a ZPL template is text") from None
         return cls.parse(text, str(path))
 
     @classmethod

@@ -7,12 +7,11 @@ as the README's quickstart does.
 
 from __future__ import annotations
 
-import re
-
 import argparse
 import asyncio
 import json
 import os
+import re
 import subprocess
 import time
 

@@ -5,6 +5,7 @@ scan through it. And `serialink config show` never prints a secret."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -85,3 +86,85 @@ def test_config_show_masks_secrets():
                             text=True, env=env, check=True)
     assert "never-print-this-secret-value" not in result.stdout and "hunter2pass" not in result.stdout
     assert '"store_url": "redis://:***@cache.internal:6379/0"' in result.stdout
+
+
+def _runtime_stage(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile's last stage, continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", text)
+    instructions = [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+                    for line in (raw.strip() for raw in joined.splitlines()) if line and not line.startswith("#")]
+    last_from = max(i for i, (op, _) in enumerate(instructions) if op == "FROM")
+    return instructions[last_from + 1:]
+
+
+def _ids(spec: str) -> tuple[int, int]:
+    user, _, group = spec.partition(":")
+    return int(user), int(group or user)
+
+
+def _replay(stage: list[tuple[str, str]], root: Path) -> tuple[tuple[int, int], set[str], dict[str, str]]:
+    """Apply the filesystem effects of the stage's RUN lines (directory creation and ownership:
+    useradd --create-home, install -d, mkdir, chown) under ``root``; returns the USER, the
+    VOLUME paths and the ENV. What the RUN lines do besides is irrelevant to who owns what."""
+    import json
+    import shlex
+
+    def make(path: str, owner: tuple[int, int] = (0, 0), mode: int = 0o755) -> None:
+        target = root / path.lstrip("/")
+        target.mkdir(parents=True, exist_ok=True)
+        os.chown(target, *owner)
+        target.chmod(mode)
+
+    user, volumes, env = (0, 0), set(), {}
+    for op, args in stage:
+        if op == "RUN" and user == (0, 0):
+            for command in re.split(r"&&|;", args):
+                words = shlex.split(command)
+                if not words:
+                    continue
+                opts = {w: words[i + 1] for i, w in enumerate(words[:-1]) if w.startswith("-")}
+                if words[0] == "useradd" and "--create-home" in words:
+                    make(opts["--home-dir"], (int(opts["--uid"]), int(opts["--gid"])), 0o755)
+                elif words[0] == "install" and "-d" in words:
+                    owner = (int(opts.get("-o", 0)), int(opts.get("-g", 0)))
+                    mode = int(opts.get("-m", "755"), 8)
+                    for path in (w for w in words[1:] if w.startswith("/") and w not in opts.values()):
+                        make(path, owner, mode)
+                elif words[0] == "mkdir":
+                    for path in (w for w in words[1:] if w.startswith("/")):
+                        make(path)
+                elif words[0] == "chown":
+                    owner = _ids(next(w for w in words[1:] if not w.startswith("-")))
+                    for path in (w for w in words[1:] if w.startswith("/")):
+                        os.chown(root / path.lstrip("/"), *owner)
+        elif op == "USER":
+            user = _ids(args.strip())
+        elif op == "VOLUME":
+            volumes |= set(json.loads(args) if args.strip().startswith("[") else args.split())
+        elif op == "ENV":
+            env.update(dict(w.split("=", 1) for w in shlex.split(args)))
+    return user, volumes, env
+
+
+def test_the_images_writable_paths_exist_and_belong_to_the_runtime_user():
+    """Without a Docker daemon: replay the runtime stage's directory creation in a scratch root,
+    then, as the runtime uid, write in every VOLUME and in SERIALINK_DATA_DIR."""
+    import tempfile
+
+    stage = _runtime_stage((REPO / "Dockerfile").read_text())
+    root = Path(tempfile.mkdtemp(prefix="image-root-"))
+    try:
+        root.chmod(0o755)
+        user, volumes, env = _replay(stage, root)
+        assert user != (0, 0), "the image runs as a non-root user"
+        writable = volumes | {env["SERIALINK_DATA_DIR"]}
+        assert writable and all(p.startswith("/srv/serialink") for p in writable)
+        for path in sorted(writable):
+            target = root / path.lstrip("/")
+            assert target.is_dir(), f"{path} is not created in the image (Docker would create it root-owned)"
+            assert (target.stat().st_uid, target.stat().st_gid) == user, f"{path} does not belong to {user}"
+            probe = subprocess.run(["/bin/sh", "-c", 'touch "$1/probe" && mkdir "$1/keys" && rm -r "$1/probe" "$1/keys"',
+                                    "sh", str(target)], user=user[0], group=user[1], capture_output=True, text=True)
+            assert probe.returncode == 0, f"uid {user[0]} cannot write in {path}: {probe.stderr}"
+    finally:
+        shutil.rmtree(root)

@@ -249,7 +249,7 @@ async def void_batch(request: Request) -> Response:
     body = await json_body(request)
     reason = body.get("reason") if isinstance(body, dict) else None
     if not isinstance(reason, str) or not reason.strip():
-        raise BadRequest("say why the batch is voided", "reason")
+        raise Invalid("say why the batch is voided (text)", "reason")
     try:
         batch = await services_of(request).store.set_batch_status(batch.id, BatchStatus.VOIDED, _actor(claim), reason)
     except IllegalTransition as exc:
@@ -265,9 +265,9 @@ async def decommission(request: Request) -> Response:
     body = await object_body(request)
     serials, reason = body.get("serials"), body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        raise BadRequest("say why the labels were scrapped", "reason")
+        raise Invalid("say why the labels were scrapped (text)", "reason")
     if not isinstance(serials, list) or not serials or not all(isinstance(s, str) for s in serials):
-        raise BadRequest("expected a non-empty list of serials", "serials")
+        raise Invalid("expected a non-empty list of serials", "serials")
     if len(serials) > MAX_DECOMMISSION:
         raise PayloadTooLarge(f"at most {MAX_DECOMMISSION} serials per request", "serials")
     services = services_of(request)

@@ -6,17 +6,27 @@ forbids it, GS1's URI syntax and BWIPP reject it, and reading it leniently would
 garbled URI as an unknown (counterfeit) serial. So both the scan path and ``rules explain``
 answer 400 with the strict parser's reason when the URI has one.
 
->>> malformed_escape("https://id.gs1.org/01/09506000134352/21/AB%2x"), malformed_escape("/21/A%2FB")
-(True, False)
+>>> escape_error("/21/A%2FB") is None
+True
+>>> str(escape_error("/21/AB%2x"))
+"at position 6: malformed percent-escape ('%' must be followed by two hex digits; write %25 for '%')"
 """
 
 from __future__ import annotations
 
 import re
 
+from ext import GS1Error
+
 _MALFORMED = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def malformed_escape(uri: str) -> bool:
-    """Does ``uri`` hold a ``%`` that does not start a two-hex-digit escape?"""
-    return "%" in uri and _MALFORMED.search(uri) is not None
+def escape_error(uri: str) -> GS1Error | None:
+    """The 400's reason for the first malformed escape of ``uri`` (path or query), or None."""
+    if "%" not in uri:
+        return None
+    found = _MALFORMED.search(uri)
+    if found is None:
+        return None
+    return GS1Error("malformed percent-escape ('%' must be followed by two hex digits; write %25 for '%')",
+                    position=found.start(), code="MALFORMED_PERCENT_ESCAPE")

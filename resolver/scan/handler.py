@@ -39,7 +39,7 @@ from resolver.scan.decide import (
 )
 from resolver.scan.defaults import LevelDefault
 from resolver.scan.defaults import for_levels as level_defaults
-from resolver.scan.escapes import malformed_escape
+from resolver.scan.escapes import escape_error
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from twin.scans import ScanEvent
 
@@ -143,10 +143,14 @@ class ScanHandler:
                                   page=self.error_page, accept_language=accept_language)
         uri = rules.root + path + ("?" + qs if qs else "")
         same_as = None
+        if "%" in uri and (bad_escape := escape_error(uri)) is not None:  # never read leniently: 400
+            services.metrics.observe_scan(400, time.perf_counter() - started)
+            return await _problem(send, head, 400, "invalid GS1 Digital Link URI", bad_escape, accept,
+                                  page=self.error_page, accept_language=accept_language)
         try:
             dl = parse(uri)
         except GS1Error as strict_error:
-            legacy, same_as = (None, None) if malformed_escape(uri) else self._legacy(uri, path, rules.root, qs)
+            legacy, same_as = self._legacy(uri, path, rules.root, qs)
             if legacy is None:
                 services.metrics.observe_scan(400, time.perf_counter() - started)
                 return await _problem(send, head, 400, "invalid GS1 Digital Link URI", strict_error, accept,

@@ -1,0 +1,310 @@
+"""Every subcommand, given a wrong input or an unreachable dependency, says so in one line.
+
+``serialink <command>: <what is wrong and what to do>``, exit 1 (2 for usage), never a
+traceback and never the catch-all "unexpected error" line (that one means a layer failed
+without saying what is wrong). The matrix is built from the argparse parser itself: every
+leaf command needs a valid baseline invocation here, and every one of its options a list of
+wrong values (or an entry in ``FREE``), so a new command or flag fails this test until it is
+covered. Each case changes one thing in the baseline: an argument, or the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serialink import cli
+
+REPO = Path(__file__).resolve().parents[1]
+GTIN = "09506000134352"
+UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
+
+#: A valid invocation of every leaf command ({tmp}, {rules}, … are filled in per run).
+BASELINE: dict[str, list[str]] = {
+    "parse": ["parse", f"https://id.gs1.org/01/{GTIN}"],
+    "convert": ["convert", f"(01){GTIN}"],
+    "serve": ["serve", "--port", "{port}"],  # runs in its own directory: data in ./var, SQLite
+    "rules check": ["rules", "check", "{rules}"],
+    "rules explain": ["rules", "explain", f"https://id.gs1.org/01/{GTIN}/21/ABC", "--rules", "{rules}"],
+    "rules diff": ["rules", "diff", "{rules}", "{rules}", "--scans", "{scans}"],
+    "mint": ["mint", "--gtin", GTIN, "--count", "3", "--format", "csv,zpl", "--out", "{tmp}/out", "--store", "sqlite:///{tmp}/db",
+             "--key-dir", "{tmp}/keys", "--no-progress"],
+    "import": ["import", "{codes}", "--gtin", GTIN, "--store", "sqlite:///{tmp}/db", "--key-dir", "{tmp}/keys"],
+    "batches list": ["batches", "list", "--store", "sqlite:///{tmp}/db", "--key-dir", "{tmp}/keys"],
+    "batches void": ["batches", "void", f"{GTIN}.default.0", "--reason", "never printed",
+                     "--store", "sqlite:///{tmp}/db"],
+    "scans export": ["scans", "export", "--since", "1d", "--store", "sqlite:///{tmp}/db", "--out", "{tmp}/s.jsonl"],
+    "config show": ["config", "show"],
+}
+
+_PATHS_TO_READ = ["{tmp}/missing", "{tmp}", "{garbage}"]
+#: Wrong values by argparse ``dest``; every one must be refused (exit 1 or 2).
+WRONG: dict[str, list[str]] = {
+    "store": ["bogus://x", UNREACHABLE_REDIS, "sqlite:////proc/x/db", "not a url", "redis://127.0.0.1:1/0?durability=x"],
+    "out": ["/proc/x", "{file}"],
+    "data_dir": ["/proc/x", "{file}"],
+    "key_dir": ["/proc/x", "{file}"],
+    "config": ["{tmp}/missing", "{file}"],
+    "config_dir": ["{tmp}/missing", "{badsettings}"],
+    "rules": ["{tmp}/missing.yaml", "{tmp}", "{garbage}"],
+    "file": _PATHS_TO_READ,
+    "old": _PATHS_TO_READ,
+    "new": _PATHS_TO_READ,
+    "scans": ["{tmp}/missing", "{tmp}", "{garbage}"],
+    "profiles": ["{tmp}/missing.yaml", "{garbage}"],
+    "zpl_template": ["{tmp}/missing.zpl", "{garbage}"],
+    "gtin": ["123", "09506000134353", "abc"],
+    "count": ["0", "abc", "-1", "99999999999"],
+    "expiry": ["2080-06-30", "2026-W01-1", "\u0662\u0660\u0662\u0667-\u0660\u0661-\u0660\u0661", "2027-02-30"],
+    "stem": ["not a url", "https://x.example/?q=1", "http://x.example", "https://x.example/#f"],
+    "format": ["gif", ",", ""],
+    "port": ["abc", "0", "70000"],
+    "workers": ["0", "abc", "-1"],
+    "host": ["256.256.256.256", "no such host.invalid"],
+    "ssl_cert": ["{tmp}/missing.pem"],
+    "ssl_key": ["{tmp}/missing.pem"],
+    "request_id": ["bad id!", "x" * 101],
+    "lot": ["x" * 21, "\u00e4"],
+    "site": ["bad name!"],
+    "line": ["bad name!"],
+    "profile": ["nope", "bad name!"],
+    "batch_id": ["nope", f"{GTIN}.default.999"],
+    "reason": [" "],
+    "since": ["yesterday", "2026-13-01"],
+    "url": ["not a url", "https://id.gs1.org/01/123", f"https://id.gs1.org/01/{GTIN}/21/A%2x"],
+    "uris": ["not a url"],
+    "inputs": ["not a url"],
+    "to": ["bogus"],
+    "role": ["bogus"],
+    "state": ["bogus"],
+    "status": ["bogus"],
+    "samples": ["abc"],
+}
+#: Where one command's option takes other values than WRONG's (same dest, other meaning).
+WRONG_FOR: dict[tuple[str, str], list[str]] = {
+    ("parse", "stem"): ["not a url", "https://x.example/?q=1", "ftp://x.example", "https://x.example/#f"],
+    ("convert", "stem"): ["not a url", "https://x.example/?q=1", "ftp://x.example"],
+    ("scans export", "out"): ["/proc/x/scans.jsonl", "{tmp}"],
+}
+#: Options any value of which is acceptable input (flags, free text the command only echoes).
+FREE = {"help", "json", "lenient", "recalled", "stolen", "progress", "reuse_port", "verbose", "lang", "accept",
+        "link_type", "context"}
+#: The environment, wrong: a command that reads the setting refuses it in one line; one
+#: that does not may succeed.
+WRONG_ENV: list[dict[str, str]] = [
+    {"SERIALINK_PORT": "abc"},
+    {"SERIALINK_WORKERS": "0"},
+    {"SERIALINK_STORE_URL": "bogus://x"},
+    {"SERIALINK_STORE_URL": UNREACHABLE_REDIS},
+    {"SERIALINK_CONFIG_DIR": "{tmp}/missing"},
+    {"SERIALINK_CONFIG_DIR": "{badsettings}"},
+    {"SERIALINK_DATA_DIR": "/proc/x"},
+    {"SERIALINK_RULES_FILE": "{tmp}/missing.yaml"},
+    {"SERIALINK_DL_STEM": "not a url"},
+]
+
+
+def _leaves(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()):
+    """(command words, parser) of every leaf subcommand."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield " ".join(words), parser
+        return
+    for name, child in subs[0].choices.items():
+        yield from _leaves(child, (*words, name))
+
+
+LEAVES = dict(_leaves(cli.build_parser()))
+
+
+def _dest_flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if not isinstance(a, argparse._SubParsersAction)}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The files the baselines name, and the wrong ones."""
+    tmp = tmp_path_factory.mktemp("cli")
+    rules = (REPO / "config" / "rules.yaml").read_text()
+    (tmp / "rules.yaml").write_text(rules)
+    (tmp / "scans.jsonl").write_text(f'{{"uri": "https://id.gs1.org/01/{GTIN}/21/ABC"}}\n')
+    (tmp / "codes.txt").write_text(f"{GTIN},IMPORTED1\n{GTIN},IMPORTED2\n")
+    (tmp / "garbage").write_bytes(b"\xff\xfe{{ not: [yaml, json or zpl\x00\n")
+    (tmp / "a-file").write_text("not a directory\n")
+    bad = tmp / "badsettings"
+    bad.mkdir()
+    (bad / "settings.yaml").write_text("port: [1, 2\n")
+    return tmp
+
+
+def _fill(text: str, tmp: Path, port: int) -> str:
+    return text.format(tmp=tmp, rules=tmp / "rules.yaml", scans=tmp / "scans.jsonl", codes=tmp / "codes.txt",
+                       garbage=tmp / "garbage", file=tmp / "a-file", badsettings=tmp / "badsettings", port=port)
+
+
+def _replace(argv: list[str], command: str, dest: str, value: str) -> list[str]:
+    """The baseline with ``dest`` set to ``value`` (replaced if present, else added).
+    Baselines put their positionals right after the command words, in order."""
+    parser = LEAVES[command]
+    action = _dest_flags(parser)[dest]
+    out = list(argv)
+    if action.option_strings:
+        for f in action.option_strings:
+            if f in out:
+                out[out.index(f) + 1] = value
+                return out
+        return [*out, action.option_strings[-1], value]
+    positionals = [a.dest for a in parser._actions if not a.option_strings]
+    out[len(command.split()) + positionals.index(dest)] = value
+    return out
+
+
+def _command_of(argv: list[str]) -> str:
+    for n in range(len(argv), 0, -1):
+        if " ".join(argv[:n]) in LEAVES:
+            return " ".join(argv[:n])
+    raise AssertionError(argv)
+
+
+def _cases():
+    for command, parser in LEAVES.items():
+        for dest in _dest_flags(parser):
+            for value in WRONG_FOR.get((command, dest), WRONG.get(dest, ())):
+                yield pytest.param(command, dest, value, None, id=f"{command}--{dest}={value[:24]}")
+        for env in WRONG_ENV:
+            (key, value), = env.items()
+            yield pytest.param(command, None, None, env, id=f"{command}-{key}={value[:24]}")
+
+
+CASES = list(_cases())
+
+
+def test_every_command_has_a_baseline_and_every_option_wrong_values():
+    assert set(LEAVES) == set(BASELINE), "add a baseline invocation for each new subcommand"
+    uncovered = [f"{c} {d}" for c, p in LEAVES.items() for d in _dest_flags(p) if d not in WRONG and d not in FREE]
+    assert not uncovered, f"give WRONG values (or a FREE entry) for: {uncovered}"
+    assert len(CASES) > 200
+
+
+def _run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True)  # parse writes to .buffer
+    err = io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = cli.main(argv)
+            except SystemExit as exc:  # argparse usage errors
+                status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+    return status, out.buffer.getvalue().decode("utf-8", "replace"), err.getvalue()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _check(command: str, status: int, stdout: str, stderr: str, must_fail: bool, what: str) -> None:
+    assert "Traceback" not in stdout + stderr, f"{what}: traceback\n{stderr[-3000:]}"
+    assert "unexpected error" not in stderr, f"{what}: not explained: {stderr}"
+    assert status in ((1, 2) if must_fail else (0, 1, 2)), f"{what}: exit {status}: {stdout[-500:]} {stderr[-500:]}"
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if status != 0 and lines:
+        assert lines[-1].startswith(f"serialink {command}: "), f"{what}: {stderr}"
+
+
+@pytest.mark.parametrize("command,dest,value,env", [c for c in CASES if c.values[0] != "serve"])
+def test_wrong_input_gives_one_line_never_a_traceback(world, tmp_path, command, dest, value, env):
+    port = _free_port()
+    argv = [_fill(w, tmp_path, port) for w in BASELINE[command]]
+    if dest is not None:
+        argv = _replace(argv, command, dest, _fill(value, world, port))
+    env = {k: _fill(v, world, port) for k, v in (env or {}).items()}
+    # the files the baseline names live in this test's directory
+    for name in ("rules.yaml", "scans.jsonl", "codes.txt"):
+        (tmp_path / name).write_bytes((world / name).read_bytes())
+    argv = [w.replace(str(world / "rules.yaml"), str(tmp_path / "rules.yaml")) for w in argv]
+    status, out, err = _run_in_process(argv, env, tmp_path)
+    _check(command, status, out, err, must_fail=dest is not None, what=" ".join(argv) + f" {env}")
+
+
+def test_serve_refuses_every_wrong_input_in_one_line(world, tmp_path):
+    """serve forks Granian when its input is right, so its cases run as processes, together
+    (each in its own session, output to files: one that starts anyway is killed whole)."""
+    serve_cases = [c.values for c in CASES if c.values[0] == "serve"]
+    procs = []
+    for i, (_, dest, value, env) in enumerate(serve_cases):
+        port = _free_port()
+        home = tmp_path / str(i)
+        home.mkdir()
+        argv = [_fill(w, home, port) for w in BASELINE["serve"]]
+        if dest is not None:
+            argv = _replace(argv, "serve", dest, _fill(value, world, port))
+        full_env = {**os.environ, "PYTHONPATH": str(REPO),
+                    **{k: _fill(v, world, port) for k, v in (env or {}).items()}}
+        with open(home / "out", "w") as out, open(home / "err", "w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "serialink", *argv], cwd=home, env=full_env,
+                                    stdout=out, stderr=err, start_new_session=True)
+        procs.append((argv, env, home, proc))
+    started = []
+    for argv, env, home, proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            started.append(f"{argv} {env}")
+            continue
+        # a wrong environment that serve does not read (none today) could let it start: all must refuse
+        _check("serve", proc.returncode, (home / "out").read_text(), (home / "err").read_text(), must_fail=True,
+               what=f"{argv} {env}")
+    assert not started, f"serve started despite a wrong input: {started}"
+    assert len(procs) >= 30
+
+
+@pytest.mark.parametrize("argv,env", [
+    (["serve", "--store", UNREACHABLE_REDIS], {}),
+    (["serve", "--store", "bogus://x"], {}),
+    (["serve", "--data-dir", "/proc/x"], {}),
+    (["rules", "explain", f"https://id.gs1.org/01/{GTIN}", "--rules", "missing.yaml"], {}),
+    (["rules", "diff", "{rules}", "{rules}", "--scans", "missing"], {}),
+    (["config", "show"], {"SERIALINK_PORT": "abc"}),
+    (["config", "show"], {"SERIALINK_CONFIG_DIR": "{badsettings}"}),
+    (["mint", "--gtin", GTIN, "--count", "3", "--out", "out", "--store", UNREACHABLE_REDIS], {}),
+    (["import", "{codes}", "--gtin", GTIN, "--store", UNREACHABLE_REDIS], {}),
+], ids=["serve-redis-down", "serve-bogus-store", "serve-proc-data-dir", "explain-missing-rules",
+        "diff-missing-scans", "port-abc", "bad-settings-yaml", "mint-redis-down", "import-redis-down"])
+def test_the_reproductions_of_issue_12_are_one_line_and_exit_1(world, tmp_path, argv, env):
+    port = _free_port()
+    argv = [_fill(w, world, port) for w in argv]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "SERIALINK_PORT": str(port),
+                **{k: _fill(v, world, port) for k, v in env.items()}}
+    run = subprocess.run([sys.executable, "-m", "serialink", *argv], cwd=tmp_path, env=full_env,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert run.stderr.startswith(f"serialink {_command_of(argv)}: "), run.stderr
+
+
+def test_verbose_adds_the_traceback(world, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "serialink", "--verbose", "serve", "--store", "bogus://x"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                         timeout=60)
+    assert run.returncode == 1 and "Traceback" in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("serialink serve: store_url: unknown scheme")
