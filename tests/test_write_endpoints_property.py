@@ -81,7 +81,7 @@ def world(app):
     assert made.status_code == 201, made.text
     batch = made.json()["batch"]["id"]
     serial = app.client.get(f"/v1/batches/{batch}/files/codes.csv", headers=admin).text.splitlines()[1].split(",")[1]
-    params = {"gtin": GTIN, "serial": serial, "batch_id": batch, "token_id": "t" * 16, "overlay_id": "o" * 16}
+    params = {"gtin": GTIN, "serial": serial, "batch_id": batch, "token_id": "t" * 16, "overlay_id": "o" * 16, "key_id": "k" * 16, "visit_id": "v" * 16, "session_id": "s" * 16}
     headers = [admin, app.auth("manufacturer", all_products=True), app.auth("line", gtins=[GTIN]),
                app.auth("regulator", all_products=True), {}]
     return params, headers
