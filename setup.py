@@ -1,4 +1,5 @@
-"""Build the Cython extensions in ext/ and generate the AI table from the vendored
+"""Build the Cython extensions in ext/ (and compile the scan path's pure-Python modules
+listed in ext/hot_modules.py) and generate the AI table from the vendored
 GS1 Barcode Syntax Dictionary before anything compiles.
 
 `pip install -e .` and `pip wheel .` both go through here. The example config is
@@ -36,10 +37,21 @@ class BuildPyWithConfig(build_py):
 
 generate_ai_table()
 
+
+def hot_modules() -> tuple[str, ...]:
+    spec = importlib.util.spec_from_file_location("_hot", ROOT / "ext" / "hot_modules.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.HOT_MODULES
+
+
 extensions = [
     Extension(f"ext.{p.stem}", [str(p.relative_to(ROOT))], extra_compile_args=["-O3"])
     for p in sorted((ROOT / "ext").glob("*.pyx"))
 ]
+# The scan path's pure-Python modules, compiled as they are (ext/hot_modules.py says why),
+# with Python's semantics kept: no unchecked indexing or C division there.
+hot = [Extension(rel[:-3].replace("/", "."), [rel], extra_compile_args=["-O2"]) for rel in hot_modules()]
 
 setup(
     ext_modules=cythonize(
@@ -52,6 +64,6 @@ setup(
             "initializedcheck": False,
             "embedsignature": True,
         },
-    ),
+    ) + cythonize(hot, compiler_directives={"language_level": 3, "binding": True}, quiet=True),
     cmdclass={"build_py": BuildPyWithConfig},
 )

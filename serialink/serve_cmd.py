@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ext.hot_modules import stale
 from serialink.common import CommandError, port_number, positive_int
 from settings import load_settings
 from twin.durability import durability_advice
@@ -29,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     if args.config and not Path(args.config).is_dir():
         raise CommandError(f"--config: {args.config} is not a directory; give the directory that holds "
                            f"rules.yaml and settings.yaml")
+    if stale_modules := stale():
+        raise CommandError(f"the compiled copy of {stale_modules[0]} is older than its source (and "
+                           f"{len(stale_modules) - 1} more); rebuild with `pip install -e .` or "
+                           f"`python setup.py build_ext --inplace`")
     env = {}
     if args.store:
         env["SERIALINK_STORE_URL"] = args.store
