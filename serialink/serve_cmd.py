@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from resolver.rules.compiler import RulesInvalid, load_rules
 
     try:
-        load_rules(settings.rules_file)
+        load_rules(settings.rules_file, hand_over=True)  # the workers take these instead of compiling again
     except RulesInvalid as exc:
         last_good = settings.data_dir / "rules.last-good.yaml"
         if not last_good.exists():

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ext import parse
-from resolver.rules.compiler import ROLES, STATES, compile_rules, default_rules_file
+from resolver.rules.compiler import ROLES, STATES, compile_rules, default_rules_file, load_rules
 from resolver.rules.dates import timestamp_ms
 from resolver.rules.holder import RulesHolder
 from resolver.rules.linktypes import RESOLVER_ONLY, vocabulary
@@ -357,3 +357,18 @@ def wait_for(get, done, timeout: float = 10.0):
             return value
         assert time.monotonic() < deadline, value
         time.sleep(0.05)
+
+
+def test_serve_hands_its_compiled_rules_to_the_workers_once_and_only_for_the_same_text(tmp_path: Path) -> None:
+    """serve compiles the file to check it, then forks workers that would compile it again
+    (minutes for 100k products): a worker takes serve's copy while the file is unchanged."""
+    path = tmp_path / "rules.yaml"
+    path.write_text(default_rules_file().read_text(encoding="utf-8"), encoding="utf-8")
+    checked = load_rules(path, hand_over=True)
+    taken = load_rules(path)
+    assert taken is checked
+    assert load_rules(path) is not checked  # taken once: later loads compile
+    handed = load_rules(path, hand_over=True)
+    path.write_text(path.read_text(encoding="utf-8") + "\n# edited after serve checked it\n", encoding="utf-8")
+    edited = load_rules(path)
+    assert edited is not handed and edited.version != handed.version == checked.version

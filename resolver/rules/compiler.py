@@ -555,10 +555,28 @@ def _compile(text: str, source: str) -> CompiledRules:
     return CompiledRules(data["resolver"], products, source, text, [p for p in problems if p.severity == "warning"])
 
 
-def load_rules(path: Path | str) -> CompiledRules:
+#: Rules compiled by ``serialink serve`` before it starts its workers: (file, text, rules).
+#: Granian forks the workers, so each inherits them and a worker whose file still holds
+#: the same text takes them instead of compiling again (a file of 100k products takes
+#: minutes to compile). Taken once per process; any other load compiles.
+_handed_over: tuple[str, str, CompiledRules] | None = None
+
+
+def load_rules(path: Path | str, *, hand_over: bool = False) -> CompiledRules:
+    """Compile a rules file. ``hand_over``: keep the result for the next load of the same
+    file with the same text in this process or a process forked from it (serve's check,
+    then each worker's start)."""
+    global _handed_over
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RulesInvalid([Problem(f"{path}:1:1", f"cannot read the file: {exc}")]) from None
-    return compile_rules(text, str(path))
+    kept, _handed_over = _handed_over, None
+    if kept is not None and kept[0] == str(path) and kept[1] == text:
+        rules = kept[2]
+    else:
+        rules = compile_rules(text, str(path))
+    if hand_over:
+        _handed_over = (str(path), text, rules)
+    return rules
