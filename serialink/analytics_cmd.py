@@ -35,6 +35,13 @@ def _time(value: str, flag: str) -> datetime:
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
+def _check_gtin(value: str) -> None:
+    from ext import verify_check_digit
+
+    if not (len(value) == 14 and value.isdigit() and verify_check_digit(value)):
+        raise CommandError(f"--gtin: expected a 14-digit GTIN with its check digit, got {value!r:.40}", 2)
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
@@ -67,6 +74,9 @@ def run_export(args: argparse.Namespace) -> int:
     from resolver.analytics.export import export
     from twin.store import open_store
 
+    if not 0 <= args.settle < 86_400 * 365:  # also refuses nan
+        raise CommandError(f"--settle: {args.settle:g} is not a number of seconds from 0 to a year; give how "
+                           "long scans may stay buffered in the workers, e.g. 60")
     latest = _ms(datetime.now(UTC)) - int(args.settle * 1000)
     until = _ms(_time(args.until, "--until")) if args.until else latest
     if until > latest:
@@ -93,10 +103,18 @@ def run_report(args: argparse.Namespace) -> int:
     from resolver.analytics.reports import Analytics
 
     root = args.dir or settings_for(args).analytics_dir
+    if not Path(root).is_dir():
+        raise CommandError(f"--dir: {root} is not an export directory; write one first with "
+                           f"`serialink analytics export --out {root}`")
+    since = _time(args.since, "--since")
     until = _time(args.until, "--until") if args.until else datetime.now(UTC)
+    if since >= until:
+        raise CommandError("--since: must be before --until")
+    if args.gtin is not None:
+        _check_gtin(args.gtin)
     analytics = Analytics(root)
     try:
-        result = analytics.run(args.name, since=_time(args.since, "--since"), until=until, gtin=args.gtin, by=args.by)
+        result = analytics.run(args.name, since=since, until=until, gtin=args.gtin, by=args.by)
     finally:
         analytics.close()
     print(result.as_csv(), end="")

@@ -140,7 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in REGISTRARS:
         register(sub)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser, words: tuple[str, ...] = ()) -> None:
+    """Give every parser the words that reach it (``line report``), so an error names the
+    command as typed whatever its modules call their subcommand dests."""
+    if words:
+        parser.set_defaults(command_words=" ".join(words))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                _name_commands(child, (*words, name))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

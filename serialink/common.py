@@ -66,6 +66,9 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def command_name(args: argparse.Namespace) -> str:
     """``mint``, ``rules explain``, ``config show``: the words the operator typed."""
+    named = getattr(args, "command_words", None)
+    if isinstance(named, str):
+        return named
     words = [args.command]
     for attribute in sorted(vars(args)):
         if attribute.endswith("_command") and getattr(args, attribute):

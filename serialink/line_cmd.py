@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import socket
 import sys
 from typing import Any
@@ -71,6 +72,8 @@ def _serials(path: str | None) -> list[str] | None:
         text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
     except OSError as exc:
         raise CommandError(f"--serials {path}: {exc.strerror}; give a readable file") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"--serials {path}: not UTF-8 text; give one serial per line") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -84,6 +87,8 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
             body["serials"] = serials
         if ranges:
             body["ranges"] = ranges
+    if args.reason is not None and not args.reason.strip():
+        raise CommandError("--reason: blank; say why, or leave --reason out", 2)
     body.update(report_id=args.report_id, reason=args.reason)
     return {k: v for k, v in body.items() if v is not None}
 
@@ -102,6 +107,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from twin.store import open_store
 
     parse_batch_id(args.batch)
+    if args.key_dir is not None and not os.path.isdir(args.key_dir):
+        raise CommandError(f"--key-dir: {args.key_dir} is not a directory; give the per-GTIN key directory "
+                           "the batch was minted with")
     settings = settings_for(args)
     async with await open_store(settings.store_url) as store:
         if args.action == "status":

@@ -199,5 +199,5 @@ def test_the_quickstart_line_works_in_a_shell(tmp_path):
     done = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     length, dots, _, status = done.stdout.split()
     assert int(length) > 100 and dots == "2" and status == "1"  # a JWS alone on stdout; then a refusal
-    assert done.stderr.splitlines()[-1] == "serialink tokens issue: --gtin: expected a 14-digit GTIN"
+    assert done.stderr.splitlines()[-1] == "serialink tokens issue: --gtin: expected a 14-digit GTIN with its check digit"
     assert "Traceback" not in done.stderr

@@ -26,6 +26,7 @@ from typing import Any
 
 import jwt
 
+from ext import verify_check_digit
 from resolver.access.tokens import ALGORITHM, MAX_TTL, Claims, claims_payload
 from resolver.errors import Forbidden, Invalid
 
@@ -102,8 +103,8 @@ def check_grant(caller: Claims, body: Mapping[str, Any], issued: int) -> dict[st
     prefixes = _strings(body.get("prefixes"), "prefixes")
     sites, lines = _strings(body.get("sites"), "sites"), _strings(body.get("lines"), "lines")
     for i, g in enumerate(gtins):
-        if not (len(g) == 14 and g.isdigit()):
-            raise GrantRefused(f"gtins[{i}]", "expected a 14-digit GTIN")
+        if not (len(g) == 14 and g.isdigit() and verify_check_digit(g)):
+            raise GrantRefused(f"gtins[{i}]", "expected a 14-digit GTIN with its check digit")
     for i, p in enumerate(prefixes):
         if not (p.isdigit() and 4 <= len(p) <= 12):
             raise GrantRefused(f"prefixes[{i}]", "expected a GS1 company prefix of 4-12 digits")

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from ext import verify_check_digit
 from resolver.access.tokens import Claims
 from resolver.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from twin.events import Actor
@@ -80,8 +81,8 @@ def check_scope(site: object, line: object, gtins: object, prefixes: object) -> 
     gtin_list = _strings(gtins, "gtins")
     prefix_list = _strings(prefixes, "prefixes")
     for i, g in enumerate(gtin_list):
-        if not (len(g) == 14 and g.isdigit()):
-            raise Invalid("expected a 14-digit GTIN", f"gtins[{i}]")
+        if not (len(g) == 14 and g.isdigit() and verify_check_digit(g)):
+            raise Invalid("expected a 14-digit GTIN with its check digit", f"gtins[{i}]")
     for i, p in enumerate(prefix_list):
         if not (p.isdigit() and 4 <= len(p) <= 12):
             raise Invalid("expected a GS1 company prefix of 4-12 digits", f"prefixes[{i}]")

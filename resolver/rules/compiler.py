@@ -354,7 +354,7 @@ def _message(error: jsonschema.ValidationError) -> str:
 
 def _date_time_ok(value: str) -> bool:
     try:
-        return FORMAT_CHECKER.conforms(value, "date-time")
+        return bool(FORMAT_CHECKER.conforms(value, "date-time"))
     except Exception:
         return False
 
