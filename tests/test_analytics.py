@@ -14,13 +14,17 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from resolver.analytics.clones import CloneDetector, load_rules, parse_rules
-from resolver.analytics.export import export, uncovered
+from resolver.analytics.export import _chunk_arrays, export, uncovered
 from resolver.analytics.reports import BUCKETS, REPORTS, Analytics
 from resolver.errors import Invalid
+from twin.errors import CorruptRecord
 from twin.events import Actor, make_event
 from twin.overlays import LotScope, SerialRange, SerialScope
 from twin.ownership import PersonalData
@@ -414,3 +418,27 @@ def test_export_command_refuses_an_unsettled_period_and_writes_files(tmp_path: P
     assert (tmp_path / "o" / "_periods.json").exists() and (tmp_path / "o" / "batches.parquet").exists()
     assert main(["analytics", "report", "funnel", "--dir", str(tmp_path / "o")]) == 0
     assert date.today()  # the report ran over an empty export
+
+
+_TEXT = st.none() | st.text(max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-2**63, 2**63 - 1), *([_TEXT] * 6), st.none() | st.text(max_size=3)),
+                max_size=70_000 // 100),
+       st.booleans())
+def test_the_chunk_decoder_reads_what_msgpack_wrote(rows: list[tuple[Any, ...]], old_rows: bool) -> None:
+    """ext.scan_columns against msgpack itself: every value, nulls, 7-value rows of old chunks."""
+    if old_rows:
+        rows = [r[:7] for r in rows]
+    arrays = _chunk_arrays(msgpack.packb(rows), "scans/test")
+    got = list(zip(*[a.to_pylist() for a in arrays], strict=True)) if rows else []
+    assert got == [tuple(r) + (None,) * (8 - len(r)) for r in rows]
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x91", b"\x91\x92\x01", msgpack.packb([[1, 2, 3, 4, 5, 6, 7, 8]]),
+                                  msgpack.packb([[1, "a"]]), msgpack.packb([[1, "a", "b", "c", "d", "e", "f"]])[:-1],
+                                  msgpack.packb([[1, "a", "b", "c", "d", "e", "f"]]) + b"\x00", msgpack.packb({"a": 1})])
+def test_a_damaged_chunk_is_a_corrupt_record_not_a_crash(blob: bytes) -> None:
+    with pytest.raises(CorruptRecord, match="scans/test"):
+        _chunk_arrays(blob, "scans/test")

@@ -35,10 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ext.scan_columns import decode_chunk
 from twin.batch import Batch
+from twin.errors import CorruptRecord
 from twin.events import Event
 from twin.overlays import CounterRange, LotScope, Overlay, SerialRange, SerialScope
-from twin.scans import chunk_rows
 from twin.store import UnitStore
 
 DAY_MS = 86_400_000
@@ -189,27 +190,26 @@ class _DayFiles:
 # -- scans --------------------------------------------------------------------------------
 
 
-#: A stored chunk row as Arrow reads it: (at_ms, serial, lot, role, link_type, state, context, country).
-_ROW = pa.struct([("ts", pa.int64())] + [(n, pa.string()) for n in SCAN_SCHEMA.names[2:9]])
-_ROW_V1 = pa.struct(list(_ROW)[:7])  # chunks written before scans carried a country
+def _chunk_arrays(blob: bytes, key: str) -> list[pa.Array]:
+    """A chunk's columns (ts as int64 ms, then serial … country), decoded from msgpack
+    straight into Arrow buffers (ext.scan_columns: no Python object per row or field)."""
+    try:
+        n, ts, columns = decode_chunk(blob)
+    except ValueError as exc:
+        raise CorruptRecord(key, f"not a scan chunk ({exc})") from None
+    arrays: list[pa.Array] = [pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(ts)])]
+    for offsets, data, valid, nulls in columns:
+        arrays.append(pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data),
+                                                  pa.py_buffer(valid) if nulls else None, nulls))
+    return arrays
 
 
-def _chunk_array(blob: bytes, key: str) -> pa.StructArray:
-    """A chunk's rows as one Arrow struct array (converted in C, no per-column Python)."""
-    rows = chunk_rows(blob, key, tuples=True)
-    if rows and len(rows[0]) == 7:
-        old = pa.array(rows, type=_ROW_V1)
-        return pa.StructArray.from_arrays([*old.flatten(), pa.nulls(len(old), pa.string())], fields=list(_ROW))
-    return pa.array(rows, type=_ROW)
-
-
-def _scan_table(parts: list[tuple[str, pa.StructArray]], since: int, until: int) -> pa.Table:
-    rows = pa.concat_arrays([a for _, a in parts])
-    cols = rows.flatten()
+def _scan_table(parts: list[tuple[str, list[pa.Array]]], since: int, until: int) -> pa.Table:
+    width = len(parts[0][1])
+    cols = [pa.concat_arrays([arrays[k] for _, arrays in parts]) for k in range(width)]
     at = cols[0]
-    gtins = pa.concat_arrays([pa.array([g] * len(a), pa.string()) for g, a in parts])
-    arrays = [at.cast(TS), gtins, *cols[1:], pa.nulls(len(at), pa.string())]
-    table = pa.Table.from_arrays(arrays, schema=SCAN_SCHEMA)
+    gtins = pa.concat_arrays([pa.repeat(pa.scalar(g, pa.string()), len(arrays[0])) for g, arrays in parts])
+    table = pa.Table.from_arrays([at.cast(TS), gtins, *cols[1:], pa.nulls(len(at), pa.string())], schema=SCAN_SCHEMA)
     lo, hi = pc.min_max(at).values()
     if lo.as_py() < since or hi.as_py() >= until:
         table = table.filter(pc.and_(pc.greater_equal(at, since), pc.less(at, until)))
@@ -218,14 +218,14 @@ def _scan_table(parts: list[tuple[str, pa.StructArray]], since: int, until: int)
 
 async def export_scans(store: UnitStore, files: _DayFiles, gtins: Sequence[str]) -> int:
     since, until = files.period
-    parts: list[tuple[str, pa.StructArray]] = []
+    parts: list[tuple[str, list[pa.Array]]] = []
     pending = 0
     for gtin in gtins:
         async for chunks in store.scan_chunks(gtin, since, until):
             for chunk in chunks:
-                array = _chunk_array(chunk.blob, f"scans/{gtin}@{chunk.at_ms}")
-                parts.append((gtin, array))
-                pending += len(array)
+                arrays = _chunk_arrays(chunk.blob, f"scans/{gtin}@{chunk.at_ms}")
+                parts.append((gtin, arrays))
+                pending += len(arrays[0])
                 if pending >= BLOCK_ROWS:
                     files.write(_scan_table(parts, since, until))
                     parts, pending = [], 0
