@@ -14,6 +14,7 @@ Targets (issue 4): (b) ≥ 60 % of (a) on both stores, (c) ≥ 75 % of (a), p99 
     python loadtests/throughput.py                 # 3 alternating rounds of 10 s each, best round reported
     python loadtests/throughput.py --duration 30 --scaling
     python loadtests/throughput.py --against main   # also another revision's server, same data, same run
+    python loadtests/throughput.py --cluster        # also a Redis Cluster store beside the single Redis
 
 Needs wrk and redis-server (Debian packages). Results: stdout and loadtests/results/*.json.
 """
@@ -154,6 +155,41 @@ def register_share(store_url: str, serials: list[str], share: float) -> int:
     return len(chosen)
 
 
+def start_cluster(directory: Path, core: str | None, procs: list[subprocess.Popen], masters: int = 3) -> str:
+    """A Redis Cluster of ``masters`` nodes (AOF, fsync always, no replicas) on loopback,
+    pinned like the single Redis; its store URL once every slot is served."""
+    ports: list[int] = []
+    while len(ports) < masters:  # the cluster bus listens on port + 10000: stay below 55536
+        port = random.randrange(20000, 30000)
+        with socket.socket() as probe:
+            if port not in ports and probe.connect_ex(("127.0.0.1", port)) != 0 \
+                    and probe.connect_ex(("127.0.0.1", port + 10000)) != 0:
+                ports.append(port)
+    for port in ports:
+        node = directory / str(port)
+        node.mkdir(parents=True)
+        procs.append(start(pinned(core, ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node),
+                                         "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                         "--appendonly", "yes", "--appendfsync", "always", "--save", ""])))
+    for port in ports:
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "PING"], capture_output=True, text=True).stdout.strip() \
+                != "PONG" and time.monotonic() < deadline:
+            time.sleep(0.1)
+    made = subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                           "--cluster-replicas", "0", "--cluster-yes"], capture_output=True, text=True, timeout=60)
+    if made.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed: {made.stdout[-1000:]} {made.stderr[-1000:]}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = [subprocess.run(["redis-cli", "-p", str(p), "CLUSTER", "INFO"], capture_output=True, text=True).stdout
+                  for p in ports]
+        if all("cluster_state:ok" in st for st in states):
+            return "redis+cluster://" + ",".join(f"127.0.0.1:{p}" for p in ports)
+        time.sleep(0.2)
+    raise RuntimeError("the Redis Cluster did not come up")
+
+
 def paths_file(data_dir: Path, serials: list[str]) -> Path:
     distinct = data_dir / "distinct.txt"
     rng = random.Random(7)
@@ -172,6 +208,8 @@ def main() -> int:
     parser.add_argument("--load-core", default="1")
     parser.add_argument("--scaling", action="store_true", help="also measure 1 vs 2 workers (unpinned)")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--cluster", action="store_true",
+                        help="also a 3-master Redis Cluster store, as a ratio to the single Redis (needs Redis)")
     parser.add_argument("--against", metavar="REV", default=None,
                         help="also serve git revision REV (built in a temporary worktree) on a copy of the same "
                              "SQLite data, measured in the same alternating rounds")
@@ -236,6 +274,15 @@ def main() -> int:
             proc, base = serialink(redis_url, redis_dir, args.server_core)
             procs.append(proc)
             targets[f"distinct serials{label}, Redis"] = (base, distinct_redis)
+            if args.cluster:
+                cluster_url = start_cluster(work / "cluster", args.load_core, procs)
+                serials = mint_serials(cluster_url, work / "cluster", args.serials)
+                if args.registered:
+                    register_share(cluster_url, serials, args.registered)
+                distinct_cluster = paths_file(work / "cluster", serials)
+                proc, base = serialink(cluster_url, work / "cluster", args.server_core)
+                procs.append(proc)
+                targets[f"distinct serials{label}, Redis Cluster (3 masters)"] = (base, distinct_cluster)
         for base, paths in targets.values():
             wrk(base, paths, 2, args.connections, args.load_core)  # warm up
         rounds: dict[str, list[dict]] = {name: [] for name in targets}
@@ -270,6 +317,10 @@ def main() -> int:
     for name, r in results.items():
         print(f"{name:<62}{r['rps']:>10,.0f}{r['rps'] / ceiling_rps:>12.0%}{r['p50_us'] / 1000:>9.2f}"
               f"{r['p99_us'] / 1000:>9.2f}{r['unexpected'] + r['errors']:>9}")
+    cluster = next((n for n in results if n.endswith("Redis Cluster (3 masters)")), None)
+    if cluster:
+        single = cluster.removesuffix(" Cluster (3 masters)")
+        print(f"{cluster}: {results[cluster]['rps'] / results[single]['rps']:.1%} of single Redis")
     if args.against:
         for name in [n for n in results if n.endswith(f", at {args.against}")]:
             ours = name.removesuffix(f", at {args.against}")
