@@ -151,19 +151,6 @@ def unit_scans(gtin: str, serial: str, blob: bytes, key: str) -> list[ScanEvent]
         raise CorruptRecord(key, f"not a scan chunk ({type(exc).__name__})") from None
 
 
-def chunk_rows(blob: bytes, key: str, *, tuples: bool = False) -> Sequence[Any]:
-    """A chunk's rows as stored: ``[at_ms, serial, lot, role, link_type, state, context,
-    country?]`` each (no GTIN: the chunk's); ``tuples``: rows as tuples, decoded faster.
-    For readers that build columns, not ScanEvents."""
-    try:
-        rows: Sequence[Any] = msgpack.unpackb(blob, use_list=not tuples)
-    except Exception as exc:
-        raise CorruptRecord(key, f"not a scan chunk ({type(exc).__name__})") from None
-    if not isinstance(rows, (list, tuple)):
-        raise CorruptRecord(key, "not a scan chunk (not a list)")
-    return rows
-
-
 def chunk_scans(gtin: str, blob: bytes, key: str, since_ms: int = 0) -> list[ScanEvent]:
     """Every scan of a stored chunk at or after ``since_ms``, oldest first (for exports)."""
     try:
