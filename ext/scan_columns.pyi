@@ -1,3 +1,1 @@
-from collections.abc import Buffer
-
 def decode_chunk(blob: bytes) -> tuple[int, bytearray, list[tuple[bytearray, memoryview, bytearray, int]]]: ...
