@@ -205,6 +205,9 @@ class ScanBuffer:
         self._failed = 0
         self._last_error: str | None = None
         self._wakeup: asyncio.Event | None = None
+        # one flush at a time: a caller's flush waits for the flusher's batch in flight, so
+        # "flushed" means everything buffered before the call is in the store
+        self._flushing = asyncio.Lock()
 
     def add(self, scan: ScanEvent) -> bool:
         """Buffer one scan; ``False`` (and counted as dropped) when the buffer is full."""
@@ -228,6 +231,10 @@ class ScanBuffer:
         overflows it, the newest are dropped and counted: the oldest are next to be written)
         and the error is reported.
         """
+        async with self._flushing:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         written = 0
         while self._buf:
             n = min(self._batch, len(self._buf))
