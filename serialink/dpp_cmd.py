@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from serialink.common import CommandError, settings_for
+from serialink.common import CommandError, require_key_dir, settings_for
 
 FIELDS = ("uid", "gtin", "serial", "batch_id", "lot", "expiry", "product_name", "commodity_code", "resolver_endpoint",
           "dpp_api")
@@ -116,15 +116,24 @@ async def _export(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    require_key_dir(args)  # before --out is opened: a wrong key directory is not an --out problem
     if args.out is None:
         written = asyncio.run(_export(args, sys.stdout))
     else:
+        # Only a failure to write the output is an --out problem; any other OSError (keys,
+        # rules, store) goes to the shared error line, which names its own file.
         tmp = args.out.with_name(args.out.name + ".partial")
         try:
-            with tmp.open("w", encoding="utf-8", newline="") as fh:
+            fh = tmp.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise CommandError(f"--out: cannot write {args.out}: {exc.strerror}") from None
+        try:
+            with fh:
                 written = asyncio.run(_export(args, fh))
             tmp.replace(args.out)
         except OSError as exc:
+            if exc.filename is not None and exc.filename not in (str(tmp), str(args.out)):
+                raise
             raise CommandError(f"--out: cannot write {args.out}: {exc.strerror}") from None
         finally:
             tmp.unlink(missing_ok=True)
