@@ -98,6 +98,7 @@ async def _export(args: argparse.Namespace, out: IO[str]) -> int:
             batches = await store.list_batches(gtin)
             if not batches:
                 raise CommandError(f"--gtin: no batch of GTIN {gtin} in the store; mint one first")
+        require_key_dir(args)  # keys are read from here on: a wrong --key-dir is named, not taken for --out
         for batch in batches:
             if batch.status is BatchStatus.VOIDED:
                 continue
@@ -116,7 +117,6 @@ async def _export(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    require_key_dir(args)  # before --out is opened: a wrong key directory is not an --out problem
     if args.out is None:
         written = asyncio.run(_export(args, sys.stdout))
     else:

@@ -81,8 +81,8 @@ MOMENT_DATES = ("made", "registered", "installed", "serviced", "firmware_updated
 
 def _moments(values: Mapping[str, Any], where: str) -> Moments | None:
     """Moment facts from explain's flags (``where`` empty) or a recorded scan (None: none given).
-    A wrong date is a CommandError, so it reaches the one-line error path: exit 2 naming the
-    flag, or exit 1 naming the file and line."""
+    A wrong date is a CommandError, so it reaches the one-line error path naming the flag,
+    or the file and line."""
     given: dict[str, Any] = {}
     for name in MOMENT_DATES:
         if values.get(name):
@@ -90,8 +90,7 @@ def _moments(values: Mapping[str, Any], where: str) -> Moments | None:
                 given[name] = date.fromisoformat(str(values[name]))
             except ValueError:
                 label = f"{where}: {name}" if where else f"--{name.replace('_', '-')}"
-                raise CommandError(f"{label}: expected a date YYYY-MM-DD, got {values[name]!r}",
-                                   1 if where else 2) from None
+                raise CommandError(f"{label}: expected a date YYYY-MM-DD, got {values[name]!r}") from None
     if values.get("firmware"):
         given["firmware"] = str(values["firmware"])
     return Moments(**given) if given else None
@@ -103,10 +102,9 @@ def _at_ms(value: str | None, where: str) -> int:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise CommandError(f"{where}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {value!r}",
-                           2 if where.startswith("--") else 1) from None
+        raise CommandError(f"{where}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {value!r}") from None
     if at.tzinfo is None:
-        raise CommandError(f"{where}: give a time zone (Z or +01:00) in {value!r}", 2 if where.startswith("--") else 1)
+        raise CommandError(f"{where}: give a time zone (Z or +01:00) in {value!r}")
     return int(at.timestamp() * 1000)
 
 
