@@ -9,6 +9,7 @@ dependency. ``--verbose`` adds the traceback for a bug report.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from settings import Settings, SettingsError, load_settings
@@ -62,6 +63,16 @@ def settings_for(args: argparse.Namespace, **overrides: Any) -> Settings:
              "data_dir": getattr(args, "data_dir", None)}
     config = getattr(args, "config_dir", None) or getattr(args, "config", None)
     return load_settings(config, **{k: v for k, v in {**flags, **overrides}.items() if v is not None})
+
+
+def require_key_dir(args: argparse.Namespace) -> None:
+    """Refuse a ``--key-dir`` that is not a directory, for commands that only read keys
+    (mint and import create the directory; line, dpp and batches would otherwise fail later,
+    on a key they cannot read, naming another option or none)."""
+    key_dir = getattr(args, "key_dir", None)
+    if key_dir is not None and not Path(key_dir).is_dir():
+        raise CommandError(f"--key-dir: {key_dir} is not a directory; give the per-GTIN key directory the batches "
+                           "were minted with (SERIALINK_KEY_DIR)")
 
 
 def command_name(args: argparse.Namespace) -> str:

@@ -21,7 +21,7 @@ from typing import IO, Any
 
 import orjson
 
-from serialink.common import CommandError, settings_for
+from serialink.common import CommandError, require_key_dir, settings_for
 
 FIELDS = ("uid", "gtin", "serial", "batch_id", "lot", "expiry", "product_name", "commodity_code", "resolver_endpoint",
           "dpp_api")
@@ -98,6 +98,7 @@ async def _export(args: argparse.Namespace, out: IO[str]) -> int:
             batches = await store.list_batches(gtin)
             if not batches:
                 raise CommandError(f"--gtin: no batch of GTIN {gtin} in the store; mint one first")
+        require_key_dir(args)  # keys are read from here on: a wrong --key-dir is named, not taken for --out
         for batch in batches:
             if batch.status is BatchStatus.VOIDED:
                 continue
@@ -119,12 +120,20 @@ def export(args: argparse.Namespace) -> int:
     if args.out is None:
         written = asyncio.run(_export(args, sys.stdout))
     else:
+        # Only a failure to write the output is an --out problem; any other OSError (keys,
+        # rules, store) goes to the shared error line, which names its own file.
         tmp = args.out.with_name(args.out.name + ".partial")
         try:
-            with tmp.open("w", encoding="utf-8", newline="") as fh:
+            fh = tmp.open("w", encoding="utf-8", newline="")
+        except OSError as exc:
+            raise CommandError(f"--out: cannot write {args.out}: {exc.strerror}") from None
+        try:
+            with fh:
                 written = asyncio.run(_export(args, fh))
             tmp.replace(args.out)
         except OSError as exc:
+            if exc.filename is not None and exc.filename not in (str(tmp), str(args.out)):
+                raise
             raise CommandError(f"--out: cannot write {args.out}: {exc.strerror}") from None
         finally:
             tmp.unlink(missing_ok=True)

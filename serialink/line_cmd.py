@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import os
 import socket
 import sys
 from typing import Any
 
 import orjson
 
-from serialink.common import CommandError, settings_for
+from serialink.common import CommandError, require_key_dir, settings_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -107,9 +106,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from twin.store import open_store
 
     parse_batch_id(args.batch)
-    if args.key_dir is not None and not os.path.isdir(args.key_dir):
-        raise CommandError(f"--key-dir: {args.key_dir} is not a directory; give the per-GTIN key directory "
-                           "the batch was minted with")
+    require_key_dir(args)
     settings = settings_for(args)
     async with await open_store(settings.store_url) as store:
         if args.action == "status":

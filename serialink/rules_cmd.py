@@ -80,14 +80,17 @@ MOMENT_DATES = ("made", "registered", "installed", "serviced", "firmware_updated
 
 
 def _moments(values: Mapping[str, Any], where: str) -> Moments | None:
-    """Moment facts from explain's flags or a recorded scan (None: none given)."""
+    """Moment facts from explain's flags (``where`` empty) or a recorded scan (None: none given).
+    A wrong date is a CommandError, so it reaches the one-line error path naming the flag,
+    or the file and line."""
     given: dict[str, Any] = {}
     for name in MOMENT_DATES:
         if values.get(name):
             try:
                 given[name] = date.fromisoformat(str(values[name]))
             except ValueError:
-                raise SystemExit(f"{where}: {name}: expected a date YYYY-MM-DD, got {values[name]!r}") from None
+                label = f"{where}: {name}" if where else f"--{name.replace('_', '-')}"
+                raise CommandError(f"{label}: expected a date YYYY-MM-DD, got {values[name]!r}") from None
     if values.get("firmware"):
         given["firmware"] = str(values["firmware"])
     return Moments(**given) if given else None
@@ -99,9 +102,9 @@ def _at_ms(value: str | None, where: str) -> int:
     try:
         at = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise SystemExit(f"{where}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {value!r}") from None
+        raise CommandError(f"{where}: expected an ISO 8601 time such as 2026-06-01T12:00:00Z, got {value!r}") from None
     if at.tzinfo is None:
-        raise SystemExit(f"{where}: give a time zone (Z or +01:00) in {value!r}")
+        raise CommandError(f"{where}: give a time zone (Z or +01:00) in {value!r}")
     return int(at.timestamp() * 1000)
 
 
@@ -121,7 +124,7 @@ def explain(args: argparse.Namespace) -> int:
         return 1
     state = args.state or ("unserialised" if dl.serial is None else "commissioned")
     facts = UnitFacts(state, args.recalled, args.stolen, dl.lot, dl.get("17"), "command line",
-                      _moments(vars(args), "explain"))
+                      _moments(vars(args), ""))
     link_type = args.link_type or dl.param("linkType")
     request = _request(link_type, args.context or dl.param("context"), args.lang, args.accept,
                        _at_ms(args.at, "--at"))

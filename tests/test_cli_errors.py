@@ -157,6 +157,9 @@ WRONG_FOR: dict[tuple[str, str], list[str]] = {
     ("dpp export", "out"): ["/proc/x/dpp.jsonl", "{tmp}"],
     ("tokens list", "role"): ["bogus", ""],
 }
+#: Inputs a command exists to judge: a wrong one is its verdict, exit 1 with the report on
+#: stdout (``parse``: "invalid … at position 3"; ``rules explain``: "answer: 400"), not an error.
+VERDICTS = {("parse", "uris"), ("convert", "inputs"), ("rules explain", "url")}
 #: Options any value of which is acceptable input (flags, free text the command only echoes).
 FREE = {"help", "json", "lenient", "recalled", "stolen", "progress", "reuse_port", "verbose", "lang", "accept",
         "link_type", "context", "line_tracking", "firmware",
@@ -235,16 +238,26 @@ def _prepare(command: str, tmp: Path, port: int) -> dict[str, str]:
 
 def _replace(argv: list[str], command: str, dest: str, value: str) -> list[str]:
     """The baseline with ``dest`` set to ``value`` (replaced if present, else added).
-    Baselines put their positionals right after the command words, in order."""
+    Baselines put their positionals right after the command words, in order. An option in a
+    mutually exclusive group replaces the baseline's alternative (``dpp export --batch`` drops
+    ``--gtin``), and a value starting with ``-`` is given as ``--flag=value``: either way the
+    command's own check sees the value, not argparse."""
     parser = LEAVES[command]
     action = _dest_flags(parser)[dest]
     out = list(argv)
     if action.option_strings:
+        for group in parser._mutually_exclusive_groups:
+            if action in group._group_actions:
+                for other in group._group_actions:
+                    for f in set(other.option_strings) & set(out) - set(action.option_strings):
+                        i = out.index(f)
+                        del out[i:i + 2]
+        words = [f"{action.option_strings[-1]}={value}"] if value.startswith("-") else [action.option_strings[-1], value]
         for f in action.option_strings:
             if f in out:
-                out[out.index(f) + 1] = value
-                return out
-        return [*out, action.option_strings[-1], value]
+                i = out.index(f)
+                return [*out[:i], *words, *out[i + 2:]]
+        return [*out, *words]
     positionals = [a.dest for a in parser._actions if not a.option_strings]
     out[len(command.split()) + positionals.index(dest)] = value
     return out
@@ -302,13 +315,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _check(command: str, status: int, stdout: str, stderr: str, must_fail: bool, what: str) -> None:
+def _check(command: str, status: int, stdout: str, stderr: str, must_fail: bool, what: str,
+           verdict: bool = False) -> None:
     assert "Traceback" not in stdout + stderr, f"{what}: traceback\n{stderr[-3000:]}"
     assert "unexpected error" not in stderr, f"{what}: not explained: {stderr}"
     assert status in ((1, 2) if must_fail else (0, 1, 2)), f"{what}: exit {status}: {stdout[-500:]} {stderr[-500:]}"
+    if verdict and status == 1 and not stderr.strip():
+        assert stdout.strip(), f"{what}: exit 1 without a verdict"
+        return
     lines = [line for line in stderr.splitlines() if line.strip()]
-    if status != 0 and lines:
+    if status != 0:
+        assert lines, f"{what}: exit {status} without a word"
         assert lines[-1].startswith(f"serialink {command}: "), f"{what}: {stderr}"
+    if status == 1:  # exit 2 is argparse's usage block, then the one line
+        assert len(lines) == 1, f"{what}: more than one line: {stderr}"
 
 
 @pytest.mark.parametrize("command", sorted(set(BASELINE) - {"serve"}))
@@ -336,7 +356,8 @@ def test_wrong_input_gives_one_line_never_a_traceback(world, tmp_path, command, 
     env = {k: _fill(v, world, port) for k, v in (env or {}).items()}
     argv = [w.replace(str(world / "rules.yaml"), str(tmp_path / "rules.yaml")) for w in argv]
     status, out, err = _run_in_process(argv, env, tmp_path)
-    _check(command, status, out, err, must_fail=dest is not None, what=" ".join(argv) + f" {env}")
+    _check(command, status, out, err, must_fail=dest is not None, what=" ".join(argv) + f" {env}",
+           verdict=(command, dest) in VERDICTS)
 
 
 def test_serve_refuses_every_wrong_input_in_one_line(world, tmp_path):

@@ -212,7 +212,26 @@ def test_rules_explain_takes_the_units_history_and_a_frozen_time():
                       "registered", "--serviced", "2026-05-01", "--at", "2026-06-01T12:00:00Z", "--json")
     assert json.loads(fresh.stdout)["href"] == "https://www.example.com/boilers/x100"
     bad = serialink("rules", "explain", f"https://id.example.com/01/{GTIN}/21/S1", "--serviced", "last spring")
-    assert bad.returncode == 1 and "serviced: expected a date YYYY-MM-DD" in bad.stderr
+    assert bad.returncode == 1 and bad.stderr == ("serialink rules explain: --serviced: expected a date YYYY-MM-DD, "
+                                                  "got 'last spring'\n")
+
+
+@pytest.mark.parametrize("field,value,says", [
+    ("made", "last spring", "made: expected a date YYYY-MM-DD, got 'last spring'"),
+    ("at", "yesterday", "at: expected an ISO 8601 time"),
+    ("at", "2026-06-01T12:00:00", "at: give a time zone"),
+])
+def test_rules_diff_names_the_scan_line_of_a_wrong_moment(tmp_path, field, value, says):
+    """A recorded scan's wrong date is the shared one-line error naming file:line (it was a
+    bare SystemExit: no command prefix, and --verbose could not add the traceback)."""
+    scans = tmp_path / "scans.jsonl"
+    good = {"gtin": GTIN, "serial": "S1", "role": "owner", "state": "registered", "at": "2026-06-01T12:00:00Z"}
+    scans.write_text(json.dumps(good) + "\n" + json.dumps({**good, field: value}) + "\n")
+    rules = str(default_rules_file())
+    run = serialink("rules", "diff", rules, rules, "--scans", str(scans))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"serialink rules diff: {scans}:2: {says}"), run.stderr
+    assert len(run.stderr.splitlines()) == 1
 
 
 def test_rules_diff_replays_recorded_scans_with_their_moments(tmp_path):

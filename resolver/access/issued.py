@@ -33,6 +33,15 @@ WHOLE_CATALOGUE = ("admin", "manufacturer", "regulator")
 BRAND_ROLES = ("manufacturer", "admin")
 
 
+def new_token_id() -> str:
+    """A random token id that does not start with ``-``: operators pass it to
+    ``serialink tokens revoke ID``, where a leading dash would read as an option."""
+    while True:
+        token_id = secrets.token_urlsafe(12)
+        if not token_id.startswith("-"):
+            return token_id
+
+
 async def issue(store: Any, secret: bytes, *, role: str, ttl: int, gtins: Iterable[str] = (),
                 prefixes: Iterable[str] = (), serial: str | None = None, site: str | None = None,
                 line: str | None = None, subject: str | None = None) -> tuple[str, str, dict[str, Any]]:
@@ -48,7 +57,7 @@ async def issue(store: Any, secret: bytes, *, role: str, ttl: int, gtins: Iterab
         body["sites"], body["lines"] = [site] if site else [], [line] if line else []
     record = check_grant(OPERATOR, body, int(time.time()))
     record["issued_by"] = OPERATOR_ACTOR.principal
-    token_id = secrets.token_urlsafe(12)
+    token_id = new_token_id()
     stored, _ = await store.record_token(token_id, record, OPERATOR_ACTOR, audit={"via": "cli"})
     return sign(secret, token_id, stored), token_id, stored
 
