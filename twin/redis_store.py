@@ -28,6 +28,13 @@ Lua script touches keys of that slot only)::
     sl:rl:<bucket>            string  rate-limit counter (PEXPIRE its window)
     sl:{G}:line:<batch id>    hash    line state: v (reports applied), s (twin.line_state record)
     sl:{G}:lrep:<batch id>    hash    line report id -> stored report (what it did, its indices)
+    sl:{agg}:w                hash    child (01/<gtin>/21/<serial> or SSCC) -> the SSCC it is packed in
+    sl:{agg}:c:<sscc>         hash    what an SSCC holds: child -> batch id ("" for a case)
+    sl:{agg}:m                hash    SSCC -> origin (line, site, first packed)
+    sl:{agg}:ed / :eb         hash    aggregation event id -> digest / stored event
+    sl:{agg}:pe:<sscc>        list    the SSCC's event ids, in order
+    sl:{agg}:bp:<batch id>    hash    SSCC -> how many units of the batch it holds (recalls)
+    sl:{agg}:audit            stream  one entry per pack or unpack
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
 writes and fsyncs the AOF before it answers, so a range it allocated survives a crash of
@@ -98,6 +105,23 @@ from twin.errors import (
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.health import StoreHealth
 from twin.identity import check_name, check_text
+from twin.aggregation import (
+    MAX_DEPTH,
+    Aggregate,
+    AggregationOp,
+    AggregationSummary,
+    Child,
+    Snapshot,
+    StoredAggregation,
+    check_ops,
+    check_sscc,
+    chunks,
+    decode_event,
+    decode_meta,
+    encode_meta,
+    keys_to_read,
+    plan,
+)
 from twin.line_state import (
     LineReport,
     LineState,
@@ -284,6 +308,53 @@ end
 redis.call('HSET', KEYS[3], 'v', ARGV[12], 's', ARGV[11])
 for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 return {'ok', tail(4, ARGV[5], ARGV[6])}
+"""
+
+# Aggregation: checked writes over the {agg} slot, all or nothing. ARGV is a list of
+# segments "<op> <key index> <n> <items…>": A (fields must be absent), E (field, expected
+# value pairs must match), then S (HSET field, value pairs), D (HDEL fields), I (HINCRBY
+# field, delta pairs; a count that falls to 0 is removed), R (RPUSH values),
+# X (XADD field, value pairs). Any check failing answers 'stale' before anything is written.
+_AGGREGATE = """
+local i, writes = 1, {}
+while i <= #ARGV do
+  local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  local first = i + 3
+  if op == 'A' then
+    for j = first, first + n - 1 do
+      if redis.call('HEXISTS', key, ARGV[j]) == 1 then return {'stale', ARGV[j]} end
+    end
+    i = first + n
+  elseif op == 'E' then
+    for j = first, first + 2 * n - 1, 2 do
+      if redis.call('HGET', key, ARGV[j]) ~= ARGV[j + 1] then return {'stale', ARGV[j]} end
+    end
+    i = first + 2 * n
+  else
+    writes[#writes + 1] = i
+    if op == 'D' or op == 'R' then i = first + n else i = first + 2 * n end
+  end
+end
+for _, w in ipairs(writes) do
+  local op, key, n = ARGV[w], KEYS[tonumber(ARGV[w + 1])], tonumber(ARGV[w + 2])
+  local first = w + 3
+  if op == 'S' then
+    for j = first, first + 2 * n - 1, 2 do redis.call('HSET', key, ARGV[j], ARGV[j + 1]) end
+  elseif op == 'D' then
+    for j = first, first + n - 1 do redis.call('HDEL', key, ARGV[j]) end
+  elseif op == 'I' then
+    for j = first, first + 2 * n - 1, 2 do
+      if redis.call('HINCRBY', key, ARGV[j], tonumber(ARGV[j + 1])) <= 0 then redis.call('HDEL', key, ARGV[j]) end
+    end
+  elseif op == 'R' then
+    for j = first, first + n - 1 do redis.call('RPUSH', key, ARGV[j]) end
+  elseif op == 'X' then
+    local fv = {}
+    for j = first, first + 2 * n - 1 do fv[#fv + 1] = ARGV[j] end
+    redis.call('XADD', key, '*', unpack(fv))
+  end
+end
+return {'ok'}
 """
 
 # KEYS 1 ranges, 2 batches. ARGV 1 exclusive upper bound "(<counter + 1 %016d>".
@@ -473,6 +544,7 @@ class RedisStore:
                 ("put_line_key", _PUT_LINE_KEY),
                 ("hit", _HIT),
                 ("line_report", _LINE_REPORT),
+                ("aggregate", _AGGREGATE),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -967,6 +1039,149 @@ class RedisStore:
         key = f"{self.keys.g(gtin)}lrep:{batch_id}"
         reports = [decode_report(blob, f"{key}/{_s(rid)}") for rid, blob in (await self._r.hgetall(key)).items()]
         return sorted(reports, key=lambda r: r.seq)
+
+    # -- aggregation (twin.aggregation) -----------------------------------------------------
+
+    def _agg(self, name: str) -> str:
+        return f"{self.keys.p}:{{agg}}:{name}"
+
+    async def _hmget(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        out: list[bytes | None] = []
+        for chunk in chunks(list(fields), 20_000):
+            out += await self._r.hmget(key, chunk)
+        return out
+
+    async def _agg_snapshot(self, ops: Sequence[AggregationOp]) -> tuple[Snapshot, dict[str, bytes | None]]:
+        where_keys, parents, event_ids, listed = keys_to_read(ops)
+        w = self._agg("w")
+        snap = Snapshot()
+        order = sorted(where_keys)
+        pipe = self._r.pipeline(transaction=False)
+        for chunk in chunks(order, 20_000):
+            pipe.hmget(w, chunk)
+        plist, elist = sorted(parents), sorted(event_ids)
+        pipe.hmget(self._agg("m"), plist)
+        pipe.hmget(self._agg("ed"), elist)
+        pipe.hmget(self._agg("eb"), elist)
+        for parent in sorted(listed):
+            pipe.hgetall(self._agg(f"c:{parent}"))
+        replies = await pipe.execute()
+        nchunks = len(chunks(order, 20_000))
+        flat = [v for r in replies[:nchunks] for v in r]
+        raw_where: dict[str, bytes | None] = dict(zip(order, flat, strict=True))
+        metas, digests, bodies = replies[nchunks:nchunks + 3]
+        for parent in plist:  # the parents' ancestors, for the nesting check
+            at = raw_where.get(parent)
+            for _ in range(MAX_DEPTH):
+                if at is None or _s(at) in raw_where:
+                    break
+                up = await self._r.hget(w, _s(at))
+                raw_where[_s(at)] = up
+                at = up
+        snap.where = {k: None if v is None else _s(v) for k, v in raw_where.items()}
+        snap.meta = {p: None if m is None else decode_meta(m) for p, m in zip(plist, metas, strict=True)}
+        snap.events = {e: None if d is None else (_s(d), b) for e, d, b in zip(elist, digests, bodies, strict=True)}
+        for parent, held in zip(sorted(listed), replies[nchunks + 3:], strict=True):
+            snap.contents[parent] = {_s(k): _s(v) for k, v in held.items()}
+        return snap, {p: m for p, m in zip(plist, metas, strict=True)}
+
+    @_guard
+    async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        check_actor(actor, "actor")
+        check_ops(ops)
+        for _ in range(100):
+            snap, raw_meta = await self._agg_snapshot(ops)
+            changes = plan(ops, snap, (actor.role, actor.principal))
+            if not changes.events:
+                return changes.summaries  # every op a replay
+            keys: list[str] = []
+            index: dict[str, int] = {}
+
+            def k(name: str) -> int:
+                if name not in index:
+                    keys.append(self._agg(name))
+                    index[name] = len(keys)
+                return index[name]
+
+            args: list[Any] = []
+
+            def seg(op: str, key: int, items: Sequence[Any], width: int = 1) -> None:
+                if items:
+                    args.extend((op, key, len(items) // width, *items))
+
+            # checks: everything the plan read is as it was read
+            absent = [c for c, p in snap.where.items() if p is None]
+            present = [x for c, p in snap.where.items() if p is not None for x in (c, p)]
+            for parent, held in snap.contents.items():
+                present += [x for c in held for x in (c, parent)]
+            seg("A", k("w"), absent)
+            seg("E", k("w"), present, 2)
+            seg("A", k("m"), [p for p, m in raw_meta.items() if m is None])
+            seg("E", k("m"), [x for p, m in raw_meta.items() if m is not None for x in (p, m)], 2)
+            seg("A", k("ed"), list(changes.events))
+            # writes
+            moved = [x for c, p in changes.where.items() if p is not None for x in (c, p)]
+            seg("S", k("w"), moved, 2)
+            seg("D", k("w"), [c for c, p in changes.where.items() if p is None])
+            for parent, held in changes.contents.items():
+                seg("S", k(f"c:{parent}"), [x for c, b in held.items() if b is not None for x in (c, b)], 2)
+                seg("D", k(f"c:{parent}"), [c for c, b in held.items() if b is None])
+            for (batch, parent), delta in changes.batch_counts.items():
+                if delta:
+                    seg("I", k(f"bp:{batch}"), [parent, delta], 2)
+            seg("S", k("m"), [x for p, m in changes.meta.items() for x in (p, encode_meta(m))], 2)
+            seg("S", k("ed"), [x for e, (d, _) in changes.events.items() for x in (e, d)], 2)
+            seg("S", k("eb"), [x for e, (_, b) in changes.events.items() for x in (e, b)], 2)
+            for e, (_, body) in changes.events.items():
+                seg("R", k(f"pe:{decode_event(body).parent}"), [e])
+            for s in changes.summaries:
+                if not s.replayed:
+                    seg("X", k("audit"), ["t", codec.to_ms(now_utc()), "r", actor.role, "p", actor.principal,
+                                          "a", f"aggregation:{s.action.lower()}", "s", s.parent,
+                                          "d", msgpack.packb(s._asdict())], 2)
+            reply = await self._scripts["aggregate"](keys=keys, args=args)
+            if _s(reply[0]) == "ok":
+                return changes.summaries
+        raise StoreError("aggregation: too much write contention")
+
+    @_guard
+    async def get_aggregation(self, sscc: str) -> Aggregate | None:
+        check_sscc(sscc)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(self._agg("m"), sscc)
+        pipe.hgetall(self._agg(f"c:{sscc}"))
+        pipe.hget(self._agg("w"), sscc)
+        meta, held, up = await pipe.execute()
+        if meta is None:
+            return None
+        children = tuple(sorted((Child(_s(c), _s(b)) for c, b in held.items()), key=lambda c: c.key))
+        return Aggregate(sscc, decode_meta(meta), children, None if up is None else _s(up))
+
+    @_guard
+    async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        ids = sorted(set(batch_ids))
+        if ids:
+            pipe = self._r.pipeline(transaction=False)
+            for b in ids:
+                pipe.hkeys(self._agg(f"bp:{b}"))
+            for parents in await pipe.execute():
+                found.update(_s(p) for p in parents)
+        frontier = set(found)
+        for _ in range(MAX_DEPTH):
+            if not frontier:
+                break
+            ups = await self._hmget(self._agg("w"), sorted(frontier))
+            frontier = {_s(u) for u in ups if u is not None} - found
+            found |= frontier
+        return sorted(found)
+
+    @_guard
+    async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
+        check_sscc(sscc)
+        ids = [_s(e) for e in await self._r.lrange(self._agg(f"pe:{sscc}"), 0, -1)]
+        bodies = await self._hmget(self._agg("eb"), ids) if ids else []
+        return [decode_event(b) for b in bodies if b is not None]
 
     # -- overlays -------------------------------------------------------------------------
 
