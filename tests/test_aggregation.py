@@ -121,3 +121,225 @@ async def test_store_packs_unpacks_idempotently_and_all_or_nothing(any_store_url
         # A is free again: it may go elsewhere
         await store.apply_aggregations([_op("e10", "ADD", case2, _units("A"))], actor)
         assert [e.event_id for e in await store.aggregation_events(case1)] == ["e1", "u1"]
+
+
+# -- over HTTP: the line's credentials, the twin's checks, EPCIS --------------------------
+
+
+def _mint(r, count=60, request_id="m1", lot="L7", line="l1", site="s1"):
+    headers = r.auth("manufacturer", gtins=[GTIN])
+    made = r.client.post("/v1/batches", json={"gtin": GTIN, "count": count, "profile": "default", "lot": lot,
+                                              "request_id": request_id, "formats": "csv", "line_tracking": True,
+                                              "line": line, "site": site}, headers=headers)
+    assert made.status_code == 201, made.text
+    batch_id = made.json()["batch"]["id"]
+    header, *rows = r.client.get(f"/v1/batches/{batch_id}/files/codes.csv", headers=headers).text.splitlines()
+    return batch_id, [row.split(",")[1] for row in rows], headers
+
+
+def _report(r, batch_id, headers, report_id, step, start, count, **extra):
+    done = r.client.post(f"/v1/batches/{batch_id}/reports", headers=headers,
+                         json={"report_id": report_id, "step": step, "ranges": [{"start": start, "count": count}],
+                               **extra})
+    assert done.status_code == 201, done.text
+
+
+def _uri(serial):
+    return f"https://id.gs1.org/01/{GTIN}/21/{serial}"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def packed(request, resolver_factory):
+    """A resolver on each store: 60 units, 0-39 commissioned, 40-44 rejected, the rest never verified."""
+    url = None
+    if request.param == "redis":
+        from tests.redis_fixtures import fresh_namespace
+
+        url = f"{request.getfixturevalue('redis_url')}?prefix={fresh_namespace()}"
+    r = resolver_factory(url)
+    batch_id, serials, headers = _mint(r)
+    _report(r, batch_id, headers, "v1", "verified", 0, 40, result="pass", grade="A")
+    _report(r, batch_id, headers, "rj", "rejected", 40, 5)
+    return r, batch_id, serials, headers
+
+
+def test_pack_over_the_api_checks_the_twin_and_is_idempotent(packed, official):
+    r, batch_id, serials, headers = packed
+    case = sscc(11)
+    body = {"action": "pack", "parent": case, "children": [_uri(s) for s in serials[:10]], "eventID": "p-1"}
+    first = r.client.post("/v1/aggregations", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    event = first.json()["event"]
+    assert event["type"] == "AggregationEvent" and event["action"] == "ADD"
+    assert event["parentID"] == "urn:epc:id:sscc:9506000.0000000011"[:0] + event["parentID"]  # shape below
+    assert event["parentID"].startswith("urn:epc:id:sscc:9506000.") and len(event["childEPCs"]) == 10
+    assert all(c.startswith("urn:epc:id:sgtin:9506000.013435.") for c in event["childEPCs"])
+    valid(official, [event])
+    again = r.client.post("/v1/aggregations", json=body, headers=headers)
+    assert again.status_code == 200 and again.json()["replayed"] is True
+    contents = r.client.get(f"/v1/aggregations/{case}", headers=headers).json()
+    assert [c["serial"] for c in contents["children"]] == sorted(serials[:10])
+    assert (contents["line"], contents["site"], contents["packed_in"]) == ("l1", "s1", None)
+    valid(official, contents["events"])
+
+    def refused(body, status, field):
+        answer = r.client.post("/v1/aggregations", json=body, headers=headers)
+        assert answer.status_code == status, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["field"] == field, answer.json()
+        return answer.json()
+
+    base = {"action": "pack", "parent": sscc(12)}
+    refused({**base, "parent": wrong(sscc(12)), "children": [_uri(serials[20])]}, 422, "parent")
+    assert "check digit" in refused({**base, "children": [_uri(serials[20]), wrong(sscc(11))]}, 422,
+                                    "children[1]")["detail"]
+    assert "rejected" in refused({**base, "children": [_uri(serials[20]), _uri(serials[41])]}, 409,
+                                 "children[1]")["detail"]
+    assert "not commissioned" in refused({**base, "children": [_uri(serials[21]), _uri(serials[50])]}, 409,
+                                         "children[1]")["detail"]
+    assert case in refused({**base, "children": [_uri(serials[22]), _uri(serials[3])]}, 409, "children[1]")["detail"]
+    refused({**base, "children": [_uri(serials[22]), f"https://id.gs1.org/01/{GTIN}/21/NOT-OURS"]}, 422, "children[1]")
+    refused({**base, "children": [_uri(serials[22])], "eventID": "p-1"}, 409, "eventID")
+    refused({**base, "action": "squash", "children": []}, 422, "action")
+    # nothing of the refused packs was applied
+    assert r.client.get(f"/v1/aggregations/{sscc(12)}", headers=headers).status_code == 404
+    # a pallet of cases, then an unpack
+    second = r.client.post("/v1/aggregations", headers=headers, json={
+        "action": "pack", "parent": sscc(12), "children": [{"gtin": GTIN, "serial": s} for s in serials[10:20]]})
+    assert second.status_code == 201, second.text
+    pallet = sscc(13, ext="3")
+    on = r.client.post("/v1/aggregations", headers=headers, json={
+        "action": "pack", "parent": pallet, "children": [case, f"urn:epc:id:sscc:{sscc(12)[1:8]}.{sscc(12)[0]}"
+                                                                  f"{sscc(12)[8:17]}"], "eventID": "pallet-1"})
+    assert on.status_code == 201, on.text
+    valid(official, [on.json()["event"]])
+    assert r.client.get(f"/v1/aggregations/{case}", headers=headers).json()["packed_in"] == pallet
+    out = r.client.post("/v1/aggregations", headers=headers,
+                        json={"action": "unpack", "parent": case, "children": [_uri(serials[0])], "eventID": "u-1"})
+    assert out.status_code == 201 and out.json()["event"]["action"] == "DELETE"
+    valid(official, [out.json()["event"]])
+    assert len(r.client.get(f"/v1/aggregations/{case}", headers=headers).json()["children"]) == 9
+    # credentials: none, a consumer-ish role, a token for another product
+    assert r.client.post("/v1/aggregations", json=body).status_code == 401
+    assert r.client.post("/v1/aggregations", json={**body, "eventID": "p-9"},
+                         headers=r.auth("regulator", gtins=[GTIN])).status_code == 403
+    other = r.client.post("/v1/aggregations", headers=r.auth("manufacturer", gtins=["04012345000009"]),
+                          json={"action": "pack", "parent": sscc(14), "children": [_uri(serials[30])]})
+    assert other.status_code == 403, other.text
+
+
+def test_epcis_capture_of_an_aggregation_event_packs_through_the_same_path(packed, official):
+    r, batch_id, serials, headers = packed
+    case = sscc(21)
+    event = {"type": "AggregationEvent", "eventTime": "2026-03-01T08:00:00Z", "eventTimeZoneOffset": "+00:00",
+             "parentID": f"https://id.gs1.org/00/{case}", "childEPCs": [_uri(s) for s in serials[:5]],
+             "action": "ADD", "bizStep": "packing"}
+    doc = {"@context": ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"], "type": "EPCISDocument",
+           "schemaVersion": "2.0", "creationDate": "2026-03-01T08:00:00Z", "epcisBody": {"eventList": [event]}}
+    valid(official, [event])
+    first = r.client.post("/v1/epcis/capture", json=doc, headers=headers)
+    assert first.status_code == 201 and first.json()["captured"] == 1, first.text
+    again = r.client.post("/v1/epcis/capture", json=doc, headers=headers)
+    assert again.status_code == 200 and again.json()["replayed"] == 1
+    assert len(r.client.get(f"/v1/aggregations/{case}", headers=headers).json()["children"]) == 5
+    bad = dict(event, parentID=f"https://id.gs1.org/00/{sscc(22)}", childEPCs=[_uri(serials[6]), _uri(serials[42])],
+               eventTime="2026-03-01T09:00:00Z")
+    refused = r.client.post("/v1/epcis/capture", json={**doc, "epcisBody": {"eventList": [bad]}}, headers=headers)
+    assert refused.status_code == 409 and refused.json()["field"] == "epcisBody.eventList[0].childEPCs[1]", refused.text
+    assert r.client.get(f"/v1/aggregations/{sscc(22)}", headers=headers).status_code == 404
+
+
+def test_sscc_resolution_shows_contents_to_logistics_roles_only(packed):
+    r, batch_id, serials, headers = packed
+    case = sscc(31)
+    assert r.client.post("/v1/aggregations", headers=headers, json={
+        "action": "pack", "parent": case, "children": [_uri(s) for s in serials[:3]]}).status_code == 201
+    anonymous = r.get(f"/00/{case}")
+    never = r.get(f"/00/{sscc(32)}")
+    assert anonymous.status_code == never.status_code == 404  # the same answer: nothing leaks
+    assert serials[0] not in anonymous.text and "s1" not in anonymous.text
+    assert r.get(f"/00/{case}", headers=r.auth("owner", gtins=[GTIN])).status_code == 404
+    assert r.get(f"/00/{case}", headers=r.auth("manufacturer", gtins=["04012345000009"])).status_code == 404
+    for role in ("manufacturer", "regulator"):
+        seen = r.get(f"/00/{case}", headers=r.auth(role, gtins=[GTIN]))
+        assert seen.status_code == 200, seen.text
+        assert seen.headers["content-type"] == "application/linkset+json"
+        assert "no-store" in seen.headers["cache-control"]
+        entry = seen.json()["linkset"][0]
+        assert entry["anchor"] == f"https://id.gs1.org/00/{case}"
+        assert sorted(i["href"] for i in entry["item"]) == sorted(_uri(s) for s in serials[:3])
+    missing = r.get(f"/00/{sscc(32)}", headers=r.auth("manufacturer", gtins=[GTIN]))
+    assert missing.status_code == 404
+
+
+def test_recall_of_a_lot_lists_its_cases_and_pallets(packed):
+    r, batch_id, serials, headers = packed
+    other_id, other, _ = _mint(r, count=10, request_id="m2", lot="L8")
+    _report(r, other_id, headers, "v2", "commissioned", 0, 10)
+    case_a, case_b, case_c, pallet = sscc(41), sscc(42), sscc(43), sscc(44, ext="1")
+    for parent, children in ((case_a, [_uri(s) for s in serials[:4]]), (case_b, [_uri(s) for s in other[:4]]),
+                             (case_c, [_uri(s) for s in other[4:8]]), (pallet, [case_a, case_c])):
+        done = r.client.post("/v1/aggregations", headers=headers, json={"action": "pack", "parent": parent,
+                                                                         "children": children})
+        assert done.status_code == 201, done.text
+    recall = r.client.post("/v1/recalls", headers={**r.auth("manufacturer", gtins=[GTIN]), "Idempotency-Key": "rc-1"},
+                           json={"gtin": GTIN, "lot": "L8", "reason": "contamination"})
+    assert recall.status_code == 201, recall.text
+    assert recall.json()["ssccs"] == sorted([case_b, case_c, pallet])
+
+
+def test_registration_refuses_units_the_line_never_commissioned(packed):
+    r, batch_id, serials, headers = packed
+    form = {"name": "Ann", "contact": "ann@example.com", "purchase_date": "2026-01-02"}
+    for serial, why in ((serials[50], "not_commissioned"), (serials[41], "decommissioned")):
+        answer = r.client.post(f"/v1/units/01/{GTIN}/21/{serial}/registration", json=form,
+                               headers={"Idempotency-Key": f"k-{serial}"})
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert why in answer.json()["detail"] and answer.json()["field"] == "state"
+    fine = r.client.post(f"/v1/units/01/{GTIN}/21/{serials[5]}/registration", json=form,
+                         headers={"Idempotency-Key": "k-ok"})
+    assert fine.status_code in (200, 201, 202), fine.text
+
+
+def test_cli_pack_and_unpack_with_one_line_errors(tmp_path):
+    import asyncio
+
+    from serializer.keys import KeyStore
+    from serializer.minting import BatchRequest, mint
+    from serializer.profiles import load_profiles
+    from twin.events import Actor
+    from twin.store import open_store
+
+    url = f"sqlite:///{tmp_path}/twin.db"
+    keys = tmp_path / "keys"
+
+    async def prepare():
+        async with await open_store(url) as store:
+            minted = await mint(store, KeyStore(keys), load_profiles(), BatchRequest.parse(
+                {"gtin": GTIN, "count": 20, "profile": "default", "request_id": "m1"}), Actor("line", "l1"))
+            return minted.serials(0, 20)
+
+    serials = asyncio.run(prepare())  # not line-tracked: its units are commissioned (the batch speaks)
+    children = tmp_path / "children.txt"
+    children.write_text("\n".join(_uri(s) for s in serials[:5]) + "\n")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "serialink", *args, "--store", url, "--key-dir", str(keys)],
+                              capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+    case = sscc(51)
+    done = cli("pack", "--parent", case, "--children", str(children), "--event-id", "c-1")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["children"] == 5 and answer["event"]["action"] == "ADD"
+    assert json.loads(cli("pack", "--parent", case, "--children", str(children), "--event-id", "c-1").stdout)["replayed"]
+    bad = cli("pack", "--parent", wrong(case), "--child", _uri(serials[9]))
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "--parent" in bad.stderr and "check digit" in bad.stderr
+    twice = cli("pack", "--parent", sscc(52), "--child", _uri(serials[9]), "--child", _uri(serials[2]))
+    assert twice.returncode == 1 and twice.stderr.count("\n") == 1 and "child 2" in twice.stderr and case in twice.stderr
+    assert "Traceback" not in twice.stderr
+    usage = cli("pack", "--parent", case)
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1
+    out = cli("unpack", "--parent", case)
+    assert out.returncode == 0 and json.loads(out.stdout)["children"] == 5

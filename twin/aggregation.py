@@ -21,8 +21,8 @@ parents fed from another line or site.
 >>> changes = plan([op], snap)
 >>> changes.where, changes.summaries[0].children
 ({'01/09506000134352/21/A': '095060001343520017'}, 1)
->>> sscc_key("095060001343520017"), child_label("01/09506000134352/21/A")
-('00/095060001343520017', '01/09506000134352/21/A')
+>>> split_key("01/09506000134352/21/A"), split_key("095060001343520017")
+(('09506000134352', 'A'), '095060001343520017')
 """
 
 from __future__ import annotations
@@ -64,22 +64,14 @@ def check_sscc(value: object, field: str = "sscc") -> str:
     return value
 
 
-def sscc_key(sscc: str) -> str:
-    return f"00/{sscc}"
-
-
 def unit_key(gtin: str, serial: str) -> str:
     return f"01/{gtin}/21/{serial}"
 
 
-def child_label(key: str) -> str:
-    return key
-
-
 def split_key(key: str) -> tuple[str, str] | str:
     """(gtin, serial) for a unit key, the SSCC for a case key."""
-    if key.startswith("00/"):
-        return key[3:]
+    if not key.startswith("01/"):
+        return key
     _, gtin, _, serial = key.split("/", 3)
     return gtin, serial
 
