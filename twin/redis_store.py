@@ -80,6 +80,23 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from twin import codec
+from twin.aggregation import (
+    MAX_DEPTH,
+    Aggregate,
+    AggregationOp,
+    AggregationSummary,
+    Child,
+    Snapshot,
+    StoredAggregation,
+    check_ops,
+    check_sscc,
+    chunks,
+    decode_event,
+    decode_meta,
+    encode_meta,
+    keys_to_read,
+    plan,
+)
 from twin.batch import (
     MAX_COUNTER,
     Batch,
@@ -105,23 +122,6 @@ from twin.errors import (
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.health import StoreHealth
 from twin.identity import check_name, check_text
-from twin.aggregation import (
-    MAX_DEPTH,
-    Aggregate,
-    AggregationOp,
-    AggregationSummary,
-    Child,
-    Snapshot,
-    StoredAggregation,
-    check_ops,
-    check_sscc,
-    chunks,
-    decode_event,
-    decode_meta,
-    encode_meta,
-    keys_to_read,
-    plan,
-)
 from twin.line_state import (
     LineReport,
     LineState,
@@ -505,6 +505,26 @@ class Keys:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+class _Writes:
+    """The KEYS and ARGV of one checked aggregation write (see ``_AGGREGATE``)."""
+
+    def __init__(self, name: Callable[[str], str]) -> None:
+        self.name = name
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.args: list[Any] = []
+
+    def key(self, name: str) -> int:
+        if name not in self.index:
+            self.keys.append(self.name(name))
+            self.index[name] = len(self.keys)
+        return self.index[name]
+
+    def seg(self, op: str, key: int, items: Sequence[Any], width: int = 1) -> None:
+        if items:
+            self.args.extend((op, key, len(items) // width, *items))
 
 
 class RedisStore:
@@ -1094,20 +1114,8 @@ class RedisStore:
             changes = plan(ops, snap, (actor.role, actor.principal))
             if not changes.events:
                 return changes.summaries  # every op a replay
-            keys: list[str] = []
-            index: dict[str, int] = {}
-
-            def k(name: str) -> int:
-                if name not in index:
-                    keys.append(self._agg(name))
-                    index[name] = len(keys)
-                return index[name]
-
-            args: list[Any] = []
-
-            def seg(op: str, key: int, items: Sequence[Any], width: int = 1) -> None:
-                if items:
-                    args.extend((op, key, len(items) // width, *items))
+            w = _Writes(self._agg)
+            k, seg = w.key, w.seg
 
             # checks: everything the plan read is as it was read
             absent = [c for c, p in snap.where.items() if p is None]
@@ -1123,9 +1131,9 @@ class RedisStore:
             moved = [x for c, p in changes.where.items() if p is not None for x in (c, p)]
             seg("S", k("w"), moved, 2)
             seg("D", k("w"), [c for c, p in changes.where.items() if p is None])
-            for parent, held in changes.contents.items():
-                seg("S", k(f"c:{parent}"), [x for c, b in held.items() if b is not None for x in (c, b)], 2)
-                seg("D", k(f"c:{parent}"), [c for c, b in held.items() if b is None])
+            for parent, changed in changes.contents.items():
+                seg("S", k(f"c:{parent}"), [x for c, b in changed.items() if b is not None for x in (c, b)], 2)
+                seg("D", k(f"c:{parent}"), [c for c, b in changed.items() if b is None])
             for (batch, parent), delta in changes.batch_counts.items():
                 if delta:
                     seg("I", k(f"bp:{batch}"), [parent, delta], 2)
@@ -1139,7 +1147,7 @@ class RedisStore:
                     seg("X", k("audit"), ["t", codec.to_ms(now_utc()), "r", actor.role, "p", actor.principal,
                                           "a", f"aggregation:{s.action.lower()}", "s", s.parent,
                                           "d", msgpack.packb(s._asdict())], 2)
-            reply = await self._scripts["aggregate"](keys=keys, args=args)
+            reply = await self._scripts["aggregate"](keys=w.keys, args=w.args)
             if _s(reply[0]) == "ok":
                 return changes.summaries
         raise StoreError("aggregation: too much write contention")

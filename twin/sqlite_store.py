@@ -29,6 +29,24 @@ import msgpack
 import orjson
 
 from twin import codec
+from twin.aggregation import (
+    AGG_AUDIT,
+    MAX_DEPTH,
+    Aggregate,
+    AggregationOp,
+    AggregationSummary,
+    Child,
+    Snapshot,
+    StoredAggregation,
+    check_ops,
+    check_sscc,
+    chunks,
+    decode_event,
+    decode_meta,
+    encode_meta,
+    keys_to_read,
+    plan,
+)
 from twin.batch import (
     MAX_COUNTER,
     Batch,
@@ -50,24 +68,6 @@ from twin.errors import (
 )
 from twin.events import Actor, Event, check_actor, check_event, now_utc
 from twin.identity import check_name, check_text
-from twin.aggregation import (
-    AGG_AUDIT,
-    MAX_DEPTH,
-    Aggregate,
-    AggregationOp,
-    AggregationSummary,
-    Child,
-    Snapshot,
-    StoredAggregation,
-    check_ops,
-    check_sscc,
-    chunks,
-    decode_event,
-    decode_meta,
-    encode_meta,
-    keys_to_read,
-    plan,
-)
 from twin.line_state import (
     LineReport,
     LineState,
@@ -828,7 +828,7 @@ class SQLiteStore:
         check_scans(scans)
         if not scans:
             return 0
-        chunks = list(packchunks(scans))
+        chunks = list(pack_chunks(scans))
 
         def insert(c: sqlite3.Connection) -> int:
             c.executemany("INSERT INTO scans (gtin, first_at_ms, chunk) VALUES (?, ?, ?)", chunks)
@@ -861,7 +861,7 @@ class SQLiteStore:
                 break
         return found
 
-    async def scanchunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
+    async def scan_chunks(self, gtin: str, since_ms: int, until_ms: int) -> AsyncIterator[list[ScanChunk]]:
         check_gtin_key(gtin)
         assert self._r is not None, "store is closed"
         cursor = self._r.execute(
