@@ -310,51 +310,52 @@ for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
-# Aggregation: checked writes over the {agg} slot, all or nothing. ARGV is a list of
-# segments "<op> <key index> <n> <items…>": A (fields must be absent), E (field, expected
-# value pairs must match), then S (HSET field, value pairs), D (HDEL fields), I (HINCRBY
-# field, delta pairs; a count that falls to 0 is removed), R (RPUSH values),
-# X (XADD field, value pairs). Any check failing answers 'stale' before anything is written.
+# Aggregation: checked writes over the {agg} slot, all or nothing. ARGV[1] is one msgpack
+# array of segments [op, key index, items] (one blob: the client does not encode a
+# million arguments): A (fields must be absent), E ([field, expected value] pairs must
+# match), then S (HSET field, value pairs), D (HDEL fields), I (HINCRBY field, delta
+# pairs; a count that falls to 0 is removed), R (RPUSH values), X (XADD field, value
+# pairs). Any check failing answers 'stale' before anything is written.
 _AGGREGATE = """
-local i, writes = 1, {}
-while i <= #ARGV do
-  local op, key, n = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
-  local first = i + 3
+local segs = cmsgpack.unpack(ARGV[1])
+for _, seg in ipairs(segs) do
+  local op, key, items = seg[1], KEYS[seg[2]], seg[3]
   if op == 'A' then
-    for j = first, first + n - 1 do
-      if redis.call('HEXISTS', key, ARGV[j]) == 1 then return {'stale', ARGV[j]} end
+    for j = 1, #items do
+      if redis.call('HEXISTS', key, items[j]) == 1 then return {'stale', items[j]} end
     end
-    i = first + n
   elseif op == 'E' then
-    for j = first, first + 2 * n - 1, 2 do
-      if redis.call('HGET', key, ARGV[j]) ~= ARGV[j + 1] then return {'stale', ARGV[j]} end
+    for j = 1, #items, 2 do
+      if redis.call('HGET', key, items[j]) ~= items[j + 1] then return {'stale', items[j]} end
     end
-    i = first + 2 * n
-  else
-    writes[#writes + 1] = i
-    if op == 'D' or op == 'R' then i = first + n else i = first + 2 * n end
   end
 end
-for _, w in ipairs(writes) do
-  local op, key, n = ARGV[w], KEYS[tonumber(ARGV[w + 1])], tonumber(ARGV[w + 2])
-  local first = w + 3
+for _, seg in ipairs(segs) do
+  local op, key, items = seg[1], KEYS[seg[2]], seg[3]
   if op == 'S' then
-    for j = first, first + 2 * n - 1, 2 do redis.call('HSET', key, ARGV[j], ARGV[j + 1]) end
+    for j = 1, #items, 2 do redis.call('HSET', key, items[j], items[j + 1]) end
   elseif op == 'D' then
-    for j = first, first + n - 1 do redis.call('HDEL', key, ARGV[j]) end
+    for j = 1, #items do redis.call('HDEL', key, items[j]) end
   elseif op == 'I' then
-    for j = first, first + 2 * n - 1, 2 do
-      if redis.call('HINCRBY', key, ARGV[j], tonumber(ARGV[j + 1])) <= 0 then redis.call('HDEL', key, ARGV[j]) end
+    for j = 1, #items, 2 do
+      if redis.call('HINCRBY', key, items[j], items[j + 1]) <= 0 then redis.call('HDEL', key, items[j]) end
     end
   elseif op == 'R' then
-    for j = first, first + n - 1 do redis.call('RPUSH', key, ARGV[j]) end
+    for j = 1, #items do redis.call('RPUSH', key, items[j]) end
   elseif op == 'X' then
-    local fv = {}
-    for j = first, first + 2 * n - 1 do fv[#fv + 1] = ARGV[j] end
-    redis.call('XADD', key, '*', unpack(fv))
+    redis.call('XADD', key, '*', unpack(items))
   end
 end
 return {'ok'}
+"""
+
+# KEYS 1 a hash. ARGV 1 msgpack array of fields. Returns their values as one msgpack
+# array (false: absent), so a bulk read costs no per-field argument encoding either.
+_HMGET_PACKED = """
+local fields = cmsgpack.unpack(ARGV[1])
+local out = {}
+for j = 1, #fields do out[j] = redis.call('HGET', KEYS[1], fields[j]) end
+return cmsgpack.pack(out)
 """
 
 # KEYS 1 ranges, 2 batches. ARGV 1 exclusive upper bound "(<counter + 1 %016d>".
@@ -524,7 +525,7 @@ class _Writes:
 
     def seg(self, op: str, key: int, items: Sequence[Any], width: int = 1) -> None:
         if items:
-            self.args.extend((op, key, len(items) // width, *items))
+            self.args.append([op, key, list(items)])
 
 
 class RedisStore:
@@ -565,6 +566,7 @@ class RedisStore:
                 ("hit", _HIT),
                 ("line_report", _LINE_REPORT),
                 ("aggregate", _AGGREGATE),
+                ("hmget_packed", _HMGET_PACKED),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -1066,28 +1068,28 @@ class RedisStore:
         return f"{self.keys.p}:{{agg}}:{name}"
 
     async def _hmget(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
-        out: list[bytes | None] = []
-        for chunk in chunks(list(fields), 20_000):
-            out += await self._r.hmget(key, chunk)
-        return out
+        """HMGET of many fields as one msgpack blob each way (see ``_HMGET_PACKED``)."""
+        if not fields:
+            return []
+        blob = await self._scripts["hmget_packed"](keys=[key], args=[msgpack.packb(list(fields), use_bin_type=False)])
+        values = msgpack.unpackb(blob, raw=True) if blob else []
+        return [None if v is False or v is None else v for v in values]
 
     async def _agg_snapshot(self, ops: Sequence[AggregationOp]) -> tuple[Snapshot, dict[str, bytes | None]]:
         where_keys, parents, event_ids, listed = keys_to_read(ops)
         w = self._agg("w")
         snap = Snapshot()
         order = sorted(where_keys)
-        pipe = self._r.pipeline(transaction=False)
-        for chunk in chunks(order, 20_000):
-            pipe.hmget(w, chunk)
         plist, elist = sorted(parents), sorted(event_ids)
+        flat = await self._hmget(w, order)
+        pipe = self._r.pipeline(transaction=False)
         pipe.hmget(self._agg("m"), plist)
         pipe.hmget(self._agg("ed"), elist)
         pipe.hmget(self._agg("eb"), elist)
         for parent in sorted(listed):
             pipe.hgetall(self._agg(f"c:{parent}"))
         replies = await pipe.execute()
-        nchunks = len(chunks(order, 20_000))
-        flat = [v for r in replies[:nchunks] for v in r]
+        nchunks = 0
         raw_where: dict[str, bytes | None] = dict(zip(order, flat, strict=True))
         metas, digests, bodies = replies[nchunks:nchunks + 3]
         for parent in plist:  # the parents' ancestors, for the nesting check
@@ -1147,7 +1149,7 @@ class RedisStore:
                     seg("X", k("audit"), ["t", codec.to_ms(now_utc()), "r", actor.role, "p", actor.principal,
                                           "a", f"aggregation:{s.action.lower()}", "s", s.parent,
                                           "d", msgpack.packb(s._asdict())], 2)
-            reply = await self._scripts["aggregate"](keys=w.keys, args=w.args)
+            reply = await self._scripts["aggregate"](keys=w.keys, args=[msgpack.packb(w.args, use_bin_type=False)])
             if _s(reply[0]) == "ok":
                 return changes.summaries
         raise StoreError("aggregation: too much write contention")
