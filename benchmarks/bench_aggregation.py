@@ -54,7 +54,10 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 
 def _url(backend: str, tmp: Path, redis_url: str) -> str:
-    return f"sqlite:///{tmp / 'agg.db'}" if backend == "sqlite" else f"{redis_url}?prefix=bagg{os.getpid()}x{next(_ids)}"
+    # bulk calls of 10,000 units: a longer bound than the default 2 s for one call
+    if backend == "sqlite":
+        return f"sqlite:///{tmp / 'agg.db'}"
+    return f"{redis_url}?prefix=bagg{os.getpid()}x{next(_ids)}&timeout=60"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])

@@ -50,15 +50,6 @@ def valid(validator, events) -> None:
 # -- the store, both backends ------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def any_store_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/twin.db"
-    from tests.redis_fixtures import fresh_namespace
-
-    return f"{request.getfixturevalue('redis_url')}?prefix={fresh_namespace()}"
-
-
 def _op(event_id, action, parent, keys, origin=("l1", "s1"), batch="b.default.0", allow=False):
     children = tuple(Child(k, "" if k.isdigit() else batch) for k in keys)
     return AggregationOp(event_id, action, parent, children, 1_767_225_600_000, origin, allow,
@@ -70,14 +61,15 @@ def _units(*serials):
 
 
 @pytest.mark.anyio
-async def test_store_packs_unpacks_idempotently_and_all_or_nothing(any_store_url):
+async def test_store_packs_unpacks_idempotently_and_all_or_nothing(store_url):
+    """SQLite, one Redis node and a Redis Cluster (the {agg} slot) refuse and apply alike."""
     from twin.aggregation import AggregationConflict, EventConflict
     from twin.events import Actor
     from twin.store import open_store
 
     actor = Actor("line", "l1")
     case1, case2, pallet = sscc(1), sscc(2), sscc(3, ext="1")
-    async with await open_store(any_store_url) as store:
+    async with await open_store(store_url) as store:
         assert await store.get_aggregation(case1) is None
         done = await store.apply_aggregations([_op("e1", "ADD", case1, _units("A", "B", "C"))], actor)
         assert [(s.children, s.replayed) for s in done] == [(3, False)]

@@ -90,7 +90,6 @@ from twin.aggregation import (
     StoredAggregation,
     check_ops,
     check_sscc,
-    chunks,
     decode_event,
     decode_meta,
     encode_meta,
@@ -1089,9 +1088,8 @@ class RedisStore:
         for parent in sorted(listed):
             pipe.hgetall(self._agg(f"c:{parent}"))
         replies = await pipe.execute()
-        nchunks = 0
         raw_where: dict[str, bytes | None] = dict(zip(order, flat, strict=True))
-        metas, digests, bodies = replies[nchunks:nchunks + 3]
+        metas, digests, bodies = replies[:3]
         for parent in plist:  # the parents' ancestors, for the nesting check
             at = raw_where.get(parent)
             for _ in range(MAX_DEPTH):
@@ -1103,7 +1101,7 @@ class RedisStore:
         snap.where = {k: None if v is None else _s(v) for k, v in raw_where.items()}
         snap.meta = {p: None if m is None else decode_meta(m) for p, m in zip(plist, metas, strict=True)}
         snap.events = {e: None if d is None else (_s(d), b) for e, d, b in zip(elist, digests, bodies, strict=True)}
-        for parent, held in zip(sorted(listed), replies[nchunks + 3:], strict=True):
+        for parent, held in zip(sorted(listed), replies[3:], strict=True):
             snap.contents[parent] = {_s(k): _s(v) for k, v in held.items()}
         return snap, {p: m for p, m in zip(plist, metas, strict=True)}
 
