@@ -5,7 +5,8 @@
     serialink unpack --parent 195060001343520014 --child 095060001343520017
     serialink unpack --parent 195060001343520014          # everything out
 
-``--children FILE`` reads one child per line ('-': stdin); ``--child`` names one
+``--children FILE`` reads one child per line ('-': stdin), or the ``codes.csv`` a mint
+wrote (its gtin and serial columns); ``--child`` names one
 (repeatable). A child is a unit (Digital Link URI, SGTIN URN) or a case (SSCC, its URN
 or Digital Link URI). The same --event-id again changes nothing; without one the id is
 the CBV 2.0 hash of the event (with --at, its time too). A pack any child refuses (not
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import csv
 import getpass
 import os
 import socket
@@ -48,8 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(run=run, action=name)
 
 
-def _children(args: argparse.Namespace) -> list[str]:
-    out = list(args.child)
+def _children(args: argparse.Namespace) -> list[Any]:
+    out: list[Any] = list(args.child)
     if args.children is not None:
         try:
             text = sys.stdin.read() if args.children == "-" else open(args.children, encoding="utf-8").read()
@@ -57,7 +59,11 @@ def _children(args: argparse.Namespace) -> list[str]:
             raise CommandError(f"--children {args.children}: {exc.strerror}; give a readable file") from None
         except UnicodeDecodeError:
             raise CommandError(f"--children {args.children}: not UTF-8 text; give one child per line") from None
-        out += [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if lines and lines[0].startswith("gtin,serial"):  # the codes.csv a mint wrote: pack what was minted
+            out += [{"gtin": row["gtin"], "serial": row["serial"]} for row in csv.DictReader(lines)]
+        else:
+            out += lines
     if args.action == "pack" and not out:
         raise CommandError("name the children: --children FILE or --child CHILD (repeatable)", 2)
     return out
