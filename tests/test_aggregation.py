@@ -335,3 +335,16 @@ def test_cli_pack_and_unpack_with_one_line_errors(tmp_path):
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1
     out = cli("unpack", "--parent", case)
     assert out.returncode == 0 and json.loads(out.stdout)["children"] == 5
+
+
+def test_unpacking_everything_needs_a_scope_over_what_is_inside(packed):
+    r, batch_id, serials, headers = packed
+    case = sscc(61)
+    assert r.client.post("/v1/aggregations", headers=headers, json={
+        "action": "pack", "parent": case, "children": [_uri(s) for s in serials[:2]]}).status_code == 201
+    stranger = r.client.post("/v1/aggregations", headers=r.auth("manufacturer", gtins=["04012345000009"]),
+                             json={"action": "unpack", "parent": case})
+    assert stranger.status_code == 403, stranger.text
+    assert len(r.client.get(f"/v1/aggregations/{case}", headers=headers).json()["children"]) == 2
+    assert r.client.post("/v1/aggregations", headers=headers, json={"action": "unpack", "parent": case}).status_code == 201
+    assert r.client.get(f"/v1/aggregations/{case}", headers=headers).json()["children"] == []

@@ -262,8 +262,11 @@ async def apply(store: UnitStore, verifier: Any, bodies: Sequence[tuple[Mapping[
         request = parse_request(body, prefix, names)
         op = await build_op(store, verifier, request)
         if allowed is not None:
-            gtins = {c.key.split("/")[1] for c in op.children if not c.is_case}
-            allowed(gtins, op.origin)
+            children = op.children
+            if op.action == DELETE and not children:  # everything out: the scope must cover what is inside
+                held = await store.get_aggregation(op.parent)
+                children = held.children if held is not None else ()
+            allowed({c.key.split("/")[1] for c in children if not c.is_case}, op.origin)
         ops.append(op)
     result: list[AggregationSummary] = await store.apply_aggregations(ops, actor)
     return result
