@@ -193,6 +193,7 @@ def test_pack_over_the_api_checks_the_twin_and_is_idempotent(packed, official):
     refused({**base, "children": [_uri(serials[22]), f"https://id.gs1.org/01/{GTIN}/21/NOT-OURS"]}, 422, "children[1]")
     refused({**base, "children": [_uri(serials[22])], "eventID": "p-1"}, 409, "eventID")
     refused({**base, "action": "squash", "children": []}, 422, "action")
+    refused({**base, "action": {}, "children": []}, 422, "action")
     # nothing of the refused packs was applied
     assert r.client.get(f"/v1/aggregations/{sscc(12)}", headers=headers).status_code == 404
     # a pallet of cases, then an unpack

@@ -146,7 +146,8 @@ def parse_request(body: Mapping[str, Any], prefix: str = "", names: tuple[str, s
     unknown = set(body) - _FIELDS
     if unknown:
         raise InvalidInput(sorted(unknown)[0], "is not a field of a pack or unpack")
-    action = ACTIONS.get(body.get("action"))  # type: ignore[arg-type]
+    raw_action = body.get("action")
+    action = ACTIONS.get(raw_action) if isinstance(raw_action, str) else None
     if action is None:
         raise InvalidInput("action", f"expected pack or unpack, got {body.get('action')!r:.40}")
     parent = parse_sscc(body.get("parent"), prefix + names[0])
