@@ -19,7 +19,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import analytics, batches, epcis, line, lines, links, support, units, visits
+from resolver.api import (
+    aggregations,
+    analytics,
+    batches,
+    epcis,
+    line,
+    lines,
+    links,
+    support,
+    units,
+    visits,
+)
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.durable_writes import DurableWrites
 from resolver.api.openapi import routes as openapi_routes
@@ -87,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *lines.routes,  # line keys, also with their /v1 prefix
         *line.routes,  # line reports on a batch's serials (same credentials as the batch API)
         *epcis.routes,  # EPCIS 2.0 capture and query for line systems
+        *aggregations.routes,  # packing units and cases into SSCCs
         Mount("/v1", routes=[*links.routes, *units.routes, *visits.routes, *analytics.routes]),
         *openapi_routes,
         *people.routes,  # before the unit page, which would take …/signin as part of a serial

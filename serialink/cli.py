@@ -110,6 +110,12 @@ def _add_line(sub: argparse._SubParsersAction) -> None:
     line_cmd.register(sub)
 
 
+def _add_pack(sub: argparse._SubParsersAction) -> None:
+    from serialink import pack_cmd
+
+    pack_cmd.register(sub)
+
+
 def _add_analytics(sub: argparse._SubParsersAction) -> None:
     from serialink import analytics_cmd
 
@@ -130,7 +136,7 @@ def _add_scans(sub: argparse._SubParsersAction) -> None:
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_batches, _add_scans, _add_config,
-    _add_tokens, _add_lines, _add_dpp, _add_line, _add_analytics,
+    _add_tokens, _add_lines, _add_dpp, _add_line, _add_pack, _add_analytics,
 ]
 
 

@@ -30,6 +30,7 @@ GTIN = "09506000134352"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 BATCH = f"{GTIN}.default.0"  # the batch PREPARE["minted"] mints
+SSCC = "095060000000000114"  # a case of PREPARE["packed"]
 _LOCAL = ["--store", "sqlite:///{tmp}/db", "--data-dir", "{tmp}/var"]
 _MINTED = ["--store", "sqlite:///{tmp}/db", "--key-dir", "{tmp}/keys"]
 
@@ -62,6 +63,8 @@ BASELINE: dict[str, list[str]] = {
                     *_MINTED],
     "line close": ["line", "close", "--batch", BATCH, "--report-id", "close-1", "--reason", "shift end", *_MINTED],
     "line status": ["line", "status", "--batch", BATCH, *_MINTED],
+    "pack": ["pack", "--parent", SSCC, "--children", "{tmp}/minted/codes.csv", "--event-id", "p-1", *_MINTED],
+    "unpack": ["unpack", "--parent", SSCC, "--event-id", "u-1", *_MINTED],
     "analytics export": ["analytics", "export", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
                          "--settle", "60", "--out", "{tmp}/analytics", "--store", "sqlite:///{tmp}/db"],
     "analytics report": ["analytics", "report", "scans-per-day", "--dir", "{tmp}/analytics", "--since",
@@ -73,6 +76,9 @@ BASELINE: dict[str, list[str]] = {
 PREPARE: dict[str, list[str]] = {
     "minted": ["mint", "--gtin", GTIN, "--count", "3", "--format", "csv", "--out", "{tmp}/minted", "--line-tracking",
                "--no-progress", *_MINTED],
+    "commissioned": ["line", "report", "--batch", BATCH, "--step", "commissioned", "--range", "0:3", "--report-id",
+                     "c-all", *_MINTED],
+    "packed": ["pack", "--parent", SSCC, "--children", "{tmp}/minted/codes.csv", "--event-id", "p-0", *_MINTED],
     "token": ["tokens", "issue", "--role", "technician", "--gtin", GTIN, *_LOCAL],
     "line_key": ["lines", "add", "--site", "plant-1", "--line", "L2", "--gtin", GTIN, *_LOCAL],
     "analytics": ["analytics", "export", "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00Z",
@@ -82,6 +88,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "dpp export": ("minted",), "line report": ("minted",), "line close": ("minted",), "line status": ("minted",),
     "tokens revoke": ("token",), "lines rotate": ("line_key",), "lines revoke": ("line_key",),
     "analytics report": ("analytics",), "batches list": ("minted",), "batches void": ("minted",),
+    "pack": ("minted", "commissioned"), "unpack": ("minted", "commissioned", "packed"),
 }
 
 _PATHS_TO_READ = ["{tmp}/missing", "{tmp}", "{garbage}"]
@@ -144,6 +151,11 @@ WRONG: dict[str, list[str]] = {
     "dir": ["{tmp}/missing", "{file}", "/proc/x"],
     "name": ["bogus"],
     "by": ["bogus"],
+    # pack / unpack
+    "parent": ["123", "095060000000000115", "abc"],
+    "children": ["{tmp}/missing", "{tmp}", "{garbage}"],
+    "child": ["nope", "https://id.gs1.org/01/123", "095060000000000115", f"https://id.gs1.org/01/{GTIN}/21/NOT-OURS"],
+    "event_id": ["bad id!", "x" * 201],
     # rules explain: the unit's history for moment conditions
     **{dest: ["yesterday", "2026-13-01"] for dest in ("made", "registered", "installed", "serviced",
                                                      "firmware_updated", "warranty_start", "warranty_end",
@@ -162,7 +174,7 @@ WRONG_FOR: dict[tuple[str, str], list[str]] = {
 VERDICTS = {("parse", "uris"), ("convert", "inputs"), ("rules explain", "url")}
 #: Options any value of which is acceptable input (flags, free text the command only echoes).
 FREE = {"help", "json", "lenient", "recalled", "stolen", "progress", "reuse_port", "verbose", "lang", "accept",
-        "link_type", "context", "line_tracking", "firmware",
+        "link_type", "context", "line_tracking", "firmware", "allow_cross_site",
         "subject"}  # tokens/lines: a note kept with the credential, any text
 #: The environment, wrong: a command that reads the setting refuses it in one line; one
 #: that does not may succeed.

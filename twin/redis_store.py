@@ -28,6 +28,13 @@ Lua script touches keys of that slot only)::
     sl:rl:<bucket>            string  rate-limit counter (PEXPIRE its window)
     sl:{G}:line:<batch id>    hash    line state: v (reports applied), s (twin.line_state record)
     sl:{G}:lrep:<batch id>    hash    line report id -> stored report (what it did, its indices)
+    sl:{agg}:w                hash    child (01/<gtin>/21/<serial> or SSCC) -> the SSCC it is packed in
+    sl:{agg}:c:<sscc>         hash    what an SSCC holds: child -> batch id ("" for a case)
+    sl:{agg}:m                hash    SSCC -> origin (line, site, first packed)
+    sl:{agg}:ed / :eb         hash    aggregation event id -> digest / stored event
+    sl:{agg}:pe:<sscc>        list    the SSCC's event ids, in order
+    sl:{agg}:bp:<batch id>    hash    SSCC -> how many units of the batch it holds (recalls)
+    sl:{agg}:audit            stream  one entry per pack or unpack
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
 writes and fsyncs the AOF before it answers, so a range it allocated survives a crash of
@@ -73,6 +80,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from twin import codec
+from twin.aggregation import (
+    MAX_DEPTH,
+    Aggregate,
+    AggregationOp,
+    AggregationSummary,
+    Child,
+    Snapshot,
+    StoredAggregation,
+    check_ops,
+    check_sscc,
+    decode_event,
+    decode_meta,
+    encode_meta,
+    keys_to_read,
+    plan,
+)
 from twin.batch import (
     MAX_COUNTER,
     Batch,
@@ -286,6 +309,54 @@ for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1]) end
 return {'ok', tail(4, ARGV[5], ARGV[6])}
 """
 
+# Aggregation: checked writes over the {agg} slot, all or nothing. ARGV[1] is one msgpack
+# array of segments [op, key index, items] (one blob: the client does not encode a
+# million arguments): A (fields must be absent), E ([field, expected value] pairs must
+# match), then S (HSET field, value pairs), D (HDEL fields), I (HINCRBY field, delta
+# pairs; a count that falls to 0 is removed), R (RPUSH values), X (XADD field, value
+# pairs). Any check failing answers 'stale' before anything is written.
+_AGGREGATE = """
+local segs = cmsgpack.unpack(ARGV[1])
+for _, seg in ipairs(segs) do
+  local op, key, items = seg[1], KEYS[seg[2]], seg[3]
+  if op == 'A' then
+    for j = 1, #items do
+      if redis.call('HEXISTS', key, items[j]) == 1 then return {'stale', items[j]} end
+    end
+  elseif op == 'E' then
+    for j = 1, #items, 2 do
+      if redis.call('HGET', key, items[j]) ~= items[j + 1] then return {'stale', items[j]} end
+    end
+  end
+end
+for _, seg in ipairs(segs) do
+  local op, key, items = seg[1], KEYS[seg[2]], seg[3]
+  if op == 'S' then
+    for j = 1, #items, 2 do redis.call('HSET', key, items[j], items[j + 1]) end
+  elseif op == 'D' then
+    for j = 1, #items do redis.call('HDEL', key, items[j]) end
+  elseif op == 'I' then
+    for j = 1, #items, 2 do
+      if redis.call('HINCRBY', key, items[j], items[j + 1]) <= 0 then redis.call('HDEL', key, items[j]) end
+    end
+  elseif op == 'R' then
+    for j = 1, #items do redis.call('RPUSH', key, items[j]) end
+  elseif op == 'X' then
+    redis.call('XADD', key, '*', unpack(items))
+  end
+end
+return {'ok'}
+"""
+
+# KEYS 1 a hash. ARGV 1 msgpack array of fields. Returns their values as one msgpack
+# array (false: absent), so a bulk read costs no per-field argument encoding either.
+_HMGET_PACKED = """
+local fields = cmsgpack.unpack(ARGV[1])
+local out = {}
+for j = 1, #fields do out[j] = redis.call('HGET', KEYS[1], fields[j]) end
+return cmsgpack.pack(out)
+"""
+
 # KEYS 1 ranges, 2 batches. ARGV 1 exclusive upper bound "(<counter + 1 %016d>".
 _FIND_BATCH = """
 local m = redis.call('ZRANGE', KEYS[1], ARGV[1], '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)
@@ -436,6 +507,26 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Writes:
+    """The KEYS and ARGV of one checked aggregation write (see ``_AGGREGATE``)."""
+
+    def __init__(self, name: Callable[[str], str]) -> None:
+        self.name = name
+        self.keys: list[str] = []
+        self.index: dict[str, int] = {}
+        self.args: list[Any] = []
+
+    def key(self, name: str) -> int:
+        if name not in self.index:
+            self.keys.append(self.name(name))
+            self.index[name] = len(self.keys)
+        return self.index[name]
+
+    def seg(self, op: str, key: int, items: Sequence[Any], width: int = 1) -> None:
+        if items:
+            self.args.append([op, key, list(items)])
+
+
 class RedisStore:
     """The Redis / Redis Cluster implementation of twin.store.UnitStore."""
 
@@ -473,6 +564,8 @@ class RedisStore:
                 ("put_line_key", _PUT_LINE_KEY),
                 ("hit", _HIT),
                 ("line_report", _LINE_REPORT),
+                ("aggregate", _AGGREGATE),
+                ("hmget_packed", _HMGET_PACKED),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -967,6 +1060,136 @@ class RedisStore:
         key = f"{self.keys.g(gtin)}lrep:{batch_id}"
         reports = [decode_report(blob, f"{key}/{_s(rid)}") for rid, blob in (await self._r.hgetall(key)).items()]
         return sorted(reports, key=lambda r: r.seq)
+
+    # -- aggregation (twin.aggregation) -----------------------------------------------------
+
+    def _agg(self, name: str) -> str:
+        return f"{self.keys.p}:{{agg}}:{name}"
+
+    async def _hmget(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
+        """HMGET of many fields as one msgpack blob each way (see ``_HMGET_PACKED``)."""
+        if not fields:
+            return []
+        blob = await self._scripts["hmget_packed"](keys=[key], args=[msgpack.packb(list(fields), use_bin_type=False)])
+        values = msgpack.unpackb(blob, raw=True) if blob else []
+        return [None if v is False or v is None else v for v in values]
+
+    async def _agg_snapshot(self, ops: Sequence[AggregationOp]) -> tuple[Snapshot, dict[str, bytes | None]]:
+        where_keys, parents, event_ids, listed = keys_to_read(ops)
+        w = self._agg("w")
+        snap = Snapshot()
+        order = sorted(where_keys)
+        plist, elist = sorted(parents), sorted(event_ids)
+        flat = await self._hmget(w, order)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hmget(self._agg("m"), plist)
+        pipe.hmget(self._agg("ed"), elist)
+        pipe.hmget(self._agg("eb"), elist)
+        for parent in sorted(listed):
+            pipe.hgetall(self._agg(f"c:{parent}"))
+        replies = await pipe.execute()
+        raw_where: dict[str, bytes | None] = dict(zip(order, flat, strict=True))
+        metas, digests, bodies = replies[:3]
+        for parent in plist:  # the parents' ancestors, for the nesting check
+            at = raw_where.get(parent)
+            for _ in range(MAX_DEPTH):
+                if at is None or _s(at) in raw_where:
+                    break
+                up = await self._r.hget(w, _s(at))
+                raw_where[_s(at)] = up
+                at = up
+        snap.where = {k: None if v is None else _s(v) for k, v in raw_where.items()}
+        snap.meta = {p: None if m is None else decode_meta(m) for p, m in zip(plist, metas, strict=True)}
+        snap.events = {e: None if d is None else (_s(d), b) for e, d, b in zip(elist, digests, bodies, strict=True)}
+        for parent, held in zip(sorted(listed), replies[3:], strict=True):
+            snap.contents[parent] = {_s(k): _s(v) for k, v in held.items()}
+        return snap, {p: m for p, m in zip(plist, metas, strict=True)}
+
+    @_guard
+    async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        check_actor(actor, "actor")
+        check_ops(ops)
+        for _ in range(100):
+            snap, raw_meta = await self._agg_snapshot(ops)
+            changes = plan(ops, snap, (actor.role, actor.principal))
+            if not changes.events:
+                return changes.summaries  # every op a replay
+            w = _Writes(self._agg)
+            k, seg = w.key, w.seg
+
+            # checks: everything the plan read is as it was read
+            absent = [c for c, p in snap.where.items() if p is None]
+            present = [x for c, p in snap.where.items() if p is not None for x in (c, p)]
+            for parent, held in snap.contents.items():
+                present += [x for c in held for x in (c, parent)]
+            seg("A", k("w"), absent)
+            seg("E", k("w"), present, 2)
+            seg("A", k("m"), [p for p, m in raw_meta.items() if m is None])
+            seg("E", k("m"), [x for p, m in raw_meta.items() if m is not None for x in (p, m)], 2)
+            seg("A", k("ed"), list(changes.events))
+            # writes
+            moved = [x for c, p in changes.where.items() if p is not None for x in (c, p)]
+            seg("S", k("w"), moved, 2)
+            seg("D", k("w"), [c for c, p in changes.where.items() if p is None])
+            for parent, changed in changes.contents.items():
+                seg("S", k(f"c:{parent}"), [x for c, b in changed.items() if b is not None for x in (c, b)], 2)
+                seg("D", k(f"c:{parent}"), [c for c, b in changed.items() if b is None])
+            for (batch, parent), delta in changes.batch_counts.items():
+                if delta:
+                    seg("I", k(f"bp:{batch}"), [parent, delta], 2)
+            seg("S", k("m"), [x for p, m in changes.meta.items() for x in (p, encode_meta(m))], 2)
+            seg("S", k("ed"), [x for e, (d, _) in changes.events.items() for x in (e, d)], 2)
+            seg("S", k("eb"), [x for e, (_, b) in changes.events.items() for x in (e, b)], 2)
+            for e, (_, body) in changes.events.items():
+                seg("R", k(f"pe:{decode_event(body).parent}"), [e])
+            for s in changes.summaries:
+                if not s.replayed:
+                    seg("X", k("audit"), ["t", codec.to_ms(now_utc()), "r", actor.role, "p", actor.principal,
+                                          "a", f"aggregation:{s.action.lower()}", "s", s.parent,
+                                          "d", msgpack.packb(s._asdict())], 2)
+            reply = await self._scripts["aggregate"](keys=w.keys, args=[msgpack.packb(w.args, use_bin_type=False)])
+            if _s(reply[0]) == "ok":
+                return changes.summaries
+        raise StoreError("aggregation: too much write contention")
+
+    @_guard
+    async def get_aggregation(self, sscc: str) -> Aggregate | None:
+        check_sscc(sscc)
+        pipe = self._r.pipeline(transaction=False)
+        pipe.hget(self._agg("m"), sscc)
+        pipe.hgetall(self._agg(f"c:{sscc}"))
+        pipe.hget(self._agg("w"), sscc)
+        meta, held, up = await pipe.execute()
+        if meta is None:
+            return None
+        children = tuple(sorted((Child(_s(c), _s(b)) for c, b in held.items()), key=lambda c: c.key))
+        return Aggregate(sscc, decode_meta(meta), children, None if up is None else _s(up))
+
+    @_guard
+    async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        ids = sorted(set(batch_ids))
+        if ids:
+            pipe = self._r.pipeline(transaction=False)
+            for b in ids:
+                pipe.hkeys(self._agg(f"bp:{b}"))
+            for parents in await pipe.execute():
+                found.update(_s(p) for p in parents)
+        frontier = set(found)
+        for _ in range(MAX_DEPTH):
+            if not frontier:
+                break
+            ups = await self._hmget(self._agg("w"), sorted(frontier))
+            frontier = {_s(u) for u in ups if u is not None} - found
+            found |= frontier
+        return sorted(found)
+
+    @_guard
+    async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
+        check_sscc(sscc)
+        ids = [_s(e) for e in await self._r.lrange(self._agg(f"pe:{sscc}"), 0, -1)]
+        bodies = await self._hmget(self._agg("eb"), ids) if ids else []
+        return [decode_event(b) for b in bodies if b is not None]
 
     # -- overlays -------------------------------------------------------------------------
 

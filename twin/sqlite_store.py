@@ -29,6 +29,24 @@ import msgpack
 import orjson
 
 from twin import codec
+from twin.aggregation import (
+    AGG_AUDIT,
+    MAX_DEPTH,
+    Aggregate,
+    AggregationOp,
+    AggregationSummary,
+    Child,
+    Snapshot,
+    StoredAggregation,
+    check_ops,
+    check_sscc,
+    chunks,
+    decode_event,
+    decode_meta,
+    encode_meta,
+    keys_to_read,
+    plan,
+)
 from twin.batch import (
     MAX_COUNTER,
     Batch,
@@ -166,6 +184,13 @@ CREATE TABLE IF NOT EXISTS line_state (
 CREATE TABLE IF NOT EXISTS line_reports (
     batch_id TEXT NOT NULL, report_id TEXT NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,
     PRIMARY KEY (batch_id, report_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_where (
+    child TEXT PRIMARY KEY, parent TEXT NOT NULL, batch TEXT NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agg_where_parent ON agg_where (parent);
+CREATE INDEX IF NOT EXISTS agg_where_batch ON agg_where (batch, parent);
+CREATE TABLE IF NOT EXISTS agg_parents (sscc TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_events (
+    event_id TEXT PRIMARY KEY, parent TEXT NOT NULL, digest TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hits (bucket TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -600,6 +625,85 @@ class SQLiteStore:
         parse_batch_id(batch_id)
         rows = self._read("SELECT report_id, body FROM line_reports WHERE batch_id = ? ORDER BY seq", (batch_id,))
         return [decode_report(body, f"line_reports/{batch_id}/{rid}") for rid, body in rows]
+
+    # -- aggregation (twin.aggregation) -----------------------------------------------------
+
+    async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        check_actor(actor, "actor")
+        check_ops(ops)
+        return await self._write(self._aggregate, ops, actor)
+
+    def _aggregate(self, c: sqlite3.Connection, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        where_keys, parents, event_ids, listed = keys_to_read(ops)
+        snap = Snapshot()
+        for key in where_keys:
+            snap.where[key] = None
+        for chunk in chunks(sorted(where_keys)):
+            q = f"SELECT child, parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
+            for child, parent in c.execute(q, chunk):
+                snap.where[child] = parent
+        for parent in parents:  # their ancestors, for the nesting check
+            at = snap.where.get(parent)
+            for _ in range(MAX_DEPTH):
+                if at is None or at in snap.where:
+                    break
+                row = c.execute("SELECT parent FROM agg_where WHERE child = ?", (at,)).fetchone()
+                snap.where[at] = None if row is None else row[0]
+                at = snap.where[at]
+            row = c.execute("SELECT body FROM agg_parents WHERE sscc = ?", (parent,)).fetchone()
+            snap.meta[parent] = None if row is None else decode_meta(row[0])
+        for eid in event_ids:
+            row = c.execute("SELECT digest, body FROM agg_events WHERE event_id = ?", (eid,)).fetchone()
+            snap.events[eid] = None if row is None else (row[0], row[1])
+        for parent in listed:
+            snap.contents[parent] = dict(c.execute("SELECT child, batch FROM agg_where WHERE parent = ?", (parent,)))
+        changes = plan(ops, snap, (actor.role, actor.principal))
+        for parent, held in changes.contents.items():
+            added = [(k, parent, b) for k, b in held.items() if b is not None]
+            removed = [(k,) for k, b in held.items() if b is None]
+            if removed:
+                c.executemany("DELETE FROM agg_where WHERE child = ?", removed)
+            if added:
+                c.executemany("INSERT OR REPLACE INTO agg_where VALUES (?, ?, ?)", added)
+        for sscc, meta in changes.meta.items():
+            c.execute("INSERT OR REPLACE INTO agg_parents VALUES (?, ?)", (sscc, encode_meta(meta)))
+        for eid, (digest, body) in changes.events.items():
+            c.execute("INSERT INTO agg_events VALUES (?, ?, ?, ?)", (eid, decode_event(body).parent, digest, body))
+        for s in changes.summaries:
+            if not s.replayed:
+                self._audit(c, AGG_AUDIT, actor, f"aggregation:{s.action.lower()}", s.parent, s._asdict())
+        return changes.summaries
+
+    async def get_aggregation(self, sscc: str) -> Aggregate | None:
+        check_sscc(sscc)
+        rows = self._read("SELECT body FROM agg_parents WHERE sscc = ?", (sscc,))
+        if not rows:
+            return None
+        held = self._read("SELECT child, batch FROM agg_where WHERE parent = ? ORDER BY child", (sscc,))
+        up = self._read("SELECT parent FROM agg_where WHERE child = ?", (sscc,))
+        return Aggregate(sscc, decode_meta(rows[0][0]), tuple(Child(k, b) for k, b in held), up[0][0] if up else None)
+
+    async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
+        found: set[str] = set()
+        for chunk in chunks(sorted(set(batch_ids))):
+            q = f"SELECT DISTINCT parent FROM agg_where WHERE batch IN ({','.join('?' * len(chunk))})"
+            found.update(p for (p,) in self._read(q, chunk))
+        frontier = set(found)
+        for _ in range(MAX_DEPTH):
+            up: set[str] = set()
+            for chunk in chunks(sorted(frontier)):
+                q = f"SELECT parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
+                up.update(p for (p,) in self._read(q, chunk))
+            frontier = up - found
+            if not frontier:
+                break
+            found |= frontier
+        return sorted(found)
+
+    async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
+        check_sscc(sscc)
+        rows = self._read("SELECT body FROM agg_events WHERE parent = ?", (sscc,))
+        return sorted((decode_event(b) for (b,) in rows), key=lambda e: (e.at_ms, e.event_id))
 
     # -- overlays -------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from twin.aggregation import Aggregate, AggregationOp, AggregationSummary, StoredAggregation
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, check_count
 from twin.errors import IdempotencyConflict, InvalidInput, StaleVersion
 from twin.events import Actor, Event, check_actor
@@ -228,6 +229,22 @@ class UnitStore(Protocol):
 
     async def line_reports(self, batch_id: str) -> list[StoredReport]:
         """Every report applied to the batch, in the order applied."""
+
+    # -- aggregation (twin.aggregation) -------------------------------------------------
+    async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        """Apply packs and unpacks in order in one atomic write (a SIGKILL leaves all of them
+        or none). An event id seen before is a replay (``replayed``) that writes nothing; with
+        other content it raises EventConflict. If any child is refused (AggregationConflict,
+        InvalidInput naming the element) nothing is written."""
+
+    async def get_aggregation(self, sscc: str) -> Aggregate | None:
+        """The SSCC's origin, contents and the SSCC it is packed in; ``None``: never packed."""
+
+    async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
+        """Every SSCC holding a unit of these batches, directly or through a case in it."""
+
+    async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
+        """The packs and unpacks of this parent, oldest first."""
 
     # -- overlays and links ---------------------------------------------------------
     async def put_overlay(

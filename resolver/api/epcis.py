@@ -29,6 +29,8 @@ from starlette.routing import BaseRoute, Route
 
 from resolver.api.common import claims, json_response, object_body
 from resolver.errors import Conflict, Invalid, NotFound
+from resolver.journeys.aggregation import apply as apply_aggregations
+from resolver.journeys.aggregation import capture_body
 from resolver.journeys.epcis_export import MEDIA_TYPE
 from resolver.journeys.epcis_line import (
     CONTEXT,
@@ -70,6 +72,8 @@ async def capture(request: Request) -> Response:
                 if report.report_id not in known:
                     state = apply_report(state, report)[0]
     captured = replayed = 0
+    packs = [(capture_body(event, plan.event_ids[int(where.rsplit("[", 1)[1][:-1])]), f"{where}.",
+              ("parentID", "childEPCs")) for event, where in plan.aggregations]
     for batch_id, reports in plan.reports.items():
         try:
             summaries = await store.apply_line_reports(batch_id, reports, _actor(claim))
@@ -80,6 +84,15 @@ async def capture(request: Request) -> Response:
         services.lookup.invalidate(plan.batches[batch_id].gtin, "line", batch_id)
         replayed += sum(1 for s in summaries if s.replayed)
         captured += sum(1 for s in summaries if not s.replayed)
+    if packs:  # after the commissioning the document carries: packing needs commissioned units
+
+        def allowed(gtins: set[str], origin: tuple[str, str] | None) -> None:
+            for gtin in sorted(gtins):
+                claims(request, WRITE_ROLES, gtin)
+
+        done = await apply_aggregations(store, services.serial_verifier, packs, _actor(claim), allowed)
+        replayed += sum(1 for s in done if s.replayed)
+        captured += sum(1 for s in done if not s.replayed)
     return json_response({"captured": captured, "replayed": replayed, "eventIDs": plan.event_ids},
                          201 if captured else 200)
 

@@ -103,7 +103,10 @@ SCHEMAS: dict[str, Any] = {
                           "last": {"type": "integer", "minimum": 0}}, ["profile", "first", "last"]),
         "all": BOOL}, ["gtin", "reason"]),
     "Recall": _obj({"id": STR, "kind": STR, "gtin": STR, "scope": {"type": "object"}, "reason": STR, "at": STR,
-                    "active": BOOL, "replayed": BOOL}, ["id", "kind", "scope", "reason", "active"], extra=True),
+                    "active": BOOL, "replayed": BOOL,
+                    "ssccs": {"type": "array", "items": STR, "description": "cases and pallets holding units "
+                              "of a recalled lot or GTIN (logistics: pull these back)"}},
+                   ["id", "kind", "scope", "reason", "active"], extra=True),
     "Recalls": _obj({"gtin": STR, "recalls": {"type": "array", "items": {"$ref": "#/components/schemas/Recall"}}},
                     ["gtin", "recalls"]),
     "Reason": _obj({"reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, ["reason"]),

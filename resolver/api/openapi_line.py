@@ -50,6 +50,22 @@ SCHEMAS: dict[str, Any] = {
     "EPCISQueryDocument": {"type": "object", "required": ["@context", "type", "epcisBody"]},
     "LineReports": _obj({"batch": STR, "reports": {"type": "array", "items": {"type": "object"}}},
                         ["batch", "reports"]),
+    "Aggregation": _obj({
+        "action": {"enum": ["pack", "unpack"]}, "parent": {"type": "string", "description": "SSCC (18 digits), "
+                                                           "its EPC URN or Digital Link URI"},
+        "children": {"type": "array", "items": {"oneOf": [STR, _obj({"gtin": STR, "serial": STR},
+                                                                    ["gtin", "serial"])]}},
+        "eventID": {"type": "string", "minLength": 1, "maxLength": 200},
+        "at": {"type": "string", "format": "date-time"}, "allow_cross_site": {"type": "boolean"}},
+        ["action", "parent"]),
+    "Aggregated": _obj({"eventID": STR, "action": STR, "parent": STR, "children": INT,
+                        "replayed": {"type": "boolean"}, "event": {"type": ["object", "null"]}},
+                       ["eventID", "action", "parent", "children", "replayed"]),
+    "AggregationContents": _obj({"sscc": STR, "line": {"type": ["string", "null"]},
+                                 "site": {"type": ["string", "null"]}, "packed_in": {"type": ["string", "null"]},
+                                 "children": {"type": "array", "items": {"type": "object"}},
+                                 "events": {"type": "array", "items": {"type": "object"}}},
+                                ["sscc", "children", "events"]),
 }
 
 
@@ -78,6 +94,16 @@ def operations(op: Callable[..., dict[str, Any]]) -> dict[tuple[str, str], dict[
                               params=tuple({"name": n, "in": "query", "required": False, "schema": STR}
                                            for n in ("MATCH_epc", "batch", "EQ_bizStep", "GE_eventTime",
                                                      "LT_eventTime")), tag="epcis"),
+        ("post_aggregation", "POST"): op("Pack units or cases into an SSCC, or unpack some or all (EPCIS "
+                                         "AggregationEvent ADD / DELETE; idempotent by eventID)", roles,
+                                         {"200": ("a replay: nothing changed", "Aggregated"),
+                                          "201": ("applied", "Aggregated")}, write, body="Aggregation",
+                                         tag="line"),
+        ("get_aggregation", "GET"): op("What an SSCC holds, where its goods came from, the SSCC it is on, and "
+                                       "its AggregationEvents", readers,
+                                       {"200": ("the contents", "AggregationContents")}, (401, 403, 404, 503),
+                                       params=({"name": "sscc", "in": "path", "required": True, "schema": STR},),
+                                       tag="line"),
         ("get_line", "GET"): op("A batch's line state: counts per state", readers,
                                 {"200": ("the counts", "LineStatus")}, (401, 403, 404, 503), params=(BATCH_PARAM,),
                                 tag="line"),

@@ -283,7 +283,8 @@ async def post_recall(request: Request, services: Services) -> Response:
     overlay = await recalls.put_recall(services, who, body, channel(request))
     replayed = overlay.created_at < started.replace(microsecond=started.microsecond // 1000 * 1000)
     headers = {"Location": f"/v1/recalls/{overlay.gtin}/{overlay.id}"} | ({"Idempotent-Replayed": "true"} if replayed else {})
-    return json_response({**overlay_json(overlay), "gtin": overlay.gtin, "replayed": replayed},
+    ssccs = await recalls.affected_ssccs(services, overlay)
+    return json_response({**overlay_json(overlay), "gtin": overlay.gtin, "replayed": replayed, "ssccs": ssccs},
                          200 if replayed else 201, headers)
 
 

@@ -237,6 +237,7 @@ class CapturePlan(NamedTuple):
     batches: dict[str, Batch]
     event_ids: list[str]
     gtins: frozenset[str]
+    aggregations: list[tuple[Mapping[str, Any], str]]  # AggregationEvents and where they are
 
 
 async def plan_capture(document: Any, schema_file: Path, verifier: Any) -> CapturePlan:
@@ -250,15 +251,20 @@ async def plan_capture(document: Any, schema_file: Path, verifier: Any) -> Captu
     batches: dict[str, Batch] = {}
     ids: list[str] = []
     gtins: set[str] = set()
+    aggregations: list[tuple[Mapping[str, Any], str]] = []
     for i, event in enumerate(events):
         where = f"epcisBody.eventList[{i}]"
         event_id = event.get("eventID") or event_hash_id(event)
         if len(event_id) > 100 or " " in event_id:
             raise Invalid("this capture interface keeps eventIDs of at most 100 characters", f"{where}.eventID")
         ids.append(event_id)
+        if event.get("type") == "AggregationEvent":
+            aggregations.append((event, where))  # packs and unpacks: resolver.journeys.aggregation
+            continue
         if event.get("type") != "ObjectEvent":
             raise Invalid(f"{event.get('type')} is not applied by this capture interface (ObjectEvent: "
-                          "commissioning ADD, decommissioning/destroying DELETE)", f"{where}.type")
+                          "commissioning ADD, decommissioning/destroying DELETE; AggregationEvent ADD/DELETE)",
+                          f"{where}.type")
         step = CAPTURED_STEPS.get((event.get("action"), str(event.get("bizStep", "")).rsplit("-", 1)[-1]))
         if step is None:
             raise Invalid("applied here: action ADD with bizStep commissioning, DELETE with decommissioning or "
@@ -301,4 +307,4 @@ async def plan_capture(document: Any, schema_file: Path, verifier: Any) -> Captu
         if event_id in seen:
             raise Invalid("the document repeats this eventID", f"epcisBody.eventList[{i}].eventID")
         seen.add(event_id)
-    return CapturePlan(reports, batches, ids, frozenset(gtins))
+    return CapturePlan(reports, batches, ids, frozenset(gtins), aggregations)

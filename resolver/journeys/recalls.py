@@ -11,7 +11,7 @@ from resolver.access.tokens import Claims
 from resolver.errors import Conflict, Invalid, NotFound
 from resolver.journeys.channel import Channel, actor_for
 from twin.errors import IdempotencyConflict, InvalidInput
-from twin.overlays import CounterRange, GtinScope, LotScope, SerialRange, SerialScope
+from twin.overlays import CounterRange, GtinScope, LotScope, Overlay, SerialRange, SerialScope
 
 if TYPE_CHECKING:
     from resolver.services import Services
@@ -66,6 +66,17 @@ async def put_recall(services: Services, claims: Claims, body: Mapping[str, Any]
         raise Invalid(exc.problem, "scope" if exc.field.startswith("overlay.scope") else exc.field) from None
     services.lookup.invalidate(gtin, "overlay", overlay.id)
     return overlay
+
+
+async def affected_ssccs(services: Services, overlay: Overlay) -> list[str]:
+    """The SSCCs (cases, and the pallets they are on) holding units a lot or GTIN recall
+    covers: what logistics must pull back. Other scopes name no batches: an empty list."""
+    scope = overlay.scope
+    if not isinstance(scope, (LotScope, GtinScope)):
+        return []
+    batches = await services.store.list_batches(overlay.gtin)
+    ids = [b.id for b in batches if isinstance(scope, GtinScope) or b.lot == scope.lot]
+    return await services.store.aggregation_parents(ids) if ids else []
 
 
 async def lift_recall(services: Services, claims: Claims, gtin: str, overlay_id: str, reason: object, channel: Channel):

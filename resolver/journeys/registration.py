@@ -92,6 +92,27 @@ def unit_page(root: str, gtin: str, serial: str) -> str:
     return f"{root}/u/01/{gtin}/21/{escape(serial)}"
 
 
+async def refuse_uncommissioned(services: Services, unit: Unit) -> None:
+    """A unit with no record of its own, of a line-tracked batch, is registrable only once
+    the line commissioned it: a label never verified, rejected or never used is not a
+    product anyone owns (409 naming why). A unit with a record: its record speaks."""
+    if unit.version:
+        return
+    match = await services.serial_verifier.issued_by(unit.gtin, unit.serial)
+    if match is None or match.counter is None:
+        return
+    view = await services.lookup.lines.get(match.batch.id)
+    if view is None:
+        return
+    state = view.state_of(match.counter - match.batch.start)
+    if state == "not_commissioned":
+        raise Conflict("the unit is not_commissioned: the line never reported its label verified, so it cannot "
+                       "be registered", "state")
+    if state == "decommissioned":
+        raise Conflict("the unit is decommissioned: its label was rejected or scrapped at the line, so it cannot "
+                       "be registered", "state")
+
+
 async def request_registration(services: Services, gtin: str, serial: str, form: Mapping[str, Any], channel: Channel,
                                language: str) -> dict[str, Any]:
     """First owner, step 1: keep the request for a day and send a one-time code to the contact.
@@ -109,6 +130,7 @@ async def request_registration(services: Services, gtin: str, serial: str, form:
     await rate_check(services, "register-unit", f"{gtin}/{serial}")
     snap = await known_snapshot(services, gtin, serial)
     unit = snap.unit
+    await refuse_uncommissioned(services, unit)
     if unit.state not in REGISTRABLE:
         reason = "the unit is already registered; ask its owner to transfer it" if unit.owner else \
             f"a unit that is {unit.state} cannot be registered"
@@ -183,6 +205,7 @@ async def confirm_registration(services: Services, gtin: str, serial: str, pendi
             raise Gone("too many wrong codes: start the registration again", "code")
         raise Invalid(f"the code does not match ({left} tries left)", "code")
     snap = await known_snapshot(services, gtin, serial)
+    await refuse_uncommissioned(services, snap.unit)
     owner = pending["owner"]
     data = {"owner": owner, "purchase_date": pending["purchase_date"], "jurisdiction": pending["jurisdiction"]}
     event = make_event("register", Actor("owner", owner), "registered by the owner", **data)

@@ -159,6 +159,11 @@ class ScanHandler:
         gtin = dl.gtin
         serial = dl.serial
         token = token_from_headers(authorization, cookie) if (authorization or cookie) else None
+        if gtin is None and token is not None and (sscc := dl.get("00")) is not None:
+            answered = await self._sscc(send, head, services, sscc, token, accept, accept_language)
+            if answered:
+                services.metrics.observe_scan(answered, time.perf_counter() - started)
+                return answered
         role, claims = services.token_verifier.role_for_scan(token, gtin or "", serial) if token else ("consumer", None)
         link_type = dl.param("linkType")
         if link_type is not None:
@@ -212,6 +217,10 @@ class ScanHandler:
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
         return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra,
                               page=self.error_page, accept_language=accept_language)
+
+    async def _sscc(self, send: Send, head: bool, services: Services, sscc: str, token: str, accept: str | None,
+                    accept_language: str | None) -> int:
+        return await _sscc_answer(self, send, head, services, sscc, token, accept, accept_language)
 
     async def _level_defaults(self, services: Services, rules: CompiledRules, dl: DigitalLink, role: str,
                               facts: UnitFacts, prefs: Preferences, now_ms: int,
@@ -276,6 +285,27 @@ def _trace_header(decision: Decision) -> bytes:
 
 
 Headers = list[tuple[bytes, bytes]]
+
+
+async def _sscc_answer(handler: Any, send: Send, head: bool, services: Services, sscc: str, token: str,
+                       accept: str | None, accept_language: str | None) -> int:
+    """``/00/{sscc}`` for a logistics role (resolver.scan.sscc); 0: answer as for a consumer."""
+    from resolver.scan.sscc import contents_linkset, covers, logistics_claims
+
+    claims = logistics_claims(services, token)
+    if claims is None:
+        return 0
+    agg = await services.store.get_aggregation(sscc)
+    if agg is None:
+        return await _problem(send, head, 404, f"SSCC {sscc} is not known here", None, accept,
+                              page=handler.error_page, accept_language=accept_language)
+    if not covers(claims, agg):
+        return 0
+    body = orjson.dumps(contents_linkset(agg))
+    headers = [CORS[0], CORS[1], (b"content-type", b"application/linkset+json"), VARY,
+               (b"cache-control", b"private, no-store")]
+    await _send(send, 200, headers, body, head)
+    return 200
 
 
 async def _send(send: Send, status: int, headers: Headers, body: bytes, head: bool = False) -> None:
