@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import analytics, batches, epcis, line, lines, links, support, units, visits
+from resolver.api import analytics, batches, epcis, line, lines, links, ssccs, support, units, visits
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.durable_writes import DurableWrites
 from resolver.api.openapi import routes as openapi_routes
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
         *lines.routes,  # line keys, also with their /v1 prefix
+        *ssccs.routes,  # SSCCs and case/pallet labels (same credentials as the batch API)
         *line.routes,  # line reports on a batch's serials (same credentials as the batch API)
         *epcis.routes,  # EPCIS 2.0 capture and query for line systems
         Mount("/v1", routes=[*links.routes, *units.routes, *visits.routes, *analytics.routes]),

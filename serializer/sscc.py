@@ -1,0 +1,248 @@
+"""SSCCs (AI 00) for cases and pallets, allocated like serial batches: durable and idempotent.
+
+An SSCC is ``extension digit + GS1 company prefix + serial reference + check digit`` (18
+digits); the serial reference has ``16 - len(prefix)`` digits. Serial references come from
+the store's range allocator (``allocate_range``), the one batches use, so the guarantees are
+the same: a range is recorded atomically before any SSCC leaves, a retry with the same
+request id gets the same range back, and no counter is ever handed out twice — even after a
+crash, since the counter only moves inside that atomic write.
+
+The allocator is keyed by (GTIN, profile). An SSCC range lives under a key no trade item can
+take for its own serials: the 14 digits ``extension + prefix + zeros + check digit`` with the
+profile ``sscc-<prefix length>`` (serial profiles may not start with ``sscc-``, see
+``serializer.profiles``), so two prefixes sharing a padded key still have separate
+counters, and a line credential scoped to the company prefix covers the key.
+
+>>> sscc_of(1, "0614141", 123456789)  # GS1 General Specifications' example SSCC
+'106141411234567897'
+>>> check_sscc("106141411234567897")
+'106141411234567897'
+>>> check_sscc("106141411234567890")
+Traceback (most recent call last):
+...
+serializer.errors.MintError: sscc: check digit is 7, not 0 ('106141411234567890')
+>>> allocator_key(3, "0614141"), allocator_profile("0614141"), capacity("0614141")
+('30614141000006', 'sscc-7', 1000000000)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ext import compute_check_digit
+from serializer.errors import MintConflict, MintError, MintRefused, MintTooLarge
+from twin.batch import Batch, BatchKind, BatchStatus
+from twin.errors import IdempotencyConflict, InvalidInput
+from twin.events import Actor
+from twin.identity import check_name
+
+#: Profile names of SSCC ranges in the allocator: ``sscc-4`` … ``sscc-12``.
+PROFILE_PREFIX = "sscc-"
+#: SSCCs one request may ask for: a shift's pallets and cases, written before the answer.
+MAX_COUNT = 1_000_000
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+_DIGEST_VERSION = 1
+#: GS1 prefixes that are not company prefixes (GS1 General Specifications 1.4.2-1.4.4):
+#: restricted circulation numbers (02, 04, 20-29), ISSN/ISBN/ISMN (977-979), refund
+#: receipts and coupons (98, 99). An SSCC from them would not be globally unique.
+_NOT_A_COMPANY_PREFIX = (("02", "restricted circulation"), ("04", "restricted circulation"),
+                         ("2", "restricted circulation"), ("977", "ISSN"), ("978", "ISBN"),
+                         ("979", "ISBN/ISMN"), ("98", "refund receipts"), ("99", "coupons"))
+
+
+def check_prefix(value: object, field: str = "prefix") -> str:
+    """A GS1 company prefix: 4-12 digits (the GCP position rule of AI 00: at least 4), not a
+    GS1 prefix reserved for something else.
+
+    >>> check_prefix("95060001")
+    '95060001'
+    >>> check_prefix("123")
+    Traceback (most recent call last):
+    ...
+    serializer.errors.MintError: prefix: expected a GS1 company prefix of 4-12 digits, got '123'
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.isascii() or not value.isdigit() or not 4 <= len(value) <= 12:
+        raise MintError(field, f"expected a GS1 company prefix of 4-12 digits, got {value!r:.40}")
+    for start, what in _NOT_A_COMPANY_PREFIX:
+        if value.startswith(start):
+            raise MintError(field, f"{value} starts with GS1 prefix {start} ({what}), which is no company "
+                                   f"prefix: SSCCs need the prefix GS1 licensed to the company")
+    return value
+
+
+def check_extension(value: object, field: str = "extension") -> int:
+    """The SSCC's extension digit, 0-9 (the company's choice, e.g. one per packing site)."""
+    if isinstance(value, str) and len(value) == 1 and value.isascii() and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 9:
+        return value
+    raise MintError(field, f"expected one digit 0-9, got {value!r:.40}")
+
+
+def capacity(prefix: str) -> int:
+    """How many serial references the prefix leaves: ``10 ** (16 - len(prefix))``."""
+    return 10 ** (16 - len(prefix))
+
+
+def sscc_of(extension: int, prefix: str, reference: int) -> str:
+    """The 18-digit SSCC of serial reference ``reference`` (zero-padded), check digit computed."""
+    body = f"{extension}{prefix}{reference:0{16 - len(prefix)}d}"
+    if len(body) != 17:
+        raise MintError("count", f"serial reference {reference} does not fit {16 - len(prefix)} digits")
+    return body + str(compute_check_digit(body))
+
+
+def check_sscc(value: object, field: str = "sscc") -> str:
+    """An SSCC as 18 digits with a correct check digit (what pack/unpack and /00 accept)."""
+    if not isinstance(value, str) or len(value) != 18 or not value.isascii() or not value.isdigit():
+        raise MintError(field, f"expected 18 digits, got {value!r:.40}")
+    expected = compute_check_digit(value[:17])
+    if str(expected) != value[17]:
+        raise MintError(field, f"check digit is {expected}, not {value[17]} ({value!r})")
+    return value
+
+
+def allocator_key(extension: int, prefix: str) -> str:
+    """The 14-digit key the allocator files this (extension, prefix)'s ranges under."""
+    body = f"{extension}{prefix}".ljust(13, "0")
+    return body + str(compute_check_digit(body))
+
+
+def allocator_profile(prefix: str) -> str:
+    return f"{PROFILE_PREFIX}{len(prefix)}"
+
+
+def is_sscc_batch(batch: Batch) -> bool:
+    return batch.profile.startswith(PROFILE_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class SsccRequest:
+    """What a packing line asks for; everything but the request id is in the digest."""
+
+    prefix: str
+    extension: int
+    count: int
+    request_id: str
+    site: str | None = None
+    line: str | None = None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> SsccRequest:
+        """Validate a JSON-ish mapping (HTTP body, CLI flags); MintError names the bad field."""
+        if not isinstance(body, Mapping):
+            raise MintError("body", "expected a JSON object")
+        prefix = check_prefix(body.get("prefix"))
+        extension = check_extension(body.get("extension"))
+        count = body.get("count")
+        if isinstance(count, str) and count.isascii() and count.isdigit():
+            count = int(count)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise MintError("count", f"expected a whole number from 1 to {MAX_COUNT:,}, got {count!r:.40}")
+        if count > MAX_COUNT:
+            raise MintTooLarge("count", f"{count:,} is over the cap of {MAX_COUNT:,} SSCCs per request; "
+                                        f"split it into several requests")
+        request_id = body.get("request_id")
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            raise MintError("request_id", "expected 1-100 characters of letters, digits and . _ : -")
+        site, line = body.get("site") or None, body.get("line") or None
+        for name, value in (("site", site), ("line", line)):
+            if value is not None:
+                try:
+                    check_name(value, name)
+                except InvalidInput as exc:
+                    raise MintError(name, exc.problem) from None
+        return cls(prefix, extension, count, request_id, site, line)
+
+    @property
+    def key(self) -> str:
+        return allocator_key(self.extension, self.prefix)
+
+    @property
+    def profile(self) -> str:
+        return allocator_profile(self.prefix)
+
+    def params_digest(self) -> str:
+        body = {"v": _DIGEST_VERSION, "kind": "sscc", "prefix": self.prefix, "extension": self.extension,
+                "count": self.count, "site": self.site, "line": self.line}
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class SsccBatch:
+    """A durable range of serial references under one (extension, prefix)."""
+
+    batch: Batch
+    prefix: str
+    extension: int
+
+    def sscc(self, index: int) -> str:
+        return sscc_of(self.extension, self.prefix, self.batch.start + index)
+
+    def ssccs(self) -> list[str]:
+        return [self.sscc(i) for i in range(self.batch.count)]
+
+
+def sscc_batch(batch: Batch) -> SsccBatch:
+    """The SsccBatch of a stored SSCC range (listing, regenerating files)."""
+    if not is_sscc_batch(batch):
+        raise MintError("batch_id", f"batch {batch.id} is a serial batch, not an SSCC range")
+    length = int(batch.profile[len(PROFILE_PREFIX):])
+    return SsccBatch(batch, batch.gtin[1:1 + length], int(batch.gtin[0]))
+
+
+async def mint_ssccs(store, request: SsccRequest, actor: Actor) -> SsccBatch:
+    """Allocate (or find again) the SSCC range of ``request``; refuse past the prefix's capacity."""
+    limit = capacity(request.prefix)
+    ranges = await store.batch_ranges(request.key, request.profile)
+    issued = max((r.start + r.count for r in ranges), default=0)
+    if issued + request.count > limit and await _existing(store, request) is None:
+        raise MintRefused("count", _full_text(request, issued, limit))
+    try:
+        batch = await store.allocate_range(request.key, request.profile, request.count, request.request_id,
+                                           request.params_digest(), actor=actor, site=request.site,
+                                           line=request.line)
+    except IdempotencyConflict:
+        raise MintConflict("request_id", f"{request.request_id!r} was already used for other parameters "
+                                         f"(prefix, extension, count, site or line); use a new request id") from None
+    except InvalidInput as exc:
+        raise MintError(exc.field, exc.problem) from None
+    if batch.kind is not BatchKind.MINTED or not is_sscc_batch(batch):
+        raise MintConflict("request_id", f"{request.request_id!r} names a serial batch, not SSCCs")
+    if batch.end > limit:
+        # a concurrent request took the last references: this range never issues
+        if batch.status is not BatchStatus.VOIDED:
+            await store.set_batch_status(batch.id, BatchStatus.VOIDED, Actor("system", "serializer"),
+                                         "SSCC serial references exhausted by concurrent allocations; never issued")
+        raise MintRefused("count", _full_text(request, batch.start, limit))
+    if batch.status is BatchStatus.VOIDED:
+        raise MintConflict("request_id", f"SSCC range {batch.id} of request {request.request_id!r} was voided "
+                                         f"({batch.status_reason or 'no reason given'}); use a new request id")
+    return SsccBatch(batch, request.prefix, request.extension)
+
+
+async def list_ssccs(store, prefix: str, extension: int) -> list[SsccBatch]:
+    """Every SSCC range issued under (extension, prefix), in range order."""
+    key = allocator_key(extension, prefix)
+    return [SsccBatch(b, prefix, extension) for b in await store.list_batches(key, allocator_profile(prefix))]
+
+
+async def _existing(store, request: SsccRequest) -> Batch | None:
+    for batch in await store.list_batches(request.key, request.profile):
+        if batch.request_id == request.request_id:
+            return batch
+    return None
+
+
+def _full_text(request: SsccRequest, issued: int, limit: int) -> str:
+    return (f"{request.count:,} more SSCCs would pass the {limit:,} serial references of extension "
+            f"{request.extension} and prefix {request.prefix} ({issued:,} issued); use another "
+            f"extension digit or company prefix")
