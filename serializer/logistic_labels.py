@@ -42,6 +42,7 @@ COLUMNS = ("sscc", "element_string", "dl_uri")
 PLACEHOLDERS = ("sscc", "gs1_128", "dl_uri", "hri", "element_string")
 _TOKEN = re.compile(r"\{\{\s*([a-z_0-9]+)\s*\}\}")
 BYTES_PER_LABEL = 400
+_CHUNK = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,13 +128,46 @@ class SsccTemplate:
         return cls(text if text.endswith("\n") else text + "\n", path)
 
     def render(self, label: LogisticLabel) -> str:
+        """One label, each value from the GS1 core (the reference the fast path must equal)."""
         return _TOKEN.sub(lambda m: str(getattr(label, m.group(1))), self.text)
+
+    def renderer(self, stem: str):
+        """``sscc -> label`` by joining the template's pieces around the SSCC: the forms of AI
+        (00) are fixed text around 18 digits that need no escaping anywhere."""
+        pieces = _TOKEN.split(self.text)  # literal, name, literal, name, …
+        literals, names = pieces[0::2], pieces[1::2]
+        forms = _fast_forms(stem)
+
+        def render(sscc: str) -> str:
+            out = [literals[0]]
+            for name, literal in zip(names, literals[1:]):
+                before, after = forms[name]
+                out += (before, sscc, after, literal)
+            return "".join(out)
+
+        return render
 
 
 def csv_row(label: LogisticLabel) -> str:
+    """The reference row through the csv module and the GS1 core."""
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow([label.sscc, label.element_string, label.dl_uri])
     return out.getvalue()
+
+
+def _fast_forms(stem: str) -> dict[str, tuple[str, str]]:
+    """Each placeholder's text as (before, after) the SSCC, split from the GS1 core's own
+    output for a sample SSCC (digits only: no escaping, no quoting)."""
+    sample = LogisticLabel("106141411234567897", stem)
+    return {name: tuple(str(getattr(sample, name)).split(sample.sscc))  # type: ignore[misc]
+            for name in PLACEHOLDERS}
+
+
+def _check_fast(fast, reference, samples: list[str], what: str) -> None:
+    """The fast rows must equal the reference for the first and last SSCC, or nothing is written."""
+    for sscc in samples:
+        if fast(sscc) != reference(sscc):
+            raise AssertionError(f"{what}: fast row {fast(sscc)!r} differs from the reference {reference(sscc)!r}")
 
 
 def check_output(directory: Path, request_id: str, formats: tuple[str, ...], count: int,
@@ -171,17 +205,29 @@ def produce(ssccs: SsccBatch, stem: str, formats: tuple[str, ...], directory: Pa
     remove_stale_temporaries(directory, [FILES[f] for f in formats] + [MANIFEST_NAME])
     stem = stem.rstrip("/")
     template = SsccTemplate.load(template_path) if "zpl" in formats else None
-    labels = [LogisticLabel(s, stem) for s in ssccs.ssccs()]
+    count = ssccs.batch.count
+    samples = [ssccs.sscc(0), ssccs.sscc(count - 1)]
+    forms = _fast_forms(stem)
+    element, uri = forms["element_string"], forms["dl_uri"]
+
+    def fast_csv(sscc: str) -> str:
+        return f"{sscc},{element[0]}{sscc}{element[1]},{uri[0]}{sscc}{uri[1]}\r\n"
+
     files: list[FileEntry] = []
     try:
         for fmt in formats:
-            with AtomicFile(directory / FILES[fmt], fmt, len(labels)) as out:
+            if fmt == "csv":
+                row = fast_csv
+                _check_fast(row, lambda x: csv_row(LogisticLabel(x, stem)), samples, CSV_NAME)
+            else:
+                assert template is not None
+                row = template.renderer(stem)
+                _check_fast(row, lambda x: template.render(LogisticLabel(x, stem)), samples, ZPL_NAME)
+            with AtomicFile(directory / FILES[fmt], fmt, count) as out:
                 if fmt == "csv":
                     out.write((",".join(COLUMNS) + "\r\n").encode())
-                    out.write("".join(csv_row(label) for label in labels).encode())
-                else:
-                    assert template is not None
-                    out.write("".join(template.render(label) for label in labels).encode())
+                for start in range(0, count, _CHUNK):  # bounded memory for a million labels
+                    out.write("".join(row(ssccs.sscc(i)) for i in range(start, min(start + _CHUNK, count))).encode())
             assert out.entry is not None
             files.append(out.entry)
         body = manifest_body(ssccs, stem, files)
