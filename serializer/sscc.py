@@ -7,11 +7,13 @@ the same: a range is recorded atomically before any SSCC leaves, a retry with th
 request id gets the same range back, and no counter is ever handed out twice — even after a
 crash, since the counter only moves inside that atomic write.
 
-The allocator is keyed by (GTIN, profile). An SSCC range lives under a key no trade item can
-take for its own serials: the 14 digits ``extension + prefix + zeros + check digit`` with the
-profile ``sscc-<prefix length>`` (serial profiles may not start with ``sscc-``, see
-``serializer.profiles``), so two prefixes sharing a padded key still have separate
-counters, and a line credential scoped to the company prefix covers the key.
+The allocator is keyed by (GTIN, profile). SSCC ranges live under the 14 digits
+``extension + first 4 prefix digits + zeros + check digit`` (no trade item's serials can sit
+there: serial profiles may not be called ``sscc-…``, see ``serializer.profiles``), with the
+profile ``sscc-p<rest of the prefix>``: one counter per (extension, prefix), and every prefix
+that could overlap another (``9506000`` and ``95060001`` write the same SSCCs) under the same
+key, so a prefix that is a prefix or an extension of one already used is refused. A line
+credential must cover :func:`scope_key`, whose body starts with the whole company prefix.
 
 >>> sscc_of(1, "0614141", 123456789)  # GS1 General Specifications' example SSCC
 '106141411234567897'
@@ -21,8 +23,8 @@ counters, and a line credential scoped to the company prefix covers the key.
 Traceback (most recent call last):
 ...
 serializer.errors.MintError: sscc: check digit is 7, not 0 ('106141411234567890')
->>> allocator_key(3, "0614141"), allocator_profile("0614141"), capacity("0614141")
-('30614141000006', 'sscc-7', 1000000000)
+>>> allocator_key(3, "0614141"), allocator_profile("0614141"), scope_key(3, "0614141"), capacity("0614141")
+('30614000000001', 'sscc-p141', '30614141000006', 1000000000)
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from twin.errors import IdempotencyConflict, InvalidInput
 from twin.events import Actor
 from twin.identity import check_name
 
-#: Profile names of SSCC ranges in the allocator: ``sscc-4`` … ``sscc-12``.
-PROFILE_PREFIX = "sscc-"
+#: Profile names of SSCC ranges in the allocator: ``sscc-p`` + the prefix after its 4th digit.
+PROFILE_PREFIX = "sscc-p"
 #: SSCCs one request may ask for: a shift's pallets and cases, written before the answer.
 MAX_COUNT = 1_000_000
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -110,18 +112,39 @@ def check_sscc(value: object, field: str = "sscc") -> str:
     return value
 
 
-def allocator_key(extension: int, prefix: str) -> str:
-    """The 14-digit key the allocator files this (extension, prefix)'s ranges under."""
-    body = f"{extension}{prefix}".ljust(13, "0")
+def _key(body: str) -> str:
+    body = body.ljust(13, "0")
     return body + str(compute_check_digit(body))
 
 
+def allocator_key(extension: int, prefix: str) -> str:
+    """The 14-digit key the allocator files SSCC ranges under: every prefix sharing the
+    first 4 digits (GS1's minimum prefix length) shares it, so overlaps can be seen."""
+    return _key(f"{extension}{prefix[:4]}")
+
+
+def scope_key(extension: int, prefix: str) -> str:
+    """The 14 digits a credential's product scope is checked against: a token or line key
+    scoped to the company prefix (``prefixes``) covers them."""
+    return _key(f"{extension}{prefix}")
+
+
 def allocator_profile(prefix: str) -> str:
-    return f"{PROFILE_PREFIX}{len(prefix)}"
+    return f"{PROFILE_PREFIX}{prefix[4:]}"
 
 
 def is_sscc_batch(batch: Batch) -> bool:
     return batch.profile.startswith(PROFILE_PREFIX)
+
+
+def range_owner(batch_id: str) -> tuple[str, int]:
+    """(prefix, extension) of an SSCC range id, read from the id alone (authorise before any
+    store read). MintError if the id is no SSCC range."""
+    key, profile, _ = batch_id.split(".") if batch_id.count(".") == 2 else ("", "", "")
+    rest = profile[len(PROFILE_PREFIX):]
+    if not profile.startswith(PROFILE_PREFIX) or not key.isdigit() or len(key) != 14 or not rest.isdigit() and rest:
+        raise MintError("batch_id", f"{batch_id!r} is no SSCC range id")
+    return key[1:5] + rest, int(key[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +193,10 @@ class SsccRequest:
     def profile(self) -> str:
         return allocator_profile(self.prefix)
 
+    @property
+    def scope(self) -> str:
+        return scope_key(self.extension, self.prefix)
+
     def params_digest(self) -> str:
         body = {"v": _DIGEST_VERSION, "kind": "sscc", "prefix": self.prefix, "extension": self.extension,
                 "count": self.count, "site": self.site, "line": self.line}
@@ -195,13 +222,16 @@ def sscc_batch(batch: Batch) -> SsccBatch:
     """The SsccBatch of a stored SSCC range (listing, regenerating files)."""
     if not is_sscc_batch(batch):
         raise MintError("batch_id", f"batch {batch.id} is a serial batch, not an SSCC range")
-    length = int(batch.profile[len(PROFILE_PREFIX):])
-    return SsccBatch(batch, batch.gtin[1:1 + length], int(batch.gtin[0]))
+    prefix, extension = range_owner(batch.id)
+    return SsccBatch(batch, prefix, extension)
 
 
 async def mint_ssccs(store, request: SsccRequest, actor: Actor) -> SsccBatch:
     """Allocate (or find again) the SSCC range of ``request``; refuse past the prefix's capacity."""
     limit = capacity(request.prefix)
+    first = _first_overlap(await store.list_batches(request.key), request.prefix)
+    if first is not None:
+        raise MintRefused("prefix", _overlap_text(request, first))
     ranges = await store.batch_ranges(request.key, request.profile)
     issued = max((r.start + r.count for r in ranges), default=0)
     if issued + request.count > limit and await _existing(store, request) is None:
@@ -217,6 +247,13 @@ async def mint_ssccs(store, request: SsccRequest, actor: Actor) -> SsccBatch:
         raise MintError(exc.field, exc.problem) from None
     if batch.kind is not BatchKind.MINTED or not is_sscc_batch(batch):
         raise MintConflict("request_id", f"{request.request_id!r} names a serial batch, not SSCCs")
+    first = _first_overlap(await store.list_batches(request.key), request.prefix)
+    if first is not None:
+        # another process began an overlapping prefix at the same time: the earlier one stays
+        if batch.status is not BatchStatus.VOIDED:
+            await store.set_batch_status(batch.id, BatchStatus.VOIDED, Actor("system", "serializer"),
+                                         f"prefix overlaps {first.prefix}, used first; never issued")
+        raise MintRefused("prefix", _overlap_text(request, first))
     if batch.end > limit:
         # a concurrent request took the last references: this range never issues
         if batch.status is not BatchStatus.VOIDED:
@@ -233,6 +270,24 @@ async def list_ssccs(store, prefix: str, extension: int) -> list[SsccBatch]:
     """Every SSCC range issued under (extension, prefix), in range order."""
     key = allocator_key(extension, prefix)
     return [SsccBatch(b, prefix, extension) for b in await store.list_batches(key, allocator_profile(prefix))]
+
+
+def _first_overlap(batches: list[Batch], prefix: str) -> SsccBatch | None:
+    """The earliest range of another prefix that shares SSCCs with ``prefix`` (one is a
+    prefix of the other), if that prefix came first; None: ``prefix`` may issue."""
+    ranges = [sscc_batch(b) for b in batches if is_sscc_batch(b) and b.status is not BatchStatus.VOIDED]
+    mine = [r for r in ranges if r.prefix == prefix]
+    other = [r for r in ranges if r.prefix != prefix and (r.prefix.startswith(prefix) or prefix.startswith(r.prefix))]
+    if not other:
+        return None
+    earliest = min(other + mine, key=lambda r: (r.batch.created_at, r.batch.id))
+    return None if earliest.prefix == prefix else earliest
+
+
+def _overlap_text(request: SsccRequest, first: SsccBatch) -> str:
+    return (f"{request.prefix} overlaps company prefix {first.prefix}, already used for SSCCs with extension "
+            f"{request.extension} (the same 17 digits would come out twice); GS1 company prefixes never "
+            f"overlap: check the prefix")
 
 
 async def _existing(store, request: SsccRequest) -> Batch | None:

@@ -8,7 +8,7 @@ from typing import Any
 STR = {"type": "string"}
 STRS = {"type": "array", "items": STR}
 RANGE_PARAM = {"name": "batch_id", "in": "path", "required": True, "schema": STR,
-               "description": "<allocator key>.sscc-<prefix length>.<start>"}
+               "description": "<allocator key>.sscc-p<prefix digits after the 4th>.<start> (from POST /v1/ssccs)"}
 
 SCHEMAS: dict[str, Any] = {
     "SsccRequest": {"type": "object", "additionalProperties": True,

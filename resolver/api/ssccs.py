@@ -9,8 +9,7 @@
 
 Credentials as ``POST /v1/batches``: a line key, a ``line`` token, ``manufacturer`` or
 ``admin``; the product scope must cover the company prefix (the allocator key is
-``extension + prefix + zeros + check digit``, whose body starts with the prefix, see
-``serializer.sscc``). Body: ``prefix``, ``extension``, ``count``, ``request_id``, optional
+``serializer.sscc.scope_key``: extension + prefix + zeros + check digit). Body: ``prefix``, ``extension``, ``count``, ``request_id``, optional
 ``site``, ``line``, ``formats`` (csv, zpl; default both). The DL QR on each label points at
 ``<dl_stem or this resolver's root>/00/<sscc>``. Files live in ``data_dir/ssccs/<id>``.
 """
@@ -71,7 +70,7 @@ async def create_ssccs(request: Request) -> Response:
     sscc_request = SsccRequest.parse(body)
     field = "formats" if "formats" in body else "format"
     formats = parse_formats(body.get(field), field)
-    claim = await authorize(request, WRITE_ROLES, sscc_request.key)
+    claim = await authorize(request, WRITE_ROLES, sscc_request.scope)
     _check_line(claim, sscc_request.site, sscc_request.line)
     services = services_of(request)
     try:
@@ -95,14 +94,19 @@ async def create_ssccs(request: Request) -> Response:
 
 
 async def _load(request: Request):
-    from serializer.sscc import is_sscc_batch, sscc_batch
+    from serializer.errors import MintError
+    from serializer.sscc import is_sscc_batch, range_owner, scope_key, sscc_batch
 
     batch_id = request.path_params["batch_id"]
     try:
         parse_batch_id(batch_id)
     except InvalidInput as exc:
         raise NotFound(f"no SSCC range {batch_id!r}: {exc.problem}", "batch_id") from None
-    claim = await authorize(request, READ_ROLES, batch_id.split(".", 1)[0])
+    try:
+        prefix, extension = range_owner(batch_id)
+    except MintError as exc:
+        raise NotFound(exc.reason, "batch_id") from None
+    claim = await authorize(request, READ_ROLES, scope_key(extension, prefix))
     batch = await services_of(request).store.get_batch(batch_id)
     if batch is None or not is_sscc_batch(batch):
         raise NotFound(f"no SSCC range {batch_id!r}", "batch_id")
