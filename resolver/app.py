@@ -19,7 +19,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from resolver import problems
-from resolver.api import analytics, batches, epcis, line, lines, links, ssccs, support, units, visits
+from resolver.api import (
+    analytics,
+    batches,
+    epcis,
+    line,
+    lines,
+    links,
+    ssccs,
+    support,
+    units,
+    visits,
+)
 from resolver.api.cache_policy import PrivateWhenCredentialed
 from resolver.api.durable_writes import DurableWrites
 from resolver.api.openapi import routes as openapi_routes

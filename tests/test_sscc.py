@@ -29,8 +29,8 @@ from serializer.logistic_labels import produce
 from serializer.profiles import parse_profiles
 from serializer.sscc import SsccRequest, check_sscc, list_ssccs, mint_ssccs, sscc_of
 from settings import load_settings
-from twin.events import Actor
 from tests.conformance import VECTORS
+from twin.events import Actor
 from twin.store import open_store
 
 ROOT = Path(__file__).resolve().parent.parent
