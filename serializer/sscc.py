@@ -24,7 +24,7 @@ Traceback (most recent call last):
 ...
 serializer.errors.MintError: sscc: check digit is 7, not 0 ('106141411234567890')
 >>> allocator_key(3, "0614141"), allocator_profile("0614141"), scope_key(3, "0614141"), capacity("0614141")
-('30614000000001', 'sscc-p141', '30614141000006', 1000000000)
+('30614000000000', 'sscc-p141', '30614141000006', 1000000000)
 """
 
 from __future__ import annotations
