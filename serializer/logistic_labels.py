@@ -89,12 +89,9 @@ def parse_formats(value: object, field: str = "format") -> tuple[str, ...]:
 
 
 def default_template_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "config" / "zpl" / "sscc-label.zpl",
-                      here.parent / "serialink" / "_config" / "zpl" / "sscc-label.zpl"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("config/zpl/sscc-label.zpl not found")
+    from settings import default_config_dir
+
+    return default_config_dir() / "zpl" / "sscc-label.zpl"  # the checkout's config/ or the wheel's copy
 
 
 @dataclass(frozen=True)
