@@ -12,7 +12,8 @@ The allocator is keyed by (GTIN, profile). SSCC ranges live under the 14 digits
 there: serial profiles may not be called ``sscc-…``, see ``serializer.profiles``), with the
 profile ``sscc-p<rest of the prefix>``: one counter per (extension, prefix), and every prefix
 that could overlap another (``9506000`` and ``95060001`` write the same SSCCs) under the same
-key, so a prefix that is a prefix or an extension of one already used is refused. A line
+key, so a prefix that is a prefix or an extension of one already used is refused (the
+first use of each prefix is registered under the key, profile ``sscc-registry``). A line
 credential must cover :func:`scope_key`, whose body starts with the whole company prefix.
 
 >>> sscc_of(1, "0614141", 123456789)  # GS1 General Specifications' example SSCC
@@ -46,6 +47,8 @@ from twin.identity import check_name
 
 #: Profile names of SSCC ranges in the allocator: ``sscc-p`` + the prefix after its 4th digit.
 PROFILE_PREFIX = "sscc-p"
+#: The allocator profile recording which prefixes use a key, in the order they came.
+REGISTRY = "sscc-registry"
 #: SSCCs one request may ask for: a shift's pallets and cases, written before the answer.
 MAX_COUNT = 1_000_000
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,100}")
@@ -229,7 +232,7 @@ def sscc_batch(batch: Batch) -> SsccBatch:
 async def mint_ssccs(store, request: SsccRequest, actor: Actor) -> SsccBatch:
     """Allocate (or find again) the SSCC range of ``request``; refuse past the prefix's capacity."""
     limit = capacity(request.prefix)
-    first = _first_overlap(await store.list_batches(request.key), request.prefix)
+    first = await _claim_prefix(store, request, actor)
     if first is not None:
         raise MintRefused("prefix", _overlap_text(request, first))
     ranges = await store.batch_ranges(request.key, request.profile)
@@ -247,13 +250,6 @@ async def mint_ssccs(store, request: SsccRequest, actor: Actor) -> SsccBatch:
         raise MintError(exc.field, exc.problem) from None
     if batch.kind is not BatchKind.MINTED or not is_sscc_batch(batch):
         raise MintConflict("request_id", f"{request.request_id!r} names a serial batch, not SSCCs")
-    first = _first_overlap(await store.list_batches(request.key), request.prefix)
-    if first is not None:
-        # another process began an overlapping prefix at the same time: the earlier one stays
-        if batch.status is not BatchStatus.VOIDED:
-            await store.set_batch_status(batch.id, BatchStatus.VOIDED, Actor("system", "serializer"),
-                                         f"prefix overlaps {first.prefix}, used first; never issued")
-        raise MintRefused("prefix", _overlap_text(request, first))
     if batch.end > limit:
         # a concurrent request took the last references: this range never issues
         if batch.status is not BatchStatus.VOIDED:
@@ -272,20 +268,29 @@ async def list_ssccs(store, prefix: str, extension: int) -> list[SsccBatch]:
     return [SsccBatch(b, prefix, extension) for b in await store.list_batches(key, allocator_profile(prefix))]
 
 
-def _first_overlap(batches: list[Batch], prefix: str) -> SsccBatch | None:
-    """The earliest range of another prefix that shares SSCCs with ``prefix`` (one is a
-    prefix of the other), if that prefix came first; None: ``prefix`` may issue."""
-    ranges = [sscc_batch(b) for b in batches if is_sscc_batch(b) and b.status is not BatchStatus.VOIDED]
-    mine = [r for r in ranges if r.prefix == prefix]
-    other = [r for r in ranges if r.prefix != prefix and (r.prefix.startswith(prefix) or prefix.startswith(r.prefix))]
-    if not other:
-        return None
-    earliest = min(other + mine, key=lambda r: (r.batch.created_at, r.batch.id))
-    return None if earliest.prefix == prefix else earliest
+async def _claim_prefix(store, request: SsccRequest, actor: Actor) -> str | None:
+    """Register the prefix under its key (once: an allocation of one counter in the
+    ``sscc-registry`` profile, idempotent by ``prefix-<prefix>``), then return the prefix
+    that overlaps it and was registered first, if any. Registrations are ordered by their
+    counter, which the store hands out atomically, so of two overlapping prefixes started at
+    the same moment exactly one may issue."""
+    registered = await store.list_batches(request.key, REGISTRY)
+    mine = next((b for b in registered if b.request_id == f"prefix-{request.prefix}"), None)
+    if mine is None:
+        digest = hashlib.sha256(f"sscc-prefix:{request.prefix}".encode()).hexdigest()[:32]
+        mine = await store.allocate_range(request.key, REGISTRY, 1, f"prefix-{request.prefix}", digest, actor=actor)
+        registered = await store.list_batches(request.key, REGISTRY)
+    for other in sorted(registered, key=lambda b: b.start):
+        prefix = other.request_id.removeprefix("prefix-")
+        if other.start >= mine.start:
+            return None
+        if prefix.startswith(request.prefix) or request.prefix.startswith(prefix):
+            return prefix
+    return None
 
 
-def _overlap_text(request: SsccRequest, first: SsccBatch) -> str:
-    return (f"{request.prefix} overlaps company prefix {first.prefix}, already used for SSCCs with extension "
+def _overlap_text(request: SsccRequest, first: str) -> str:
+    return (f"{request.prefix} overlaps company prefix {first}, already used for SSCCs with extension "
             f"{request.extension} (the same 17 digits would come out twice); GS1 company prefixes never "
             f"overlap: check the prefix")
 
