@@ -27,6 +27,7 @@ from resolver.api import (
     line,
     lines,
     links,
+    ssccs,
     support,
     units,
     visits,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", health.metrics, methods=["GET"]),
         *batches.routes,  # the line API: its routes carry their /v1 prefix
         *lines.routes,  # line keys, also with their /v1 prefix
+        *ssccs.routes,  # SSCCs and case/pallet labels (same credentials as the batch API)
         *line.routes,  # line reports on a batch's serials (same credentials as the batch API)
         *epcis.routes,  # EPCIS 2.0 capture and query for line systems
         *aggregations.routes,  # packing units and cases into SSCCs

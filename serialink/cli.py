@@ -128,6 +128,12 @@ def _add_batches(sub: argparse._SubParsersAction) -> None:
     batches_cmd.register(sub)
 
 
+def _add_sscc(sub: argparse._SubParsersAction) -> None:
+    from serialink import sscc_cmd
+
+    sscc_cmd.register(sub)
+
+
 def _add_scans(sub: argparse._SubParsersAction) -> None:
     from serialink import scans_cmd
 
@@ -135,8 +141,8 @@ def _add_scans(sub: argparse._SubParsersAction) -> None:
 
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [
-    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_batches, _add_scans, _add_config,
-    _add_tokens, _add_lines, _add_dpp, _add_line, _add_pack, _add_analytics,
+    _add_parse, _add_convert, _add_serve, _add_rules, _add_mint, _add_import, _add_batches, _add_sscc, _add_scans,
+    _add_config, _add_tokens, _add_lines, _add_dpp, _add_line, _add_pack, _add_analytics,
 ]
 
 

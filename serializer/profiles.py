@@ -211,6 +211,9 @@ def check_guessability(profile: SerialProfile, issued_total: int) -> GuessRatio:
 
 def _profile_problems(p: SerialProfile) -> Iterator[tuple[str, str]]:
     """(field, message) for each broken invariant; types are assumed right (the schema)."""
+    if p.name.startswith("sscc-"):  # serializer.sscc.PROFILE_PREFIX: the allocator's SSCC ranges
+        yield "name", "names starting with 'sscc-' are kept for SSCC ranges (serializer.sscc)"
+        return
     outside = sorted(set(p.alphabet) - set(CSET82))
     if outside:
         yield "alphabet", f"characters outside GS1 CSET 82: {_chars(outside)}"

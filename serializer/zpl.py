@@ -38,12 +38,9 @@ _FX = re.compile(r"\^FX[^\^~]*")  # comments
 
 
 def default_template_path() -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "config" / "zpl" / "label.zpl",
-                      here.parent / "serialink" / "_config" / "zpl" / "label.zpl"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("config/zpl/label.zpl not found")
+    from settings import default_config_dir
+
+    return default_config_dir() / "zpl" / "label.zpl"  # the checkout's config/ or the wheel's copy
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 
-from resolver.api import openapi_line
+from resolver.api import openapi_line, openapi_sscc
 from resolver.api.common import json_response
 
 JSON = "application/json"
@@ -369,6 +369,8 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
 
 SCHEMAS.update(openapi_line.SCHEMAS)
 OPERATIONS.update(openapi_line.operations(op))
+SCHEMAS.update(openapi_sscc.SCHEMAS)
+OPERATIONS.update(openapi_sscc.operations(op))
 
 
 def api_paths(app) -> list[tuple[str, str, str]]:
