@@ -30,7 +30,7 @@ import csv
 import io
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -168,8 +168,8 @@ SQL: dict[str, str] = {
         ORDER BY r.created_at, r.id""",
     "funnel": f"""
         WITH lots AS (SELECT gtin, lot, count(*) AS n FROM batches WHERE lot IS NOT NULL GROUP BY 1, 2),
-             scanned AS (SELECT gtin, lot, count(*) AS n FROM (SELECT DISTINCT gtin, lot, serial FROM {_SCANS}
-                         WHERE serial IS NOT NULL AND lot IS NOT NULL) GROUP BY 1, 2),
+             scanned AS (SELECT gtin, lot, count(*) AS n FROM (SELECT DISTINCT gtin, lot, serial FROM ({{scanned}}))
+                         GROUP BY 1, 2),
              commissioned AS (SELECT batch_id, count(DISTINCT serial) AS n FROM events
                               WHERE type = 'commission' GROUP BY 1)
         SELECT b.id AS batch, b.gtin, coalesce(b.lot, '') AS lot, b.status, b.count::BIGINT AS minted,
@@ -221,6 +221,8 @@ class Analytics:
             if by not in DIMENSIONS:
                 raise Invalid(f"expected one of {', '.join(DIMENSIONS)}, got {by!r}", "by")
             sql = sql.format(by=by)
+        if report == "funnel":
+            sql = sql.format(scanned=self._scanned_units(since, until))
         params = {k: v for k, v in {"since": since, "until": until, "gtin": gtin}.items() if f"${k}" in sql}
         with self._lock:
             self._define_views()
@@ -232,8 +234,46 @@ class Analytics:
         finally:
             cursor.close()
 
+    def _scanned_units(self, since: datetime, until: datetime) -> str:
+        """SQL for the (gtin, lot, serial) scanned in [since, until), maybe repeated: an
+        exported period wholly inside comes from its ``firstscans`` file (one row per unit
+        scanned), the rest from the raw scan files that overlap the window, filtered by time.
+        Same set as filtering every raw scan, without hashing every scan's serial."""
+        lo_ms, hi_ms = _ms(since), _ms(until)
+        covered = [(a, b, path) for a, b, path in _parts(self.root / "firstscans", "part-*.parquet")
+                   if lo_ms <= a and b <= hi_ms]
+        raw = [path for a, b, path in _parts(self.root / "scans", "day=*/part-*.parquet")
+               if a < hi_ms and b > lo_ms and not any(c <= a and b <= d for c, d, _ in covered)]
+        gtin = "($gtin IS NULL OR gtin = $gtin)"
+        selects = []
+        if covered:
+            selects.append(f"SELECT gtin, lot, serial FROM read_parquet({_list([p for _, _, p in covered])}) WHERE {gtin}")
+        if raw:
+            selects.append(f"SELECT gtin, lot, serial FROM read_parquet({_list(raw)}) WHERE {gtin} "
+                           "AND ts >= $since AND ts < $until AND serial IS NOT NULL AND lot IS NOT NULL")
+        if not selects:
+            return "SELECT NULL::VARCHAR AS gtin, NULL::VARCHAR AS lot, NULL::VARCHAR AS serial WHERE false"
+        return " UNION ALL ".join(selects)
+
     def close(self) -> None:
         self._db.close()
+
+
+def _ms(at: datetime) -> float:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000
+
+
+def _parts(root: Path, pattern: str) -> list[tuple[int, int, str]]:
+    """Exported files named ``part-<from ms>-<to ms>.parquet`` under root: (from, to, path)."""
+    found = []
+    for path in sorted(root.glob(pattern)):
+        _, a, b = path.stem.split("-")
+        found.append((int(a), int(b), str(path)))
+    return found
+
+
+def _list(paths: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 def csv_of(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
