@@ -159,9 +159,10 @@ class _DayFiles:
         self.rows += table.num_rows
 
     def end_gtin(self) -> None:
-        """Every row of the current GTIN is written: fold its first scans (writer thread)."""
+        """Every row of the current GTIN is written: fold its first scans (on their own
+        thread: DuckDB releases the GIL, so grouping overlaps decoding and writing)."""
         if self.firsts is not None:
-            self._submit(self.firsts.fold)
+            self._submit(self.firsts.fold_later)
 
     def _submit(self, fn: Any, *args: Any) -> None:
         if self._pending is not None:
@@ -215,26 +216,37 @@ class _FirstScans:
 
     def __init__(self, root: Path, period: tuple[int, int]) -> None:
         self.root, self.period = root, period
-        self._db = duckdb.connect(":memory:")
+        self._db = duckdb.connect(":memory:", config={"threads": 1})  # beside the decoder and the writer
         self._rows: list[pa.Table] = []
         self._done: list[pa.Table] = []
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="firstscans")
+        self._folding: Future[None] | None = None
 
     def add(self, table: pa.Table) -> None:
         self._rows.append(table.select(["gtin", "lot", "serial", "ts"]))
 
-    def fold(self) -> None:
-        if not self._rows:
-            return
-        self._db.register("block", pa.concat_tables(self._rows))
-        self._rows = []
-        grouped = self._db.sql("SELECT gtin, lot, serial, min(ts) AS first FROM block "
-                               "WHERE serial IS NOT NULL AND lot IS NOT NULL GROUP BY ALL ORDER BY ALL").to_arrow_table()
+    def fold_later(self) -> None:
+        """Group the rows added so far on the fold thread (one GTIN's at a time)."""
+        if self._folding is not None:
+            self._folding.result()
+        rows, self._rows = self._rows, []
+        self._folding = self._thread.submit(self._fold, rows) if rows else None
+
+    def _fold(self, rows: list[pa.Table]) -> None:
+        self._db.register("block", pa.concat_tables(rows))
+        # one GTIN per fold (rows come GTIN by GTIN): grouping on it as well would hash it for nothing
+        grouped = self._db.sql("SELECT any_value(gtin) AS gtin, lot, serial, min(ts) AS first FROM block "
+                               "WHERE serial IS NOT NULL AND lot IS NOT NULL GROUP BY lot, serial "
+                               "ORDER BY lot, serial").to_arrow_table()
         self._db.unregister("block")
         self._done.append(grouped.cast(self.SCHEMA))
 
     def close(self) -> int:
         """Write the period's file (none when it had no such scan); the number written."""
-        self.fold()
+        self.fold_later()
+        if self._folding is not None:
+            self._folding.result()
+        self._thread.shutdown()
         self._db.close()
         if not self._done:
             return 0

@@ -168,8 +168,7 @@ SQL: dict[str, str] = {
         ORDER BY r.created_at, r.id""",
     "funnel": f"""
         WITH lots AS (SELECT gtin, lot, count(*) AS n FROM batches WHERE lot IS NOT NULL GROUP BY 1, 2),
-             scanned AS (SELECT gtin, lot, count(*) AS n FROM (SELECT DISTINCT gtin, lot, serial FROM ({{scanned}}))
-                         GROUP BY 1, 2),
+             scanned AS (SELECT gtin, lot, count(*) AS n FROM ({{scanned}}) GROUP BY 1, 2),
              commissioned AS (SELECT batch_id, count(DISTINCT serial) AS n FROM events
                               WHERE type = 'commission' GROUP BY 1)
         SELECT b.id AS batch, b.gtin, coalesce(b.lot, '') AS lot, b.status, b.count::BIGINT AS minted,
@@ -235,10 +234,11 @@ class Analytics:
             cursor.close()
 
     def _scanned_units(self, since: datetime, until: datetime) -> str:
-        """SQL for the (gtin, lot, serial) scanned in [since, until), maybe repeated: an
-        exported period wholly inside comes from its ``firstscans`` file (one row per unit
-        scanned), the rest from the raw scan files that overlap the window, filtered by time.
-        Same set as filtering every raw scan, without hashing every scan's serial."""
+        """SQL for the distinct (gtin, lot, serial) scanned in [since, until): an exported
+        period wholly inside comes from its ``firstscans`` file (one row per unit scanned),
+        the rest from the raw scan files that overlap the window, filtered by time. Same set
+        as filtering every raw scan, without hashing every scan's serial; one period's file
+        alone is distinct already."""
         lo_ms, hi_ms = _ms(since), _ms(until)
         covered = [(a, b, path) for a, b, path in _parts(self.root / "firstscans", "part-*.parquet")
                    if lo_ms <= a and b <= hi_ms]
@@ -253,7 +253,9 @@ class Analytics:
                            "AND ts >= $since AND ts < $until AND serial IS NOT NULL AND lot IS NOT NULL")
         if not selects:
             return "SELECT NULL::VARCHAR AS gtin, NULL::VARCHAR AS lot, NULL::VARCHAR AS serial WHERE false"
-        return " UNION ALL ".join(selects)
+        if len(covered) == 1 and not raw:
+            return selects[0]
+        return f"SELECT DISTINCT gtin, lot, serial FROM ({' UNION ALL '.join(selects)})"
 
     def close(self) -> None:
         self._db.close()
