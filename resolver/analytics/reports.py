@@ -21,7 +21,9 @@ What each answer counts (as far as the data exists):
   ``owners_notified`` stays empty until a notifier reports them).
 - funnel: per batch, minted → commissioned (a committed batch printed its labels; units
   commissioned one by one count otherwise) → first scanned (distinct serials scanned with
-  the batch's lot, when the lot names one batch only).
+  the batch's lot, when the lot names one batch only), read from the export's per-period
+  ``firstscans`` table for every period wholly inside the window and from raw scans for the
+  rest.
 """
 
 from __future__ import annotations
