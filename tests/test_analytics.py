@@ -333,6 +333,51 @@ async def test_firstscans_round_trip_and_the_funnel_agrees_over_any_window(store
             assert raw.run("funnel", since=at(lo), until=at(hi), gtin=gtin).rows == answers[(lo, hi, gtin)]
 
 
+@pytest.mark.anyio
+async def test_a_month_exported_in_periods_gets_one_rolled_up_firstscans_file(store: Any, tmp_path: Path) -> None:
+    jan, feb = T0, T0 + 31 * DAY  # 2026-01-01, 2026-02-01
+    scans = synthetic_scans(1500, seed=8, start=jan, days=33)
+    for i in range(0, len(scans), 500):
+        await store.append_scans(scans[i:i + 500])
+    for g in (GTIN, GTIN2):
+        for lot in ("L1", "L2"):
+            await store.allocate_range(g, "default", 300, f"r{g}{lot}", "d", actor=QA, lot=lot)
+    batches = sorted([b for g in (GTIN, GTIN2) for b in await store.list_batches(g)], key=lambda b: (b.gtin, b.created_at, b.id))
+    out = tmp_path / "out"
+    await export(store, out, jan, jan + 10 * DAY)
+    assert not (out / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet").exists()  # January not covered yet
+    await export(store, out, jan + 10 * DAY, jan + 20 * DAY)
+    last = await export(store, out, jan + 20 * DAY, feb + DAY)  # crosses into February: January is not whole
+    assert last.periods == [(jan + 20 * DAY, feb + DAY)]
+    assert not (out / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet").exists()
+
+    out2 = tmp_path / "out2"
+    for a, b in ((jan, jan + 10 * DAY), (jan + 10 * DAY, jan + 20 * DAY), (jan + 20 * DAY, feb), (feb, feb + DAY)):
+        await export(store, out2, a, b)
+    month = out2 / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet"
+    first: dict[tuple[str, str, str], int] = {}
+    for sc in scans:
+        if jan <= sc.at_ms < feb:
+            first[(sc.gtin, sc.lot, sc.serial)] = min(first.get((sc.gtin, sc.lot, sc.serial), sc.at_ms), sc.at_ms)
+    rows = pq.read_table(month).to_pylist()
+    assert len(rows) == len(first) and {(r["gtin"], r["lot"], r["serial"]): int(r["first"].timestamp() * 1000)
+                                        for r in rows} == first
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, UTC)  # noqa: E731
+    analytics = Analytics(out2)
+    sql = analytics._scanned_units(at(jan), at(feb))
+    assert str(month) in sql and sql.count("part-") == 1  # the month's file alone
+    for lo, hi in ((jan, feb), (jan - DAY, feb + DAY), (jan + 5 * DAY, jan + 15 * DAY + 7)):  # what is exported
+        seen = collections.defaultdict(set)
+        for sc in scans:
+            if lo <= sc.at_ms < hi:
+                seen[(sc.gtin, sc.lot)].add(sc.serial)
+        want = [(b.id, b.gtin, b.lot, str(b.status), b.count, 0, len(seen[(b.gtin, b.lot)])) for b in batches]
+        assert analytics.run("funnel", since=at(lo), until=at(hi)).rows == want
+    before = month.stat().st_mtime_ns
+    await export(store, out2, feb, feb + 2 * DAY)  # later runs leave the month's file alone
+    assert month.stat().st_mtime_ns == before
+
+
 def test_reports_over_an_empty_directory_answer_empty(tmp_path: Path) -> None:
     analytics = Analytics(tmp_path)
     for name in REPORTS:

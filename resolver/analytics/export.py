@@ -242,20 +242,54 @@ class _FirstScans:
         self._done.append(grouped.cast(self.SCHEMA))
 
     def close(self) -> int:
-        """Write the period's file (none when it had no such scan); the number written."""
+        """Write the period's file (empty when it had no such scan: the period is covered)."""
         self.fold_later()
         if self._folding is not None:
             self._folding.result()
         self._thread.shutdown()
         self._db.close()
-        if not self._done:
-            return 0
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / f"part-{self.period[0]:013d}-{self.period[1]:013d}.parquet"
-        tmp = self.root / f".{final.name}.tmp"
-        pq.write_table(pa.concat_tables(self._done), tmp, compression="snappy")
-        os.replace(tmp, final)
+        _write_firsts(self.root, self.period, pa.concat_tables(self._done) if self._done else self.SCHEMA.empty_table())
         return 1
+
+
+def _write_firsts(root: Path, period: tuple[int, int], table: pa.Table) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"part-{period[0]:013d}-{period[1]:013d}.parquet"
+    tmp = root / f".{final.name}.tmp"
+    pq.write_table(table.cast(_FirstScans.SCHEMA), tmp, compression="snappy")
+    os.replace(tmp, final)
+
+
+def _month(ms: int) -> tuple[int, int]:
+    """The UTC calendar month holding ``ms``, as [first ms, first ms of the next)."""
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    lo = datetime(at.year, at.month, 1, tzinfo=UTC)
+    hi = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
+    return int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+
+
+def roll_up_months(out: Path) -> int:
+    """A month's ``firstscans`` file once its periods cover it exactly (daily or hourly exports):
+    the funnel over a month then reads one table of the units scanned that month, not one
+    per period with a unit repeated in each. Derived from the period files only; written
+    once (same name: a repeated run rewrites the same rows). Returns the files written."""
+    root = out / "firstscans"
+    periods = sorted(load_periods(out))
+    files = {(int(a), int(b)): path for path in root.glob("part-*.parquet") for _, a, b in [path.stem.split("-")]}
+    written = 0
+    for lo, hi in sorted({_month(a) for a, _ in periods}):
+        inside = [(a, b) for a, b in periods if a < hi and b > lo]
+        if (lo, hi) in files or len(inside) < 2 or inside[0][0] != lo or inside[-1][1] != hi:
+            continue
+        if any(b != a2 for (_, b), (a2, _) in zip(inside, inside[1:], strict=False)) or any(p not in files for p in inside):
+            continue  # a gap, a period crossing the month's end, or one exported before these tables
+        sources = ", ".join("'" + str(files[p]).replace("'", "''") + "'" for p in inside)
+        with duckdb.connect(":memory:") as db:
+            table = db.sql(f"SELECT gtin, lot, serial, min(first) AS first FROM read_parquet([{sources}]) "
+                           "GROUP BY ALL ORDER BY gtin, lot, serial").to_arrow_table()
+        _write_firsts(root, (lo, hi), table)
+        written += 1
+    return written
 
 
 # -- scans --------------------------------------------------------------------------------
@@ -413,6 +447,8 @@ async def export(store: UnitStore, out: Path, since_ms: int | None, until_ms: in
         report.periods.append(period)
         report.scans += n_scans
         report.events += n_events
+    if report.periods:
+        report.files += roll_up_months(out)
     await write_snapshots(store, out, gtins)
     report.seconds = time.perf_counter() - started
     return report

@@ -242,8 +242,11 @@ class Analytics:
         as filtering every raw scan, without hashing every scan's serial; one period's file
         alone is distinct already."""
         lo_ms, hi_ms = _ms(since), _ms(until)
-        covered = [(a, b, path) for a, b, path in _parts(self.root / "firstscans", "part-*.parquet")
-                   if lo_ms <= a and b <= hi_ms]
+        covered: list[tuple[int, int, str]] = []
+        # widest first (a month's file before its days'), never two that overlap
+        for a, b, path in sorted(_parts(self.root / "firstscans", "part-*.parquet"), key=lambda f: f[0] - f[1]):
+            if lo_ms <= a and b <= hi_ms and all(b <= c or d <= a for c, d, _ in covered):
+                covered.append((a, b, path))
         raw = [path for a, b, path in _parts(self.root / "scans", "day=*/part-*.parquet")
                if a < hi_ms and b > lo_ms and not any(c <= a and b <= d for c, d, _ in covered)]
         gtin = "($gtin IS NULL OR gtin = $gtin)"
