@@ -265,6 +265,119 @@ async def test_every_report_matches_a_brute_force_count(dataset: Any) -> None:
         run("scans-per-day", by="owner")
 
 
+@pytest.mark.anyio
+async def test_firstscans_round_trip_and_the_funnel_agrees_over_any_window(store: Any, tmp_path: Path) -> None:
+    """The derived per-period table holds each scanned unit once with its first scan, and
+    the funnel read from it (whole periods) plus raw scans (the rest of a window) equals
+    brute force, and equals the funnel of the raw scans alone."""
+    scans = synthetic_scans(2500, seed=5, days=4)
+    scans.append(ScanEvent(T0 + 5, GTIN, None, "L1", "consumer", None, "unknown", None, None))  # no serial
+    scans.append(ScanEvent(T0 + 6, GTIN, "S9", None, "consumer", None, "unknown", None, None))  # no lot
+    scans.sort(key=lambda s: s.at_ms)
+    for i in range(0, len(scans), 600):
+        await store.append_scans(scans[i:i + 600])
+    for g in (GTIN, GTIN2):
+        for lot in ("L1", "L2"):
+            batch = await store.allocate_range(g, "default", 300, f"r{g}{lot}", "d", actor=QA, lot=lot)
+            if lot == "L1":
+                await store.set_batch_status(batch.id, "committed", QA, "printed")
+    batches = sorted([b for g in (GTIN, GTIN2) for b in await store.list_batches(g)],
+                     key=lambda b: (b.gtin, b.created_at, b.id))
+    out = tmp_path / "out"
+    periods = [(T0, T0 + DAY + DAY // 3), (T0 + DAY + DAY // 3, T0 + 3 * DAY), (T0 + 3 * DAY, T0 + 4 * DAY)]
+    for a, b in periods:  # uneven periods, one crossing a day boundary
+        await export(store, out, a, b)
+
+    files = sorted((out / "firstscans").glob("part-*.parquet"))
+    assert [tuple(int(x) for x in f.stem.split("-")[1:]) for f in files] == periods
+    for f, (a, b) in zip(files, periods, strict=True):
+        first: dict[tuple[str, str, str], int] = {}
+        for s in scans:
+            if a <= s.at_ms < b and s.serial is not None and s.lot is not None:
+                key = (s.gtin, s.lot, s.serial)
+                first[key] = min(first.get(key, s.at_ms), s.at_ms)
+        rows = pq.read_table(f).to_pylist()
+        assert len(rows) == len(first) > 0
+        assert {(r["gtin"], r["lot"], r["serial"]): int(r["first"].timestamp() * 1000) for r in rows} == first
+
+    def brute(lo: int, hi: int, gtin: str | None) -> list[tuple[Any, ...]]:
+        seen = collections.defaultdict(set)
+        for s in scans:
+            if lo <= s.at_ms < hi and s.serial is not None and s.lot is not None and gtin in (None, s.gtin):
+                seen[(s.gtin, s.lot)].add(s.serial)
+        return [(b.id, b.gtin, b.lot, str(b.status), b.count, b.count if str(b.status) == "committed" else 0,
+                 len(seen[(b.gtin, b.lot)])) for b in batches if gtin in (None, b.gtin)]
+
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, UTC)  # noqa: E731
+    windows = [(T0 - DAY, T0 + 5 * DAY), (T0 + DAY + DAY // 3, T0 + 3 * DAY), (T0 + DAY // 2, T0 + 2 * DAY + 5),
+               (T0 + 3 * DAY + 1, T0 + 4 * DAY), (T0 + DAY, T0 + DAY), (T0 + 7 * DAY, T0 + 8 * DAY)]
+    analytics = Analytics(out)
+    answers = {}
+    for lo, hi in windows:
+        for gtin in (None, GTIN2):
+            got = analytics.run("funnel", since=at(lo), until=at(hi), gtin=gtin).rows
+            assert got == brute(lo, hi, gtin), (lo - T0, hi - T0, gtin)
+            answers[(lo, hi, gtin)] = got
+    assert any(r[6] for r in answers[(T0 - DAY, T0 + 5 * DAY, None)])
+    assert "firstscans" in analytics._scanned_units(at(T0 - DAY), at(T0 + 5 * DAY))
+    assert "scans" not in analytics._scanned_units(at(T0 - DAY), at(T0 + 5 * DAY)).replace("firstscans", "")
+    # a window that ends 0.5 ms into a period cannot use that period's table
+    assert "day=" in analytics._scanned_units(at(T0 - DAY), datetime.fromtimestamp((T0 + 3 * DAY) / 1000 + 0.0005, UTC))
+
+    # an export made before the derived table existed: the raw scans give the same answers
+    for f in files:
+        f.unlink()
+    raw = Analytics(out)
+    for lo, hi in windows:
+        for gtin in (None, GTIN2):
+            assert raw.run("funnel", since=at(lo), until=at(hi), gtin=gtin).rows == answers[(lo, hi, gtin)]
+
+
+@pytest.mark.anyio
+async def test_a_month_exported_in_periods_gets_one_rolled_up_firstscans_file(store: Any, tmp_path: Path) -> None:
+    jan, feb = T0, T0 + 31 * DAY  # 2026-01-01, 2026-02-01
+    scans = synthetic_scans(1500, seed=8, start=jan, days=33)
+    for i in range(0, len(scans), 500):
+        await store.append_scans(scans[i:i + 500])
+    for g in (GTIN, GTIN2):
+        for lot in ("L1", "L2"):
+            await store.allocate_range(g, "default", 300, f"r{g}{lot}", "d", actor=QA, lot=lot)
+    batches = sorted([b for g in (GTIN, GTIN2) for b in await store.list_batches(g)], key=lambda b: (b.gtin, b.created_at, b.id))
+    out = tmp_path / "out"
+    await export(store, out, jan, jan + 10 * DAY)
+    assert not (out / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet").exists()  # January not covered yet
+    await export(store, out, jan + 10 * DAY, jan + 20 * DAY)
+    last = await export(store, out, jan + 20 * DAY, feb + DAY)  # crosses into February: January is not whole
+    assert last.periods == [(jan + 20 * DAY, feb + DAY)]
+    assert not (out / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet").exists()
+
+    out2 = tmp_path / "out2"
+    for a, b in ((jan, jan + 10 * DAY), (jan + 10 * DAY, jan + 20 * DAY), (jan + 20 * DAY, feb), (feb, feb + DAY)):
+        await export(store, out2, a, b)
+    month = out2 / "firstscans" / f"part-{jan:013d}-{feb:013d}.parquet"
+    first: dict[tuple[str, str, str], int] = {}
+    for sc in scans:
+        if jan <= sc.at_ms < feb:
+            first[(sc.gtin, sc.lot, sc.serial)] = min(first.get((sc.gtin, sc.lot, sc.serial), sc.at_ms), sc.at_ms)
+    rows = pq.read_table(month).to_pylist()
+    assert len(rows) == len(first) and {(r["gtin"], r["lot"], r["serial"]): int(r["first"].timestamp() * 1000)
+                                        for r in rows} == first
+    at = lambda ms: datetime.fromtimestamp(ms / 1000, UTC)  # noqa: E731
+    analytics = Analytics(out2)
+    sql = analytics._scanned_units(at(jan), at(feb))
+    assert str(month) in sql and sql.count("part-") == 1  # the month's file alone
+    for lo, hi in ((jan, feb), (jan - DAY, feb + DAY), (jan + 5 * DAY, jan + 15 * DAY + 7)):  # what is exported
+        seen = collections.defaultdict(set)
+        for sc in scans:
+            if lo <= sc.at_ms < hi:
+                seen[(sc.gtin, sc.lot)].add(sc.serial)
+        want = [(b.id, b.gtin, b.lot, str(b.status), b.count, 0, len(seen[(b.gtin, b.lot)])) for b in batches]
+        assert analytics.run("funnel", since=at(lo), until=at(hi)).rows == want
+    before = month.stat().st_mtime_ns
+    await export(store, out2, feb, feb + 2 * DAY)  # later runs leave the month's file alone
+    assert month.stat().st_mtime_ns == before
+
+
 def test_reports_over_an_empty_directory_answer_empty(tmp_path: Path) -> None:
     analytics = Analytics(tmp_path)
     for name in REPORTS:

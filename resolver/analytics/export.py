@@ -5,6 +5,7 @@ Layout under the output directory::
 
     scans/day=YYYY-MM-DD/part-<from ms>-<to ms>.parquet    one file per day and period
     events/day=YYYY-MM-DD/part-<from ms>-<to ms>.parquet
+    firstscans/part-<from ms>-<to ms>.parquet              per period: each unit scanned, once
     batches.parquet, overlays.parquet                      snapshots, replaced each run
     _periods.json                                          the periods exported so far
 
@@ -13,6 +14,12 @@ earlier run covered (``_periods.json``), into new files; a run that covers nothi
 writes nothing. Files are written under a temporary name and renamed, the ledger last, so
 a run that dies is simply repeated (its files get the same names). Within a day file rows
 come GTIN by GTIN, so row-group statistics prune by GTIN.
+
+``firstscans`` is derived, for the funnel: per period, every (gtin, lot, serial) scanned in
+it with its first scan time there. Counting distinct serials over every raw scan costs a
+hash of each of 100M strings per query (~28 s here); the export already holds each GTIN's
+scans in memory, so it groups them once (DuckDB over the Arrow blocks, off the main
+thread) and the report reads a table the size of the number of units scanned.
 
 No personal data: scans carry no address, token or owner; events keep their type, the
 acting *role*, lot, batch, fault codes, jurisdiction and purchase date — never the
@@ -30,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -140,18 +148,30 @@ class _DayFiles:
         self.rows = 0
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
         self._pending: Future[None] | None = None
+        self.firsts: _FirstScans | None = None
 
     def write(self, table: pa.Table) -> None:
         """Write rows (already inside the period), split by UTC day of ``ts``, on the
         writer thread (Parquet encoding releases the GIL: it overlaps the next decode)."""
         if table.num_rows == 0:
             return
-        if self._pending is not None:
-            self._pending.result()
-        self._pending = self._thread.submit(self._write, table)
+        self._submit(self._write, table)
         self.rows += table.num_rows
 
+    def end_gtin(self) -> None:
+        """Every row of the current GTIN is written: fold its first scans (on their own
+        thread: DuckDB releases the GIL, so grouping overlaps decoding and writing)."""
+        if self.firsts is not None:
+            self._submit(self.firsts.fold_later)
+
+    def _submit(self, fn: Any, *args: Any) -> None:
+        if self._pending is not None:
+            self._pending.result()
+        self._pending = self._thread.submit(fn, *args)
+
     def _write(self, table: pa.Table) -> None:
+        if self.firsts is not None:
+            self.firsts.add(table)
         ms = pc.cast(table.column("ts"), pa.int64())
         lo, hi = pc.min_max(ms).values()
         first, last = lo.as_py() // DAY_MS, hi.as_py() // DAY_MS
@@ -184,7 +204,92 @@ class _DayFiles:
         for writer, tmp, final in self.writers.values():
             writer.close()
             os.replace(tmp, final)
-        return len(self.writers)
+        return len(self.writers) + (self.firsts.close() if self.firsts is not None else 0)
+
+
+class _FirstScans:
+    """``firstscans/part-<from>-<to>.parquet`` of one period: (gtin, lot, serial, first ts)
+    of every scan with a serial and a lot. Rows arrive GTIN by GTIN, so each GTIN is grouped
+    once when it ends and no hash table spans more than one GTIN's units."""
+
+    SCHEMA = pa.schema([("gtin", pa.string()), ("lot", pa.string()), ("serial", pa.string()), ("first", TS)])
+
+    def __init__(self, root: Path, period: tuple[int, int]) -> None:
+        self.root, self.period = root, period
+        self._db = duckdb.connect(":memory:", config={"threads": 1})  # beside the decoder and the writer
+        self._rows: list[pa.Table] = []
+        self._done: list[pa.Table] = []
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="firstscans")
+        self._folding: Future[None] | None = None
+
+    def add(self, table: pa.Table) -> None:
+        self._rows.append(table.select(["gtin", "lot", "serial", "ts"]))
+
+    def fold_later(self) -> None:
+        """Group the rows added so far on the fold thread (one GTIN's at a time)."""
+        if self._folding is not None:
+            self._folding.result()
+        rows, self._rows = self._rows, []
+        self._folding = self._thread.submit(self._fold, rows) if rows else None
+
+    def _fold(self, rows: list[pa.Table]) -> None:
+        self._db.register("block", pa.concat_tables(rows))
+        # one GTIN per fold (rows come GTIN by GTIN): grouping on it as well would hash it for nothing
+        grouped = self._db.sql("SELECT any_value(gtin) AS gtin, lot, serial, min(ts) AS first FROM block "
+                               "WHERE serial IS NOT NULL AND lot IS NOT NULL GROUP BY lot, serial "
+                               "ORDER BY lot, serial").to_arrow_table()
+        self._db.unregister("block")
+        self._done.append(grouped.cast(self.SCHEMA))
+
+    def close(self) -> int:
+        """Write the period's file (empty when it had no such scan: the period is covered)."""
+        self.fold_later()
+        if self._folding is not None:
+            self._folding.result()
+        self._thread.shutdown()
+        self._db.close()
+        _write_firsts(self.root, self.period, pa.concat_tables(self._done) if self._done else self.SCHEMA.empty_table())
+        return 1
+
+
+def _write_firsts(root: Path, period: tuple[int, int], table: pa.Table) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"part-{period[0]:013d}-{period[1]:013d}.parquet"
+    tmp = root / f".{final.name}.tmp"
+    pq.write_table(table.cast(_FirstScans.SCHEMA), tmp, compression="snappy")
+    os.replace(tmp, final)
+
+
+def _month(ms: int) -> tuple[int, int]:
+    """The UTC calendar month holding ``ms``, as [first ms, first ms of the next)."""
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    lo = datetime(at.year, at.month, 1, tzinfo=UTC)
+    hi = datetime(at.year + at.month // 12, at.month % 12 + 1, 1, tzinfo=UTC)
+    return int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
+
+
+def roll_up_months(out: Path) -> int:
+    """A month's ``firstscans`` file once its periods cover it exactly (daily or hourly exports):
+    the funnel over a month then reads one table of the units scanned that month, not one
+    per period with a unit repeated in each. Derived from the period files only; written
+    once (same name: a repeated run rewrites the same rows). Returns the files written."""
+    root = out / "firstscans"
+    periods = sorted(load_periods(out))
+    files = {(int(a), int(b)): path for path in root.glob("part-*.parquet") for _, a, b in [path.stem.split("-")]}
+    written = 0
+    for lo, hi in sorted({_month(a) for a, _ in periods}):
+        inside = [(a, b) for a, b in periods if a < hi and b > lo]
+        if (lo, hi) in files or len(inside) < 2 or inside[0][0] != lo or inside[-1][1] != hi:
+            continue
+        if any(b != a2 for (_, b), (a2, _) in zip(inside, inside[1:], strict=False)) or any(p not in files for p in inside):
+            continue  # a gap, a period crossing the month's end, or one exported before these tables
+        sources = ", ".join("'" + str(files[p]).replace("'", "''") + "'" for p in inside)
+        with duckdb.connect(":memory:") as db:
+            table = db.sql(f"SELECT gtin, lot, serial, min(first) AS first FROM read_parquet([{sources}]) "
+                           "GROUP BY ALL ORDER BY gtin, lot, serial").to_arrow_table()
+        _write_firsts(root, (lo, hi), table)
+        written += 1
+    return written
 
 
 # -- scans --------------------------------------------------------------------------------
@@ -229,8 +334,10 @@ async def export_scans(store: UnitStore, files: _DayFiles, gtins: Sequence[str])
                 if pending >= BLOCK_ROWS:
                     files.write(_scan_table(parts, since, until))
                     parts, pending = [], 0
-    if parts:
-        files.write(_scan_table(parts, since, until))
+        if parts:
+            files.write(_scan_table(parts, since, until))
+            parts, pending = [], 0
+        files.end_gtin()
     return files.rows
 
 
@@ -327,6 +434,7 @@ async def export(store: UnitStore, out: Path, since_ms: int | None, until_ms: in
     for period in uncovered(since, until_ms, done):
         t0 = time.perf_counter()
         scans = _DayFiles(out / "scans", SCAN_SCHEMA, period)
+        scans.firsts = _FirstScans(out / "firstscans", period)
         n_scans = await export_scans(store, scans, gtins)
         report.files += scans.close()
         t1 = time.perf_counter()
@@ -339,6 +447,8 @@ async def export(store: UnitStore, out: Path, since_ms: int | None, until_ms: in
         report.periods.append(period)
         report.scans += n_scans
         report.events += n_events
+    if report.periods:
+        report.files += roll_up_months(out)
     await write_snapshots(store, out, gtins)
     report.seconds = time.perf_counter() - started
     return report

@@ -21,7 +21,9 @@ What each answer counts (as far as the data exists):
   ``owners_notified`` stays empty until a notifier reports them).
 - funnel: per batch, minted → commissioned (a committed batch printed its labels; units
   commissioned one by one count otherwise) → first scanned (distinct serials scanned with
-  the batch's lot, when the lot names one batch only).
+  the batch's lot, when the lot names one batch only), read from the export's per-period
+  ``firstscans`` table for every period wholly inside the window and from raw scans for the
+  rest.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import csv
 import io
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -168,8 +170,7 @@ SQL: dict[str, str] = {
         ORDER BY r.created_at, r.id""",
     "funnel": f"""
         WITH lots AS (SELECT gtin, lot, count(*) AS n FROM batches WHERE lot IS NOT NULL GROUP BY 1, 2),
-             scanned AS (SELECT gtin, lot, count(*) AS n FROM (SELECT DISTINCT gtin, lot, serial FROM {_SCANS}
-                         WHERE serial IS NOT NULL AND lot IS NOT NULL) GROUP BY 1, 2),
+             scanned AS (SELECT gtin, lot, count(*) AS n FROM ({{scanned}}) GROUP BY 1, 2),
              commissioned AS (SELECT batch_id, count(DISTINCT serial) AS n FROM events
                               WHERE type = 'commission' GROUP BY 1)
         SELECT b.id AS batch, b.gtin, coalesce(b.lot, '') AS lot, b.status, b.count::BIGINT AS minted,
@@ -221,6 +222,8 @@ class Analytics:
             if by not in DIMENSIONS:
                 raise Invalid(f"expected one of {', '.join(DIMENSIONS)}, got {by!r}", "by")
             sql = sql.format(by=by)
+        if report == "funnel":
+            sql = sql.format(scanned=self._scanned_units(since, until))
         params = {k: v for k, v in {"since": since, "until": until, "gtin": gtin}.items() if f"${k}" in sql}
         with self._lock:
             self._define_views()
@@ -232,8 +235,52 @@ class Analytics:
         finally:
             cursor.close()
 
+    def _scanned_units(self, since: datetime, until: datetime) -> str:
+        """SQL for the distinct (gtin, lot, serial) scanned in [since, until): an exported
+        period wholly inside comes from its ``firstscans`` file (one row per unit scanned),
+        the rest from the raw scan files that overlap the window, filtered by time. Same set
+        as filtering every raw scan, without hashing every scan's serial; one period's file
+        alone is distinct already."""
+        lo_ms, hi_ms = _ms(since), _ms(until)
+        covered: list[tuple[int, int, str]] = []
+        # widest first (a month's file before its days'), never two that overlap
+        for a, b, path in sorted(_parts(self.root / "firstscans", "part-*.parquet"), key=lambda f: f[0] - f[1]):
+            if lo_ms <= a and b <= hi_ms and all(b <= c or d <= a for c, d, _ in covered):
+                covered.append((a, b, path))
+        raw = [path for a, b, path in _parts(self.root / "scans", "day=*/part-*.parquet")
+               if a < hi_ms and b > lo_ms and not any(c <= a and b <= d for c, d, _ in covered)]
+        gtin = "($gtin IS NULL OR gtin = $gtin)"
+        selects = []
+        if covered:
+            selects.append(f"SELECT gtin, lot, serial FROM read_parquet({_list([p for _, _, p in covered])}) WHERE {gtin}")
+        if raw:
+            selects.append(f"SELECT gtin, lot, serial FROM read_parquet({_list(raw)}) WHERE {gtin} "
+                           "AND ts >= $since AND ts < $until AND serial IS NOT NULL AND lot IS NOT NULL")
+        if not selects:
+            return "SELECT NULL::VARCHAR AS gtin, NULL::VARCHAR AS lot, NULL::VARCHAR AS serial WHERE false"
+        if len(covered) == 1 and not raw:
+            return selects[0]
+        return f"SELECT DISTINCT gtin, lot, serial FROM ({' UNION ALL '.join(selects)})"
+
     def close(self) -> None:
         self._db.close()
+
+
+def _ms(at: datetime) -> float:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1000
+
+
+def _parts(root: Path, pattern: str) -> list[tuple[int, int, str]]:
+    """Exported files named ``part-<from ms>-<to ms>.parquet`` under root: (from, to, path)."""
+    found = []
+    for path in sorted(root.glob(pattern)):
+        _, a, b = path.stem.split("-")
+        found.append((int(a), int(b), str(path)))
+    return found
+
+
+def _list(paths: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
 
 
 def csv_of(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
