@@ -4,6 +4,8 @@ detection ≥ 50k scans/s.
 
     python benchmarks/bench_analytics.py --events 10000000            # ~3 min on 2 cores
     python benchmarks/bench_analytics.py --events 100000000 --dir /big  # the size
+    python benchmarks/bench_analytics.py --events 100000000 --dir /big --load-only   # load now …
+    python benchmarks/bench_analytics.py --events 100000000 --dir /big --reuse       # … measure later
 
 What runs: N scans (20 GTINs, 10 lots each, 2M serials, 30 days, roles, states, link
 types, countries) are appended to a fresh SQLite store through ``store.append_scans`` in
@@ -112,15 +114,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--dir", type=Path, default=ROOT / "var" / "bench-analytics")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep a store loaded by an earlier run with the same --events (export and queries only)")
+    parser.add_argument("--load-only", action="store_true", help="load the store, then stop (for a later --reuse)")
     args = parser.parse_args()
-    shutil.rmtree(args.dir, ignore_errors=True)
-    args.dir.mkdir(parents=True)
+    loaded = args.dir / f"loaded-{args.events}"
+    if not (args.reuse and loaded.exists()):
+        shutil.rmtree(args.dir, ignore_errors=True)
+        args.dir.mkdir(parents=True)
+    shutil.rmtree(args.dir / "export", ignore_errors=True)
     store_url = f"sqlite:///{args.dir / 'twin.db'}?durability=relaxed"
     start_ms = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
     n = args.events
     figures: dict[str, float] = {"events": n}
-    figures.update(asyncio.run(load(store_url, n, start_ms)))
-    print(f"loaded {n:,} scans in {figures['load_scans_s']:.1f} s, twin data in {figures['load_twin_s']:.1f} s")
+    if loaded.exists():
+        print(f"reusing the {n:,} scans loaded in {args.dir}")
+    else:
+        figures.update(asyncio.run(load(store_url, n, start_ms)))
+        loaded.touch()
+        print(f"loaded {n:,} scans in {figures['load_scans_s']:.1f} s, twin data in {figures['load_twin_s']:.1f} s")
+    if args.load_only:
+        return 0
 
     async def run_export():
         async with await open_store(store_url) as store:
