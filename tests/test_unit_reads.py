@@ -70,3 +70,24 @@ def test_writes_reach_the_next_anonymous_read(minted):
     view = r.client.get(unit_path(serials[3])).json()
     assert view["version"] == 2 and view["state"] == "sold" and view["recalled"] is True
     assert view == r.client.get(unit_path(serials[3]), headers=FULL_ROUTE).json()
+
+
+def test_another_workers_write_reaches_the_anonymous_read_within_the_feed_poll(minted):
+    """The read takes a record as scans do (the worker's cache, kept fresh by the change
+    feed): a write elsewhere shows within ``changes_poll_seconds`` (0.05 s here)."""
+    from twin.events import Actor, make_event
+    from twin.store import open_store
+
+    r, serials = minted
+    serial = serials[4]
+    r.unit(GTIN, serial, commission={"lot": "LR1"})
+    assert r.client.get(unit_path(serial)).json()["version"] == 1  # cached now
+
+    async def other_worker_sells():
+        async with await open_store(r.services.settings.store_url) as other:
+            await other.append_event(GTIN, serial, make_event("sell", Actor("manufacturer", "elsewhere"), "test",
+                                                              purchase_date="2026-01-02"))
+
+    r.client.portal.call(other_worker_sells)
+    wait_for(lambda: r.client.get(unit_path(serial)).json()["state"] == "sold", timeout=2.0)
+    assert r.client.get(unit_path(serial)).json() == r.client.get(unit_path(serial), headers=FULL_ROUTE).json()

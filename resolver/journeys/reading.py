@@ -32,12 +32,12 @@ EXPORT_ROLES = ("regulator", "manufacturer", "admin")
 async def snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
     """The unit as the store and its batch know it, with the overlays that cover it.
 
-    ``cached``: a public read may trust the scan path's filter of units that have a record
-    (most never get one) and skip the store read, seeing another worker's first write to a
-    unit as late as a scan would; writes and authenticated reads always read the store.
+    ``cached``: a public read takes the unit's record as the scan path knows it (its
+    filter of units that have a record — most never get one — and its cache of records),
+    seeing another worker's write to a unit as late as a scan would (the change feed's
+    poll, ``changes_poll_seconds``); writes and authenticated reads always read the store.
     """
-    presence = services.lookup.presence if cached else None
-    unit = None if presence is not None and (gtin, serial) not in presence else await services.store.get_unit(gtin, serial)
+    unit = await services.lookup.unit(gtin, serial) if cached else await services.store.get_unit(gtin, serial)
     profile = counter = None
     known = True
     gtin_data = services.lookup.cached_gtin_data(gtin) or await services.lookup.gtin_data(gtin)
