@@ -9,10 +9,11 @@ serials for both measurements, on the same store:
       summary, manuals and parts links): ``GET /v1/units/01/{gtin}/21/{serial}`` → 200;
   (c) the same API for units that have a record (registered, with events), a tenth of them.
 
-Target (issue 6): (b) ≥ 50 % of (a) on the same store.
+Target (issue 17): (b) ≥ 80 % of (a) on the same store (issue 6 asked for 50 %).
 
     python loadtests/unit_api.py                   # SQLite and Redis, 10 s per measurement
     python loadtests/unit_api.py --skip-redis --duration 5
+    python loadtests/unit_api.py --skip-redis --duration 4 --rounds 3   # best of 3 alternating rounds
 
 Needs wrk (and redis-server). Results: stdout and loadtests/results/unit-api-*.json.
 """
@@ -73,12 +74,16 @@ def measure(label: str, store_url: str, data_dir: Path, args, serials: list[str]
     try:
         for paths, expected in ((scans, 307), (api, 200)):  # warm up both paths
             wrk(base, paths, 2, args.connections, args.load_core, expected)
-        results[f"scans, distinct serials, {label}"] = wrk(base, scans, args.duration, args.connections,
-                                                           args.load_core, 307)
-        results[f"unit API, distinct serials, {label}"] = wrk(base, api, args.duration, args.connections,
-                                                              args.load_core, 200)
-        results[f"unit API, units with records, {label}"] = wrk(base, api_records, args.duration, args.connections,
-                                                                args.load_core, 200)
+        targets = {f"scans, distinct serials, {label}": (scans, 307),
+                   f"unit API, distinct serials, {label}": (api, 200),
+                   f"unit API, units with records, {label}": (api_records, 200)}
+        rounds: dict[str, list[dict]] = {name: [] for name in targets}
+        for _ in range(args.rounds):  # alternating, so a busy moment of the machine hits all three alike
+            for name, (paths, expected) in targets.items():
+                rounds[name].append(wrk(base, paths, args.duration, args.connections, args.load_core, expected))
+        for name, runs in rounds.items():
+            results[name] = max(runs, key=lambda r: r["rps"])
+            results[name]["all_rounds_rps"] = [round(r["rps"]) for r in runs]
     finally:
         stop(proc)
 
@@ -86,6 +91,7 @@ def measure(label: str, store_url: str, data_dir: Path, args, serials: list[str]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating rounds; the best of each is reported")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--serials", type=int, default=200_000)
     parser.add_argument("--server-core", default="0")

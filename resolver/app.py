@@ -51,12 +51,18 @@ from settings import Settings, load_settings
 APP_PREFIXES = ("/v1/", "/v1", "/.well-known/", "/healthz", "/readyz", "/metrics", "/u/", "/static/", "/docs",
                 "/openapi.json", "/favicon.ico")
 
+#: Where anonymous unit reads are answered before the router (resolver.api.units.read_anonymously).
+UNIT_READS = "/v1/units/"
+
 
 class ScansFirst:
-    """Send scans straight to the scan handler; everything else through Starlette's router.
+    """Send scans straight to the scan handler, and anonymous unit reads straight to their
+    answer; everything else through Starlette's router.
 
     Scans are nearly all the traffic, and resolving one needs none of the router's
     matching (~15 µs of it per request): any path outside APP_PREFIXES is a Digital Link.
+    The consumer view of a unit (``GET /v1/units/01/{gtin}/21/{serial}`` without a
+    credential) is the API's most frequent read and needs none of it either.
     """
 
     def __init__(self, app: ASGIApp, scans: ScanHandler) -> None:
@@ -64,10 +70,16 @@ class ScansFirst:
         self.scans = scans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith(APP_PREFIXES):
-            await self.scans(scope, receive, send)
-        else:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            path = scope["path"]
+            if not path.startswith(APP_PREFIXES):
+                await self.scans(scope, receive, send)
+                return
+            services = self.scans.services
+            if (path.startswith(UNIT_READS) and services is not None
+                    and await units.read_anonymously(services, scope, send)):
+                return  # an anonymous unit read: answered like a scan, past the router and middleware
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

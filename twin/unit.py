@@ -77,11 +77,15 @@ class Unit(NamedTuple):
         return Unit(self.gtin, self.serial, self.origin, 0, self.lot, self.batch_id, self.expiry, made_on=self.made_on)
 
 
+def state_from_batch(batch: Batch) -> State:
+    """The state of a unit that has no events: a voided batch's units are decommissioned."""
+    return State.DECOMMISSIONED if batch.status is BatchStatus.VOIDED else State.COMMISSIONED
+
+
 def unit_from_batch(gtin: str, serial: str, batch: Batch) -> Unit:
     """The implied record of a unit that has no events: its batch speaks for it."""
-    state = State.DECOMMISSIONED if batch.status is BatchStatus.VOIDED else State.COMMISSIONED
-    return Unit(gtin, serial, state, 0, batch.lot, batch.id, batch.expiry, updated_at=batch.updated_at,
-                made_on=batch.created_at.date())
+    return Unit(gtin, serial, state_from_batch(batch), 0, batch.lot, batch.id, batch.expiry,
+                updated_at=batch.updated_at, made_on=batch.created_at.date())
 
 
 def _date(value: str | None) -> date | None:

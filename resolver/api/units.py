@@ -25,6 +25,8 @@ themselves live in resolver.journeys.actions, shared with the built-in pages.
 
 from __future__ import annotations
 
+import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,6 +52,7 @@ from resolver.journeys import dpp, epcis_export, events, reading, recalls, regis
 from resolver.journeys import transfer as transfers
 from resolver.journeys.addressing import client_address, parse_unit_path
 from resolver.journeys.views import overlay_json
+from resolver.ops import logs
 from resolver.scan.negotiate import languages
 from resolver.services import Services, services_of
 from twin.batch import parse_batch_id
@@ -369,6 +372,10 @@ def _plain(detail: Any) -> Any:
 # -- the hot path: an anonymous read, in raw ASGI ---------------------------------------------
 
 _READ_HEADERS = [(b"content-type", b"application/json"), (b"vary", b"Accept-Language, Authorization, Cookie")]
+#: the unit itself, no sub-resource: ``/v1/units/01/{gtin}/21/{serial}`` has six slashes
+#: (a ``/`` inside a serial arrives escaped, so it does not count)
+_UNIT_SLASHES = 6
+log = logging.getLogger("serialink.resolver.units")
 
 
 async def _send_json(send, status: int, body: bytes, headers: list, head: bool) -> None:
@@ -377,49 +384,64 @@ async def _send_json(send, status: int, body: bytes, headers: list, head: bool) 
     await send({"type": "http.response.body", "body": b"" if head else body})
 
 
-class Units:
-    """``/v1/units/…``: anonymous reads of a unit answered straight from ASGI, like a scan.
+async def read_anonymously(services: Services, scope, send) -> bool:
+    """Answer ``GET``/``HEAD /v1/units/01/{gtin}/21/{serial}`` without a credential, in front
+    of Starlette (True), or leave the request to the routes below (False, nothing sent).
 
-    The consumer view is what every phone that scans a label may ask for, so it skips the
-    router's per-route matching and the Request/Response objects (~20 µs a request);
-    everything else — reads with a credential, every write and sub-resource — goes to the
-    routes below, unchanged.
+    The consumer view is what every phone that scans a label may ask for, so the app calls
+    this before Starlette's router and middleware, as it sends scans to the scan handler:
+    the router's matching of every route before ``/v1`` and four middleware layers cost
+    more than the view itself. What those layers do for such a request is done here too:
+    the request id (echoed in ``X-Request-Id``, bound for log lines), the access log line,
+    problem+json errors; an anonymous read needs no cache rewrite (no credential) and no
+    durability check (not a write). Anything with a credential (``Authorization``, a
+    ``serialink_*`` cookie), every write and sub-resource takes the full route.
     """
+    method = scope["method"]
+    if method != "GET" and method != "HEAD":
+        return False
+    raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
+    if raw.count("/") != _UNIT_SLASHES or not raw.startswith(UNITS + "/"):
+        return False
+    accept_language = rid = None
+    for name, value in scope["headers"]:
+        if name == b"authorization" or (name == b"cookie" and b"serialink_" in value):
+            return False  # a credential (resolver.access.tokens.carries_credential): the full route checks it
+        if name == b"accept-language":
+            accept_language = value.decode("latin-1")
+        elif name == b"x-request-id":
+            rid = value
+    rid = logs.bind(rid)
+    started = time.perf_counter()
+    status = 500
+    try:
+        status = await _anonymous_read(services, send, raw, accept_language, method == "HEAD", rid)
+    except Exception:  # a bug answers 500 problem+json and is logged, as the error middleware would
+        log.exception("unit read failed: %s", scope["path"])
+        problem = problems.Problem(500, "internal", "internal error")
+        await _send_json(send, 500, orjson.dumps(problems.body(problem)),
+                         _READ_HEADERS[1:] + problems.raw_headers(problem) + [(b"x-request-id", rid)], method == "HEAD")
+    finally:
+        logs.access(method, scope["path"], status, started)
+    return True
 
-    def __init__(self, routes: list[BaseRoute]) -> None:
-        self.router = Router(routes=routes)
-        self.routes = self.router.routes  # what Mount.routes (and so the OpenAPI document) lists
 
-    async def __call__(self, scope, receive, send) -> None:
-        method = scope.get("method")
-        if scope["type"] == "http" and method in ("GET", "HEAD"):
-            raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1").split("?", 1)[0]
-            if raw.count("/") == 6:  # /v1/units/01/{gtin}/21/{serial}: no sub-resource
-                accept_language = None
-                for name, value in scope["headers"]:
-                    if name in (b"authorization", b"cookie") and (name == b"authorization" or b"serialink_" in value):
-                        break  # a credential: the full route checks it
-                    if name == b"accept-language":
-                        accept_language = value.decode("latin-1")
-                else:
-                    await self._anonymous_read(scope, send, raw, accept_language, method == "HEAD")
-                    return
-        await self.router(scope, receive, send)
-
-    async def _anonymous_read(self, scope, send, raw: str, accept_language: str | None, head: bool) -> None:
-        services: Services = scope["app"].state.services
-        try:
-            gtin, serial = parse_unit_path(raw, UNITS, "")
-            view = await reading.public_view(services, gtin, serial, languages(accept_language))
-        except problems.HANDLED as exc:
-            problem = problems.classify(exc)
-            problems.log_problem(problem, exc)
-            await _send_json(send, problem.status, orjson.dumps(problems.body(problem)),
-                             _READ_HEADERS[1:] + problems.raw_headers(problem), head)
-            return
-        headers = _READ_HEADERS + [(b"etag", f'"{view["version"]}"'.encode()),
-                                   (b"cache-control", f"public, max-age={services.rules.current.cache_max_age}".encode())]
-        await _send_json(send, 200, orjson.dumps(view), headers, head)
+async def _anonymous_read(services: Services, send, raw: str, accept_language: str | None, head: bool,
+                          rid: bytes) -> int:
+    try:
+        gtin, serial = parse_unit_path(raw, UNITS, "")
+        view = await reading.public_view(services, gtin, serial, languages(accept_language))
+    except problems.HANDLED as exc:
+        problem = problems.classify(exc)
+        problems.log_problem(problem, exc)
+        await _send_json(send, problem.status, orjson.dumps(problems.body(problem)),
+                         _READ_HEADERS[1:] + problems.raw_headers(problem) + [(b"x-request-id", rid)], head)
+        return problem.status
+    headers = _READ_HEADERS + [(b"etag", b'"%d"' % view["version"]),
+                               (b"cache-control", services.rules.current.cache_control[0]),
+                               (b"x-request-id", rid)]
+    await _send_json(send, 200, orjson.dumps(view), headers, head)
+    return 200
 
 
 UNIT = "/01/{gtin}/21/{serial:path}"
@@ -433,7 +455,8 @@ unit_routes: list[BaseRoute] = [  # the sub-resources first: {serial:path} would
     Route(UNIT + "/dpp", get_dpp, methods=["GET"]),
     Route(UNIT, get_unit, methods=["GET"]),
 ]
-units_app = Units(unit_routes)
+#: the unit routes under ``/v1/units`` (a Router, so the OpenAPI document lists them through the Mount)
+units_app = Router(routes=unit_routes)
 
 
 def add_unit_routes(extra: list[BaseRoute]) -> None:

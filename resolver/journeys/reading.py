@@ -14,13 +14,14 @@ from resolver.journeys import views
 from resolver.journeys.views import CONSUMER_LINKS, Snapshot, link_groups, unknown_unit
 from resolver.scan.decide import NO_STORED_LINKS, links_at, usable_links
 from resolver.scan.negotiate import language_rank
-from twin.overlays import CounterRange, covers
-from twin.unit import Unit, unit_from_batch
+from twin.overlays import CounterRange, Overlay, covers
+from twin.unit import Unit, state_from_batch, unit_from_batch
 from twin.warranty import Coverage
 from twin.warranty import coverage as warranty_coverage
 
 if TYPE_CHECKING:
     from resolver.services import Services
+    from serializer.verify import IssuedMatch
 
 READ_ROLES = ("consumer", "owner", "installer", "technician", "regulator", "manufacturer", "admin")
 
@@ -31,12 +32,12 @@ EXPORT_ROLES = ("regulator", "manufacturer", "admin")
 async def snapshot(services: Services, gtin: str, serial: str, *, cached: bool = False) -> Snapshot:
     """The unit as the store and its batch know it, with the overlays that cover it.
 
-    ``cached``: a public read may trust the scan path's filter of units that have a record
-    (most never get one) and skip the store read, seeing another worker's first write to a
-    unit as late as a scan would; writes and authenticated reads always read the store.
+    ``cached``: a public read takes the unit's record as the scan path knows it (its
+    filter of units that have a record — most never get one — and its cache of records),
+    seeing another worker's write to a unit as late as a scan would (the change feed's
+    poll, ``changes_poll_seconds``); writes and authenticated reads always read the store.
     """
-    presence = services.lookup.presence if cached else None
-    unit = None if presence is not None and (gtin, serial) not in presence else await services.store.get_unit(gtin, serial)
+    unit = await services.lookup.unit(gtin, serial) if cached else await services.store.get_unit(gtin, serial)
     profile = counter = None
     known = True
     gtin_data = services.lookup.cached_gtin_data(gtin) or await services.lookup.gtin_data(gtin)
@@ -166,21 +167,72 @@ async def public_view(services: Services, gtin: str, serial: str, languages: tup
     A unit without a record of its own is described by its batch, so its view differs from
     its batch-mates' only in the serial and the hrefs of its links: the rest is remembered
     per (product, state, flags, lot or not, languages, day) for the compiled rules, like
-    the resolver remembers its decision plans.
+    the resolver remembers its decision plans. When the scan path's filter says the unit
+    has no record and the GTIN has no uploaded link data, the view is put together from
+    that memo and the batch the serial verifier names, with no store read and no unit
+    record built (:func:`_batch_view`); the first such read of a key takes the full way.
     """
+    lookup = services.lookup
+    presence = lookup.presence
+    if presence is not None and (gtin, serial) not in presence:
+        data = lookup.cached_gtin_data(gtin)
+        if data is not None and not (data.gtin_links or data.lot_links or data.serial_anchors):
+            match = await services.serial_verifier.issued_by(gtin, serial)
+            if match is not None:
+                view = _batch_view(services, data.overlays, match, languages)
+                if view is not None:
+                    return view
     snap = await known_snapshot(services, gtin, serial, cached=True)
     unit = snap.unit
     if unit.version:
         return await view_of(services, None, snap, languages)
     rules = services.rules.current
     key = (gtin, unit.state, snap.recalled, snap.stolen, unit.lot is not None, languages, services.today())
-    base = services.memo.views.get(rules, key)
-    if base is None:
+    remembered = services.memo.views.get(rules, key)
+    if remembered is None:
         view = await view_of(services, None, snap, languages)
-        services.memo.views.put(rules, key, {k: v for k, v in view.items() if k not in ("serial", "links")})
+        base = {**view, "serial": None, "links": None}  # filled per read, in the consumer view's key order
+        product = rules.product_for(gtin)
+        groups = None
+        if product is not None and lookup.no_stored_links(gtin):
+            plan = dict(_link_plan(services, product, gtin, "consumer", languages, unit.lot is not None))
+            groups = tuple((group, tuple(entry for t in types for entry in plan.get(t, ())))
+                           for group, types in CONSUMER_LINKS.items())
+        services.memo.views.put(rules, key, (base, groups))
         return view
     _, links = await product_links(services, gtin, serial, unit.lot, "consumer", languages)
-    return {**base, "serial": serial, "links": link_groups(links)}
+    view = remembered[0].copy()
+    view["serial"], view["links"] = serial, link_groups(links)
+    return view
+
+
+def _batch_view(services: Services, overlays: tuple[Overlay, ...], match: IssuedMatch,
+                languages: tuple[str, ...]) -> dict[str, Any] | None:
+    """The consumer view of a unit its batch speaks for, from the memo :func:`public_view`
+    fills (None: not remembered yet). The same facts as :func:`snapshot` reads for such a
+    unit — the batch's state and lot, the overlays covering the serial — without the
+    snapshot; the links chosen once per key (:func:`_link_plan`, grouped as
+    :func:`link_groups` lists them), only their hrefs rendered for this serial."""
+    gtin, serial, batch = match.gtin, match.serial, match.batch
+    lot = batch.lot
+    recalled = stolen = False
+    for overlay in overlays:
+        if overlay.lifted is None and covers(overlay.scope, serial=serial, lot=lot, profile=match.profile,
+                                             counter=match.counter):
+            recalled = recalled or overlay.kind == "recalled"
+            stolen = stolen or overlay.kind == "stolen"
+    key = (gtin, state_from_batch(batch), recalled, stolen, lot is not None, languages, services.today())
+    remembered = services.memo.views.get(services.rules.current, key)
+    if remembered is None or remembered[1] is None:
+        return None
+    base, groups = remembered
+    values = {"01": gtin, "21": serial} if lot is None else {"01": gtin, "21": serial, "10": lot}
+    view = base.copy()
+    view["serial"] = serial
+    view["links"] = {group: [entry if link is None else {"href": href, **entry} for link, entry in plan
+                             if link is None or (href := link.href.render(values)) is not None]
+                     for group, plan in groups}
+    return view
 
 
 async def view_of(services: Services, claims: Claims | None, snap: Snapshot, languages: tuple[str, ...]) -> dict[str, Any]:

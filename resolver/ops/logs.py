@@ -168,9 +168,13 @@ class RequestIds:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            path = scope["path"]
-            level = logging.DEBUG if path in _QUIET else logging.INFO
-            if access_log.isEnabledFor(level):
-                access_log.log(level, "%s %s %d", scope["method"], path, status,
-                               extra={"method": scope["method"], "path": path, "status": status,
-                                      "ms": round((time.perf_counter() - started) * 1000, 2)})
+            access(scope["method"], scope["path"], status, started)
+
+
+def access(method: str, path: str, status: int, started: float) -> None:
+    """The access line of one request (``started``: its ``time.perf_counter()``)."""
+    level = logging.DEBUG if path in _QUIET else logging.INFO
+    if access_log.isEnabledFor(level):
+        access_log.log(level, "%s %s %d", method, path, status,
+                       extra={"method": method, "path": path, "status": status,
+                              "ms": round((time.perf_counter() - started) * 1000, 2)})

@@ -174,6 +174,11 @@ class UnitLookup:
 
     # -- per unit ---------------------------------------------------------------------
 
+    async def unit(self, gtin: str, serial: str) -> Unit | None:
+        """The unit's record as scans see it (None: it has none): from this worker's cache,
+        the presence filter, else the store — as fresh as the change feed keeps the cache."""
+        return await self._unit(gtin, serial)
+
     async def _unit(self, gtin: str, serial: str) -> Unit | None:
         # insertion-ordered dict, oldest evicted first: LRU-like without the bookkeeping cost
         # on every hit (most scans are of distinct units and never hit)
