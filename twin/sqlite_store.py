@@ -131,6 +131,8 @@ from twin.unit import Unit
 SCHEMA_VERSION = 1
 #: How much of the file the reading connection maps into memory (address space, not RAM).
 READ_MMAP_BYTES = 1 << 30
+#: The writer's page cache (KiB): bulk writes into big indexes stay in memory.
+WRITE_CACHE_KIB = 65_536
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -256,6 +258,9 @@ class SQLiteStore:
 
     def _open_writer(self) -> None:
         conn = self._connect()
+        # bulk writes (aggregation, line reports) touch index pages all over a big table:
+        # the writer keeps more of them than SQLite's default 2 MiB
+        conn.execute(f"PRAGMA cache_size = -{WRITE_CACHE_KIB}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise StoreError(f"{self.path}: cannot switch to WAL (journal_mode={mode})")
@@ -669,6 +674,7 @@ class SQLiteStore:
             if removed:
                 c.executemany("DELETE FROM agg_where WHERE child = ?", removed)
             if added:
+                added.sort()  # in key order: neighbouring children land on the same pages
                 c.executemany("INSERT OR REPLACE INTO agg_where VALUES (?, ?, ?)", added)
         for sscc, meta in changes.meta.items():
             c.execute("INSERT OR REPLACE INTO agg_parents VALUES (?, ?)", (sscc, encode_meta(meta)))
