@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +29,17 @@ import orjson
 
 from ext import build, element_string, hri
 from serializer.codes import FNC1_TOKEN
-from serializer.errors import MintError, OutputError, OutputTaken, TemplateError
-from serializer.manifest import MANIFEST_NAME, MANIFEST_VERSION, read_manifest, write_manifest
+from serializer.errors import MintError, OutputTaken, TemplateError
+from serializer.manifest import (
+    MANIFEST_NAME,
+    MANIFEST_VERSION,
+    claim_directory,
+    read_manifest,
+    write_manifest,
+)
 from serializer.output import AtomicFile, FileEntry, check_free_space, remove_stale_temporaries
 from serializer.sscc import SsccBatch
+from serializer.zpl import read_template
 
 CSV_NAME = "ssccs.csv"
 ZPL_NAME = "sscc-labels.zpl"
@@ -102,13 +108,7 @@ class SsccTemplate:
     @classmethod
     def load(cls, path: Path | None = None) -> SsccTemplate:
         path = Path(path) if path is not None else default_template_path()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TemplateError(str(path), 1, f"cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise TemplateError(str(path), 1, f"not UTF-8 text (byte {exc.start}): a ZPL template is text") from None
-        return cls.parse(text, str(path))
+        return cls.parse(read_template(path), str(path))
 
     @classmethod
     def parse(cls, text: str, path: str = "<template>") -> SsccTemplate:
@@ -171,20 +171,7 @@ def check_output(directory: Path, request_id: str, formats: tuple[str, ...], cou
                  template_path: Path | None = None) -> None:
     """What can be checked before any SSCC is allocated: directory, space, template."""
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-").close()
-    except OSError as exc:
-        raise OutputError("out", f"cannot write in {directory} ({exc.strerror}); give a directory this user "
-                                 f"may write") from None
-    try:
-        existing = read_manifest(directory)
-    except (OSError, ValueError):
-        raise OutputTaken("out", f"{directory}/{MANIFEST_NAME} is unreadable; give each request its own, "
-                                 f"empty directory") from None
-    if existing is not None and existing.get("request_id") != request_id:
-        raise OutputTaken("out", f"{directory} holds the files of {existing.get('batch_id')}; give each "
-                                 f"request its own directory")
+    claim_directory(directory, request_id, each="request")
     check_free_space(directory, BYTES_PER_LABEL * len(formats) * count + (1 << 20))
     if "zpl" in formats:
         SsccTemplate.load(template_path)

@@ -12,10 +12,12 @@ batch (no clock reads), so a retry with the same request id writes the same byte
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import orjson
 
+from serializer.errors import OutputError, OutputTaken
 from serializer.output import AtomicFile, FileEntry
 
 MANIFEST_NAME = "manifest.json"
@@ -55,3 +57,24 @@ def read_manifest(directory: Path) -> dict | None:
         return orjson.loads((Path(directory) / MANIFEST_NAME).read_bytes())
     except FileNotFoundError:
         return None
+
+
+def claim_directory(directory: Path, request_id: str, *, each: str, files_of: str = "") -> None:
+    """Before anything is allocated: the output directory exists, this user may write in
+    it, and it holds no other request's files (its manifest names this request, or there is
+    none). ``each`` names what gets its own directory in the messages ("batch", "request");
+    ``files_of`` prefixes the other request's id ("batch ")."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-").close()
+    except OSError as exc:
+        raise OutputError("out", f"cannot write in {directory} ({exc.strerror}); give a directory this user "
+                                 f"may write") from None
+    try:
+        existing = read_manifest(directory)
+    except (OSError, ValueError):
+        raise OutputTaken("out", f"{directory}/{MANIFEST_NAME} is unreadable; give each {each} its own, empty "
+                                 f"directory") from None
+    if existing is not None and existing.get("request_id") != request_id:
+        raise OutputTaken("out", f"{directory} holds the files of {files_of}{existing.get('batch_id')}; "
+                                 f"give each {each} its own directory")

@@ -11,7 +11,6 @@ serializer.errors.MintError: format: unknown format 'gif'; known: csv, zpl, json
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,13 @@ from typing import Any, NamedTuple
 from serializer import csv_writer, epcis, images, jsonl, zpl
 from serializer.codes import CodeShape
 from serializer.errors import MintError, MintTooLarge, OutputError, OutputTaken
-from serializer.manifest import MANIFEST_NAME, manifest_body, read_manifest, write_manifest
+from serializer.manifest import (
+    MANIFEST_NAME,
+    claim_directory,
+    manifest_body,
+    read_manifest,
+    write_manifest,
+)
 from serializer.minting import MintedBatch
 from serializer.output import FileEntry, Progress, check_free_space, remove_stale_temporaries
 
@@ -111,21 +116,7 @@ def check_output(directory: Path, formats: tuple[str, ...], shape: CodeShape, co
     """
     check_request_formats(formats, count)
     directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".write-probe-")
-        probe.close()
-    except OSError as exc:
-        raise OutputError("out", f"cannot write in {directory} ({exc.strerror}); give a directory this user "
-                                 f"may write") from None
-    try:
-        existing = read_manifest(directory)
-    except (OSError, ValueError):
-        raise OutputTaken("out", f"{directory}/{MANIFEST_NAME} is unreadable; give each batch its own, empty "
-                                 f"directory") from None
-    if existing is not None and existing.get("request_id") != request_id:
-        raise OutputTaken("out", f"{directory} holds the files of batch {existing.get('batch_id')}; "
-                                 f"give each batch its own directory")
+    claim_directory(directory, request_id, each="batch", files_of="batch ")
     check_free_space(directory, sum(FORMATS[f].bytes_per_unit for f in formats) * count + (1 << 20))
     if "zpl" in formats:
         from serializer.zpl import LabelTemplate

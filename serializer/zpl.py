@@ -43,6 +43,16 @@ def default_template_path() -> Path:
     return default_config_dir() / "zpl" / "label.zpl"  # the checkout's config/ or the wheel's copy
 
 
+def read_template(path: Path) -> str:
+    """A ZPL template file's text; a file that cannot be read is a TemplateError at line 1."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TemplateError(str(path), 1, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise TemplateError(str(path), 1, f"not UTF-8 text (byte {exc.start}): a ZPL template is text") from None
+
+
 @dataclass(frozen=True)
 class LabelTemplate:
     text: str
@@ -52,13 +62,7 @@ class LabelTemplate:
     @classmethod
     def load(cls, path: Path | None = None) -> LabelTemplate:
         path = Path(path) if path is not None else default_template_path()
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TemplateError(str(path), 1, f"cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            raise TemplateError(str(path), 1, f"not UTF-8 text (byte {exc.start}): a ZPL template is text") from None
-        return cls.parse(text, str(path))
+        return cls.parse(read_template(path), str(path))
 
     @classmethod
     def parse(cls, text: str, path: str = "<template>") -> LabelTemplate:
