@@ -4,7 +4,9 @@ The line's packing stations report case by case; a line PC that buffered a shift
 them in bulk. Timed here: the store's bulk path, ``store.apply_aggregations`` with 100
 packs (10,000 units) per call — one SQLite transaction, or one Redis pipeline of reads
 plus one checked Lua write — including the twin's checks (a child packed elsewhere, a
-case into itself, one origin per parent, event-id idempotency). Target: ≤ 10 s per store.
+case into itself, one origin per parent, event-id idempotency). Units come with their
+counter, as the journey passes them (SQLite keys them by batch and counter; see
+docs/line.md, "Keeping up with the line"). Target: ≤ 10 s per store.
 Also reported (not the target): the whole journey (`resolver.journeys.aggregation.apply`:
 serial → batch through the permutation, line state, unit records) on 20,000 units.
 
@@ -74,7 +76,8 @@ def test_aggregate_a_million_units_into_ten_thousand_cases(benchmark: Any, loop:
     batch = minted.batch.id
     cases = []
     for n in range(UNITS // PER_CASE):
-        children = tuple(Child(unit_key(GTIN, s), batch) for s in serials[n * PER_CASE:(n + 1) * PER_CASE])
+        children = tuple(Child(unit_key(GTIN, s), batch, minted.batch.start + n * PER_CASE + i)
+                         for i, s in enumerate(serials[n * PER_CASE:(n + 1) * PER_CASE]))
         parent = sscc(n)
         cases.append(AggregationOp(f"pack-{n}", "ADD", parent, children, 1_767_225_600_000, ("l1", "s1"), False,
                                    op_digest("ADD", parent, children, False)))

@@ -50,10 +50,16 @@ def valid(validator, events) -> None:
 # -- the store, both backends ------------------------------------------------------------
 
 
-def _op(event_id, action, parent, keys, origin=("l1", "s1"), batch="b.default.0", allow=False):
-    children = tuple(Child(k, "" if k.isdigit() else batch) for k in keys)
+def _op(event_id, action, parent, keys, origin=("l1", "s1"), batch="b.default.0", allow=False, counters=False):
+    """``counters``: units come with their counter (as the journey passes them), a made-up
+    but stable one per serial here: the store may key them by (batch, counter)."""
+    children = tuple(Child(k) if k.isdigit() else Child(k, batch, _counter(k) if counters else None) for k in keys)
     return AggregationOp(event_id, action, parent, children, 1_767_225_600_000, origin, allow,
                          op_digest(action, parent, children, allow), tuple(f"children[{i}]" for i in range(len(keys))))
+
+
+def _counter(key: str) -> int:
+    return int.from_bytes(key.rsplit("/", 1)[1].encode(), "big")
 
 
 def _units(*serials):
@@ -61,12 +67,17 @@ def _units(*serials):
 
 
 @pytest.mark.anyio
-async def test_store_packs_unpacks_idempotently_and_all_or_nothing(store_url):
-    """SQLite, one Redis node and a Redis Cluster (the {agg} slot) refuse and apply alike."""
+@pytest.mark.parametrize("counters", [False, True], ids=["by-key", "by-counter"])
+async def test_store_packs_unpacks_idempotently_and_all_or_nothing(store_url, counters):
+    """SQLite, one Redis node and a Redis Cluster (the {agg} slot) refuse and apply alike,
+    whether units come with their counter (SQLite keys them by batch and counter) or not."""
+    from functools import partial
+
     from twin.aggregation import AggregationConflict, EventConflict
     from twin.events import Actor
     from twin.store import open_store
 
+    _op = partial(globals()["_op"], counters=counters)
     actor = Actor("line", "l1")
     case1, case2, pallet = sscc(1), sscc(2), sscc(3, ext="1")
     async with await open_store(store_url) as store:
@@ -113,6 +124,58 @@ async def test_store_packs_unpacks_idempotently_and_all_or_nothing(store_url):
         # A is free again: it may go elsewhere
         await store.apply_aggregations([_op("e10", "ADD", case2, _units("A"))], actor)
         assert [e.event_id for e in await store.aggregation_events(case1)] == ["e1", "u1"]
+
+
+@pytest.mark.anyio
+async def test_units_packed_without_their_counter_still_count_once_counters_come(store_url):
+    """Rows written by key (schema 1 on SQLite, imported serials) and rows written by
+    counter are one picture: a unit packed one way is refused, unpacked and listed the other."""
+    from twin.aggregation import AggregationConflict
+    from twin.events import Actor
+    from twin.store import open_store
+
+    actor = Actor("line", "l1")
+    case1, case2 = sscc(21), sscc(22)
+    async with await open_store(store_url) as store:
+        await store.apply_aggregations([_op("k1", "ADD", case1, _units("A", "B"))], actor)
+        await store.apply_aggregations([_op("c1", "ADD", case1, _units("C", "D"), counters=True)], actor)
+        assert [c.key for c in (await store.get_aggregation(case1)).children] == _units("A", "B", "C", "D")
+        with pytest.raises(AggregationConflict) as refused:  # A was packed by key, before counters came
+            await store.apply_aggregations([_op("c2", "ADD", case2, _units("E", "A"), counters=True)], actor)
+        assert refused.value.field == "children[1]" and case1 in str(refused.value)
+        await store.apply_aggregations([_op("u1", "DELETE", case1, _units("A"), counters=True)], actor)
+        await store.apply_aggregations([_op("c3", "ADD", case2, _units("A"), counters=True)], actor)
+        assert await store.aggregation_parents(["b.default.0"]) == sorted([case1, case2])
+        await store.apply_aggregations([_op("u2", "DELETE", case1, [])], actor)  # all of it, both kinds
+        assert (await store.get_aggregation(case1)).children == ()
+        await store.apply_aggregations([_op("c4", "ADD", case2, _units("B", "C", "D"), counters=True)], actor)
+        assert [c.key for c in (await store.get_aggregation(case2)).children] == _units("A", "B", "C", "D")
+        assert await store.aggregation_parents(["b.default.0"]) == [case2]
+
+
+def test_a_schema_1_store_opens_as_schema_2_and_keeps_its_packs(tmp_path):
+    import asyncio
+    import sqlite3
+
+    from twin.events import Actor
+    from twin.store import open_store
+
+    path = tmp_path / "v1.db"
+
+    async def pack_and_read(ops):
+        async with await open_store(f"sqlite:///{path}") as store:
+            if ops:
+                await store.apply_aggregations(ops, Actor("line", "l1"))
+            return [c.key for c in (await store.get_aggregation(sscc(1))).children]
+
+    asyncio.run(pack_and_read([_op("k1", "ADD", sscc(1), _units("A"))]))
+    with sqlite3.connect(path) as db:  # as schema 1 left it: the table of units by counter absent
+        db.execute("DROP TABLE agg_units")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
+    assert asyncio.run(pack_and_read([_op("c1", "ADD", sscc(1), _units("B"), counters=True)])) == _units("A", "B")
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        assert db.execute("SELECT batch, child FROM agg_units").fetchall() == [("b.default.0", _units("B")[0])]
 
 
 # -- over HTTP: the line's credentials, the twin's checks, EPCIS --------------------------

@@ -30,13 +30,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import msgpack
 
 from ext import compute_check_digit
 from twin.errors import IdempotencyConflict, IllegalTransition, InvalidInput
 
+_T = TypeVar("_T")
 ADD, DELETE = "ADD", "DELETE"
 #: How many children one pack may name; how deep cases may nest (case → pallet → …).
 MAX_CHILDREN = 100_000
@@ -79,10 +80,17 @@ def split_key(key: str) -> tuple[str, str] | str:
 @dataclass(frozen=True, slots=True)
 class Child:
     """``key``: ``01/<gtin>/21/<serial>`` or an SSCC (18 digits); ``batch``: the unit's batch
-    id ("" for a case), kept with the contents so a recall finds the parents of a lot."""
+    id ("" for a case), kept with the contents so a recall finds the parents of a lot;
+    ``seq``: a minted unit's counter in its serial permutation (None: a case or an imported
+    serial). A store may key units by (batch, seq): serials look random, their counters run
+    in print order, so a line packing what it printed appends to the index instead of
+    writing pages all over it. So a minted unit always comes with its counter once it has
+    one (``resolver.journeys.aggregation`` gets it from the serial verifier); a unit packed
+    before counters were kept (schema 1) is still found by its key."""
 
     key: str
     batch: str = ""
+    seq: int | None = None
 
     @property
     def is_case(self) -> bool:
@@ -149,6 +157,7 @@ class Changes:
     events: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     batch_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     summaries: list[AggregationSummary] = field(default_factory=list)
+    event_parents: dict[str, str] = field(default_factory=dict)
 
 
 def keys_to_read(ops: Sequence[AggregationOp]) -> tuple[set[str], set[str], set[str], set[str]]:
@@ -252,6 +261,7 @@ def plan(ops: Sequence[AggregationOp], snap: Snapshot, actor: tuple[str, str] = 
                 k = (c.batch, parent)
                 out.batch_counts[k] = out.batch_counts.get(k, 0) + (1 if op.action == ADD else -1)
         out.events[op.event_id] = (op.digest, encode_event(op, done, actor))
+        out.event_parents[op.event_id] = parent
         out.summaries.append(AggregationSummary(op.event_id, op.action, parent, len(done)))
     return out
 
@@ -350,5 +360,5 @@ def check_ops(ops: Sequence[AggregationOp]) -> None:
             raise InvalidInput("children", f"at most {MAX_CHILDREN} children per pack")
 
 
-def chunks(items: Sequence[str], size: int = 500) -> list[Sequence[str]]:
+def chunks(items: Sequence[_T], size: int = 500) -> list[Sequence[_T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]

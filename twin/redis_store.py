@@ -81,6 +81,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from twin import codec
 from twin.aggregation import (
+    ADD,
     MAX_DEPTH,
     Aggregate,
     AggregationOp,
@@ -312,35 +313,59 @@ return {'ok', tail(4, ARGV[5], ARGV[6])}
 # Aggregation: checked writes over the {agg} slot, all or nothing. ARGV[1] is one msgpack
 # array of segments [op, key index, items] (one blob: the client does not encode a
 # million arguments): A (fields must be absent), E ([field, expected value] pairs must
-# match), then S (HSET field, value pairs), D (HDEL fields), I (HINCRBY field, delta
-# pairs; a count that falls to 0 is removed), R (RPUSH values), X (XADD field, value
-# pairs). Any check failing answers 'stale' before anything is written.
+# match), then S (HSET field, value pairs), G (HSET of fields 2.. to the value 1: children
+# into one parent, without repeating it), D (HDEL fields), I (HINCRBY field, delta pairs;
+# a count that falls to 0 is removed), R (RPUSH values), X (XADD field, value pairs).
+# Any check failing answers 'stale' before anything is written.
 _AGGREGATE = """
 local segs = cmsgpack.unpack(ARGV[1])
+local STEP = 1000  -- fields per variadic call: well inside Lua's stack limit for unpack
+local function each(items, width, fn)
+  for j = 1, #items, STEP * width do fn(unpack(items, j, math.min(j + STEP * width - 1, #items))) end
+end
 for _, seg in ipairs(segs) do
   local op, key, items = seg[1], KEYS[seg[2]], seg[3]
   if op == 'A' then
-    for j = 1, #items do
-      if redis.call('HEXISTS', key, items[j]) == 1 then return {'stale', items[j]} end
+    for j = 1, #items, STEP do
+      local got = redis.call('HMGET', key, unpack(items, j, math.min(j + STEP - 1, #items)))
+      for n = 1, #got do
+        if got[n] then return {'stale', items[j + n - 1]} end
+      end
     end
   elseif op == 'E' then
-    for j = 1, #items, 2 do
-      if redis.call('HGET', key, items[j]) ~= items[j + 1] then return {'stale', items[j]} end
+    for j = 1, #items, 2 * STEP do
+      local last = math.min(j + 2 * STEP - 1, #items)
+      local fields = {}
+      for n = j, last, 2 do fields[#fields + 1] = items[n] end
+      local got = redis.call('HMGET', key, unpack(fields))
+      for n = 1, #got do
+        if got[n] ~= items[j + 2 * n - 1] then return {'stale', fields[n]} end
+      end
     end
   end
 end
 for _, seg in ipairs(segs) do
   local op, key, items = seg[1], KEYS[seg[2]], seg[3]
   if op == 'S' then
-    for j = 1, #items, 2 do redis.call('HSET', key, items[j], items[j + 1]) end
+    each(items, 2, function(...) redis.call('HSET', key, ...) end)
+  elseif op == 'G' then
+    local value = items[1]
+    for j = 2, #items, STEP do
+      local args = {}
+      for n = j, math.min(j + STEP - 1, #items) do
+        args[#args + 1] = items[n]
+        args[#args + 1] = value
+      end
+      redis.call('HSET', key, unpack(args))
+    end
   elseif op == 'D' then
-    for j = 1, #items do redis.call('HDEL', key, items[j]) end
+    each(items, 1, function(...) redis.call('HDEL', key, ...) end)
   elseif op == 'I' then
     for j = 1, #items, 2 do
       if redis.call('HINCRBY', key, items[j], items[j + 1]) <= 0 then redis.call('HDEL', key, items[j]) end
     end
   elseif op == 'R' then
-    for j = 1, #items do redis.call('RPUSH', key, items[j]) end
+    each(items, 1, function(...) redis.call('RPUSH', key, ...) end)
   elseif op == 'X' then
     redis.call('XADD', key, '*', unpack(items))
   end
@@ -353,7 +378,10 @@ return {'ok'}
 _HMGET_PACKED = """
 local fields = cmsgpack.unpack(ARGV[1])
 local out = {}
-for j = 1, #fields do out[j] = redis.call('HGET', KEYS[1], fields[j]) end
+for j = 1, #fields, 1000 do
+  local got = redis.call('HMGET', KEYS[1], unpack(fields, j, math.min(j + 999, #fields)))
+  for n = 1, #got do out[j + n - 1] = got[n] end
+end
 return cmsgpack.pack(out)
 """
 
@@ -505,6 +533,15 @@ class Keys:
 
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _grouped(values: Mapping[str, str | None]) -> dict[str, list[str]]:
+    """value -> the fields set to it (None: removed, left out), for 'G' segments."""
+    out: dict[str, list[str]] = {}
+    for field, value in values.items():
+        if value is not None:
+            out.setdefault(value, []).append(field)
+    return out
 
 
 class _Writes:
@@ -1074,10 +1111,17 @@ class RedisStore:
         values = msgpack.unpackb(blob, raw=True) if blob else []
         return [None if v is False or v is None else v for v in values]
 
-    async def _agg_snapshot(self, ops: Sequence[AggregationOp]) -> tuple[Snapshot, dict[str, bytes | None]]:
+    async def _agg_snapshot(self, ops: Sequence[AggregationOp], assume_free: bool) -> tuple[Snapshot, dict[str, bytes | None]]:
+        """What the plan needs. ``assume_free``: units to pack are taken as unpacked without
+        reading them (the write checks each is absent, atomically; a unit packed meanwhile or
+        before makes it answer 'stale', and the retry reads them to name the refusal)."""
         where_keys, parents, event_ids, listed = keys_to_read(ops)
         w = self._agg("w")
         snap = Snapshot()
+        free: set[str] = set()
+        if assume_free:
+            free = {c.key for op in ops if op.action == ADD for c in op.children if not c.is_case} - parents
+            where_keys -= free
         order = sorted(where_keys)
         plist, elist = sorted(parents), sorted(event_ids)
         flat = await self._hmget(w, order)
@@ -1099,6 +1143,7 @@ class RedisStore:
                 raw_where[_s(at)] = up
                 at = up
         snap.where = {k: None if v is None else _s(v) for k, v in raw_where.items()}
+        snap.where.update(dict.fromkeys(free))
         snap.meta = {p: None if m is None else decode_meta(m) for p, m in zip(plist, metas, strict=True)}
         snap.events = {e: None if d is None else (_s(d), b) for e, d, b in zip(elist, digests, bodies, strict=True)}
         for parent, held in zip(sorted(listed), replies[3:], strict=True):
@@ -1109,8 +1154,8 @@ class RedisStore:
     async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
         check_actor(actor, "actor")
         check_ops(ops)
-        for _ in range(100):
-            snap, raw_meta = await self._agg_snapshot(ops)
+        for attempt in range(100):
+            snap, raw_meta = await self._agg_snapshot(ops, assume_free=attempt == 0)
             changes = plan(ops, snap, (actor.role, actor.principal))
             if not changes.events:
                 return changes.summaries  # every op a replay
@@ -1128,11 +1173,12 @@ class RedisStore:
             seg("E", k("m"), [x for p, m in raw_meta.items() if m is not None for x in (p, m)], 2)
             seg("A", k("ed"), list(changes.events))
             # writes
-            moved = [x for c, p in changes.where.items() if p is not None for x in (c, p)]
-            seg("S", k("w"), moved, 2)
+            for parent, children in _grouped(changes.where).items():
+                seg("G", k("w"), [parent, *children])
             seg("D", k("w"), [c for c, p in changes.where.items() if p is None])
             for parent, changed in changes.contents.items():
-                seg("S", k(f"c:{parent}"), [x for c, b in changed.items() if b is not None for x in (c, b)], 2)
+                for batch, children in _grouped(changed).items():
+                    seg("G", k(f"c:{parent}"), [batch, *children])
                 seg("D", k(f"c:{parent}"), [c for c, b in changed.items() if b is None])
             for (batch, parent), delta in changes.batch_counts.items():
                 if delta:
@@ -1140,8 +1186,8 @@ class RedisStore:
             seg("S", k("m"), [x for p, m in changes.meta.items() for x in (p, encode_meta(m))], 2)
             seg("S", k("ed"), [x for e, (d, _) in changes.events.items() for x in (e, d)], 2)
             seg("S", k("eb"), [x for e, (_, b) in changes.events.items() for x in (e, b)], 2)
-            for e, (_, body) in changes.events.items():
-                seg("R", k(f"pe:{decode_event(body).parent}"), [e])
+            for e, parent in changes.event_parents.items():
+                seg("R", k(f"pe:{parent}"), [e])
             for s in changes.summaries:
                 if not s.replayed:
                     seg("X", k("audit"), ["t", codec.to_ms(now_utc()), "r", actor.role, "p", actor.principal,

@@ -128,7 +128,8 @@ from twin.store import (
 )
 from twin.unit import Unit
 
-SCHEMA_VERSION = 1
+#: 2: units packed with their counter live in agg_units, keyed (batch, seq).
+SCHEMA_VERSION = 2
 #: How much of the file the reading connection maps into memory (address space, not RAM).
 READ_MMAP_BYTES = 1 << 30
 #: The writer's page cache (KiB): bulk writes into big indexes stay in memory.
@@ -192,6 +193,10 @@ CREATE TABLE IF NOT EXISTS agg_where (
     child TEXT PRIMARY KEY, parent TEXT NOT NULL, batch TEXT NOT NULL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS agg_where_parent ON agg_where (parent);
 CREATE INDEX IF NOT EXISTS agg_where_batch ON agg_where (batch, parent);
+CREATE TABLE IF NOT EXISTS agg_units (
+    batch TEXT NOT NULL, seq INTEGER NOT NULL, child TEXT NOT NULL, parent TEXT NOT NULL,
+    PRIMARY KEY (batch, seq)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agg_units_parent ON agg_units (parent);
 CREATE TABLE IF NOT EXISTS agg_parents (sscc TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_events (
     event_id TEXT PRIMARY KEY, parent TEXT NOT NULL, digest TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
@@ -206,6 +211,14 @@ def _path_of(url: str) -> str:
     if not path:
         raise InvalidInput("store_url", "sqlite URL needs a file path: sqlite:///path/to/file.db")
     return path
+
+
+def _by_batch(seqs: dict[str, tuple[str, int]]) -> dict[str, dict[int, str]]:
+    """batch -> seq -> child key, for reading agg_units one batch at a time."""
+    out: dict[str, dict[int, str]] = {}
+    for key, (batch, seq) in seqs.items():
+        out.setdefault(batch, {})[seq] = key
+    return out
 
 
 class SQLiteStore:
@@ -272,6 +285,8 @@ class SQLiteStore:
                 conn.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise StoreError(f"{self.path}: written by a newer Serialink (schema {row[0]} > {SCHEMA_VERSION})")
+            elif int(row[0]) < SCHEMA_VERSION:  # the schema above added what is new; older code must not open it now
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
             cutoff = (codec.to_ms(now_utc()) - IDEMPOTENCY_TTL_SECONDS * 1000)
             conn.execute("DELETE FROM idempotency WHERE scope != 'alloc' AND created_ms < ?", (cutoff,))
             now_ms = codec.to_ms(now_utc())  # journeys' records past their time
@@ -644,10 +659,20 @@ class SQLiteStore:
         return await self._write(self._aggregate, ops, actor)
 
     def _aggregate(self, c: sqlite3.Connection, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        # Units that come with their counter are kept in agg_units, keyed (batch, seq): a
+        # line packs in print order, so its writes append. Cases, imported serials and
+        # rows written before schema 2 are in agg_where, keyed by the child.
         where_keys, parents, event_ids, listed = keys_to_read(ops)
+        seqs: dict[str, tuple[str, int]] = {ch.key: (ch.batch, ch.seq) for op in ops for ch in op.children
+                                            if ch.seq is not None and ch.batch}
         snap = Snapshot()
         for key in where_keys:
             snap.where[key] = None
+        for batch, keyed in _by_batch(seqs).items():
+            for seqs_in in chunks(sorted(keyed)):
+                q = f"SELECT seq, parent FROM agg_units WHERE batch = ? AND seq IN ({','.join('?' * len(seqs_in))})"
+                for seq, parent in c.execute(q, (batch, *seqs_in)):
+                    snap.where[keyed[seq]] = parent
         for chunk in chunks(sorted(where_keys)):
             q = f"SELECT child, parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
             for child, parent in c.execute(q, chunk):
@@ -666,20 +691,28 @@ class SQLiteStore:
             row = c.execute("SELECT digest, body FROM agg_events WHERE event_id = ?", (eid,)).fetchone()
             snap.events[eid] = None if row is None else (row[0], row[1])
         for parent in listed:
-            snap.contents[parent] = dict(c.execute("SELECT child, batch FROM agg_where WHERE parent = ?", (parent,)))
+            held = dict(c.execute("SELECT child, batch FROM agg_where WHERE parent = ?", (parent,)))
+            for child, batch, seq in c.execute("SELECT child, batch, seq FROM agg_units WHERE parent = ?", (parent,)):
+                held[child] = batch
+                seqs[child] = (batch, seq)
+            snap.contents[parent] = held
         changes = plan(ops, snap, (actor.role, actor.principal))
-        for parent, held in changes.contents.items():
-            added = [(k, parent, b) for k, b in held.items() if b is not None]
-            removed = [(k,) for k, b in held.items() if b is None]
+        for parent, changed in changes.contents.items():
+            removed = [k for k, b in changed.items() if b is None]
             if removed:
-                c.executemany("DELETE FROM agg_where WHERE child = ?", removed)
-            if added:
-                added.sort()  # in key order: neighbouring children land on the same pages
-                c.executemany("INSERT OR REPLACE INTO agg_where VALUES (?, ?, ?)", added)
+                c.executemany("DELETE FROM agg_units WHERE batch = ? AND seq = ?", [seqs[k] for k in removed if k in seqs])
+                c.executemany("DELETE FROM agg_where WHERE child = ?", [(k,) for k in removed])
+            added = [(k, b) for k, b in changed.items() if b is not None]
+            units = sorted((*seqs[k], k, parent) for k, _ in added if k in seqs)
+            if units:
+                c.executemany("INSERT OR REPLACE INTO agg_units VALUES (?, ?, ?, ?)", units)
+            others = sorted((k, parent, b) for k, b in added if k not in seqs)
+            if others:
+                c.executemany("INSERT OR REPLACE INTO agg_where VALUES (?, ?, ?)", others)
         for sscc, meta in changes.meta.items():
             c.execute("INSERT OR REPLACE INTO agg_parents VALUES (?, ?)", (sscc, encode_meta(meta)))
-        for eid, (digest, body) in changes.events.items():
-            c.execute("INSERT INTO agg_events VALUES (?, ?, ?, ?)", (eid, decode_event(body).parent, digest, body))
+        c.executemany("INSERT INTO agg_events VALUES (?, ?, ?, ?)",
+                      [(eid, changes.event_parents[eid], digest, body) for eid, (digest, body) in changes.events.items()])
         for s in changes.summaries:
             if not s.replayed:
                 self._audit(c, AGG_AUDIT, actor, f"aggregation:{s.action.lower()}", s.parent, s._asdict())
@@ -690,15 +723,18 @@ class SQLiteStore:
         rows = self._read("SELECT body FROM agg_parents WHERE sscc = ?", (sscc,))
         if not rows:
             return None
-        held = self._read("SELECT child, batch FROM agg_where WHERE parent = ? ORDER BY child", (sscc,))
+        held = [Child(k, b) for k, b in self._read("SELECT child, batch FROM agg_where WHERE parent = ?", (sscc,))]
+        held += [Child(k, b, q) for k, b, q in self._read("SELECT child, batch, seq FROM agg_units WHERE parent = ?", (sscc,))]
         up = self._read("SELECT parent FROM agg_where WHERE child = ?", (sscc,))
-        return Aggregate(sscc, decode_meta(rows[0][0]), tuple(Child(k, b) for k, b in held), up[0][0] if up else None)
+        return Aggregate(sscc, decode_meta(rows[0][0]), tuple(sorted(held, key=lambda ch: ch.key)),
+                         up[0][0] if up else None)
 
     async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
         found: set[str] = set()
         for chunk in chunks(sorted(set(batch_ids))):
-            q = f"SELECT DISTINCT parent FROM agg_where WHERE batch IN ({','.join('?' * len(chunk))})"
-            found.update(p for (p,) in self._read(q, chunk))
+            marks = ','.join('?' * len(chunk))
+            for table in ("agg_where", "agg_units"):
+                found.update(p for (p,) in self._read(f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({marks})", chunk))
         frontier = set(found)
         for _ in range(MAX_DEPTH):
             up: set[str] = set()

@@ -215,7 +215,7 @@ async def build_op(store: UnitStore, verifier: Any, request: Request) -> Aggrega
         if match is None:
             raise InvalidInput(field, f"unknown unit {gtin}/{serial}: no batch of ours issued it")
         batch = match.batch
-        children.append(Child(unit_key(gtin, serial), batch.id))
+        children.append(Child(unit_key(gtin, serial), batch.id, match.counter))
         origins.append((batch.line or "", batch.site or ""))
         if request.action == DELETE:
             continue
