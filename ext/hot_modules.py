@@ -28,6 +28,7 @@ HOT_MODULES: tuple[str, ...] = (
     "resolver/scan/lookup.py",
     "resolver/scan/line_views.py",
     "resolver/scan/negotiate.py",
+    "resolver/scan/memo.py",  # anonymous GTIN-level answers
     "resolver/rules/compiler.py",  # href rendering of remembered plans
     "resolver/ops/logs.py",  # request ids
     "resolver/ops/metrics.py",

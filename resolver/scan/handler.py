@@ -40,6 +40,7 @@ from resolver.scan.decide import (
 from resolver.scan.defaults import LevelDefault
 from resolver.scan.defaults import for_levels as level_defaults
 from resolver.scan.escapes import escape_error
+from resolver.scan.memo import TTL, Answer, AnswerMemo, Key
 from resolver.scan.negotiate import Preferences, languages, media_types, wants_html, wants_linkset
 from twin.scans import ScanEvent
 
@@ -76,6 +77,7 @@ class ScanHandler:
         self.metrics = metrics
         self.services: Services | None = None
         self.error_page: ErrorPage | None = None
+        self.memo = AnswerMemo()  # anonymous GTIN-level 307s (resolver.scan.memo)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,6 +143,12 @@ class ScanHandler:
             services.metrics.observe_scan(414, time.perf_counter() - started)
             return await _problem(send, head, 414, "the URI is too long", None, accept,
                                   page=self.error_page, accept_language=accept_language)
+        memo_key: Key | None = None
+        if authorization is None and cookie is None and debug is None:
+            memo_key = (path, qs, accept, accept_language)
+            hit = self.memo.get(memo_key, rules, started)
+            if hit is not None and services.lookup.cached_gtin_data(hit.gtin) is hit.data:
+                return await self._answer_again(services, send, hit, rid, country, started)
         uri = rules.root + path + ("?" + qs if qs else "")
         same_as = None
         if "%" in uri and (bad_escape := escape_error(uri)) is not None:  # never read leniently: 400
@@ -171,8 +179,10 @@ class ScanHandler:
         elif accept is not None and wants_linkset(accept):
             link_type = "linkset"
         prefs = Preferences(languages(accept_language), dl.param("context"), media_types(accept) if accept else ())
-        facts = await services.lookup.facts(dl)
         lookup = services.lookup
+        # the GTIN's data as it was before deciding: what a remembered answer is checked against
+        gtin_data = lookup.cached_gtin_data(gtin) if memo_key is not None and serial is None and gtin else None
+        facts = await lookup.facts(dl)
         if gtin is None or lookup.no_stored_links(gtin):
             stored = NO_STORED_LINKS
         else:
@@ -203,6 +213,9 @@ class ScanHandler:
                        (b"content-length", b"0"), (b"x-request-id", rid)]
             if extra:
                 headers += extra
+            elif gtin_data is not None and memo_key is not None and gtin is not None:
+                self.memo.put(memo_key, Answer(started + TTL, rules, gtin_data, headers[:-1], gtin, facts.lot,
+                                               answered_type, prefs.context))
             await send({"type": "http.response.start", "status": 307, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return 307
@@ -217,6 +230,17 @@ class ScanHandler:
             return await self._linkset_response(send, head, body, accept, dl, rules, cache, extra, status=300)
         return await _problem(send, head, 404, decision.reason or "not found", None, accept, extra,
                               page=self.error_page, accept_language=accept_language)
+
+    async def _answer_again(self, services: Services, send: Send, hit: Answer, rid: bytes, country: bytes | None,
+                            started: float) -> int:
+        """A remembered 307: the scan is still recorded, the request id is its own."""
+        services.scans.add(ScanEvent(int(time.time() * 1000), hit.gtin, None, hit.lot, "consumer", hit.link_type, None,
+                                     hit.context, country_code(country) if country else None))
+        services.metrics.observe_scan(307, time.perf_counter() - started, hit.link_type, "consumer", None)
+        self.memo.hits += 1
+        await send({"type": "http.response.start", "status": 307, "headers": hit.headers + [(b"x-request-id", rid)]})
+        await send({"type": "http.response.body", "body": b""})
+        return 307
 
     async def _sscc(self, send: Send, head: bool, services: Services, sscc: str, token: str, accept: str | None,
                     accept_language: str | None) -> int:
