@@ -246,6 +246,12 @@ class UnitStore(Protocol):
     async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
         """The packs and unpacks of this parent, oldest first."""
 
+    async def aggregation_events_of(self, keys: Sequence[str] = (),
+                                    batches: Sequence[str] = ()) -> list[StoredAggregation]:
+        """The packs and unpacks (each once, oldest first, every child as stored) with a child
+        among ``keys`` (``01/<gtin>/21/<serial>`` or an SSCC) or a unit of one of ``batches``,
+        whether it is still in that parent or was unpacked since (twin.aggregation)."""
+
     # -- overlays and links ---------------------------------------------------------
     async def put_overlay(
         self, gtin: str, kind: str, scope: Scope, actor: Actor, reason: str, *, idempotency_key: str | None = None,
