@@ -68,6 +68,7 @@ def test_logistics_roles_get_the_contents_as_a_page_in_their_language(packed):
                 assert f"{ROOT}/00/{pallet}" in hrefs
     de = _text(_page(r, f"/00/{case_a}", "de-DE", authorization=f"Bearer {r.token('manufacturer', gtins=[GTIN])}"))
     assert "Enthält 3 Einheiten." in de and "1. März 2026, 08:00" in de  # first packed, the German way
+    assert de.count("X100 Brennwertkessel") == 3  # the brand's model name, in the page's language
     en = _text(_page(r, f"/00/{pallet}", "en-GB", authorization=f"Bearer {r.token('manufacturer', gtins=[GTIN])}"))
     assert "It holds 2 items." in en and f"Case or pallet {case_a}" in en and "1 March 2026" in en
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from resolver import i18n
-from resolver.pages.brand import BrandHolder
+from resolver.pages.brand import BrandHolder, pick
 from resolver.pages.routes import page_headers, render_html
 from resolver.rules.holder import RulesHolder
 from resolver.scan.negotiate import languages
@@ -57,9 +57,9 @@ def renderer(brand: BrandHolder, rules: RulesHolder) -> SsccPage:
         locale = i18n.locale_for(lang, languages(accept_language))
         theme = brand.current
 
-        def product_name(gtin: str) -> str | None:
+        def product_name(gtin: str) -> str | None:  # the brand's model name in the page's language first
             product = current.product_for(gtin)
-            return product.name if product is not None else None
+            return pick(theme.product(gtin).model, lang) or (product.name if product is not None else None)
 
         html = render_html("sscc.html", theme, lang, locale, **page_context(agg, current.root, product_name))
         csp = page_headers(theme)["Content-Security-Policy"]
