@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.test_aggregation import GTIN, SHARED_EPCIS, _op, _units, sscc
+from tests.test_aggregation import GTIN, SHARED_EPCIS, _counter, _op, _units, sscc
 from twin.aggregation import AggregationOp, Child, op_digest
 
 
@@ -28,47 +28,59 @@ def _at(op: AggregationOp, ms: int) -> AggregationOp:
 
 
 @pytest.mark.anyio
-async def test_store_finds_the_events_of_a_child_and_a_batch_after_unpacks(store_url):
+@pytest.mark.parametrize("counters", [False, True], ids=["by-key", "by-counter"])
+async def test_store_finds_the_events_of_a_child_and_a_batch_after_unpacks(store_url, counters):
+    """Units packed with their counter (as the journey packs minted units: a store may key
+    them by batch and counter) or without (imported serials, older rows): found alike."""
     from twin.events import Actor
     from twin.store import open_store
 
     actor = Actor("line", "l1")
     case1, case2, pallet = sscc(101), sscc(102), sscc(103, ext="1")
     a, b, c = _units("A", "B", "C")
-    other = Child(f"01/{GTIN}/21/Z", "b.other.0")
+
+    def op(event_id, action, parent, keys, ms):
+        return _at(_op(event_id, action, parent, keys, counters=counters), ms)
+
+    def unit(key, batch="b.default.0"):  # as a query names it: with its counter when it has one
+        return Child(key, batch, _counter(key) if counters else None)
+
+    other_key = f"01/{GTIN}/21/Z"
+    other = Child(other_key, "b.other.0", _counter(other_key) if counters else None)
     async with await open_store(store_url) as store:
-        assert await store.aggregation_events_of([a], ["b.default.0"]) == []
-        await store.apply_aggregations([_at(_op("p1", "ADD", case1, [a, b]), 1000)], actor)
-        await store.apply_aggregations([_at(_op("p2", "ADD", pallet, [case1]), 2000)], actor)
-        await store.apply_aggregations([_at(_op("u1", "DELETE", case1, [a]), 3000)], actor)
-        await store.apply_aggregations([_at(_op("p3", "ADD", case2, [a, c]), 4000)], actor)
+        assert await store.aggregation_events_of([unit(a)], ["b.default.0"]) == []
+        await store.apply_aggregations([op("p1", "ADD", case1, [a, b], 1000)], actor)
+        await store.apply_aggregations([op("p2", "ADD", pallet, [case1], 2000)], actor)
+        await store.apply_aggregations([op("u1", "DELETE", case1, [a], 3000)], actor)
+        await store.apply_aggregations([op("p3", "ADD", case2, [a, c], 4000)], actor)
         mixed = AggregationOp("p4", "ADD", case2, (other,), 5000, ("l1", "s1"), False,
                               op_digest("ADD", case2, (other,), False))
         await store.apply_aggregations([mixed], actor)
-        await store.apply_aggregations([_at(_op("u2", "DELETE", pallet, []), 6000)], actor)  # everything out
+        await store.apply_aggregations([op("u2", "DELETE", pallet, [], 6000)], actor)  # everything out
 
         def ids(events):
             return [e.event_id for e in events]
 
         # A: packed into case1, unpacked from it (case1 is no parent of A any more), then into case2
-        assert ids(await store.aggregation_events_of([a])) == ["p1", "u1", "p3"]
-        assert ids(await store.aggregation_events_of([b])) == ["p1"]
-        assert ids(await store.aggregation_events_of([a, b, c])) == ["p1", "u1", "p3"]
+        assert ids(await store.aggregation_events_of([unit(a)])) == ["p1", "u1", "p3"]
+        assert ids(await store.aggregation_events_of([unit(b)])) == ["p1"]
+        assert ids(await store.aggregation_events_of([unit(a), unit(b), unit(c)])) == ["p1", "u1", "p3"]
         # a case as a child: on the pallet, then out of it
-        assert ids(await store.aggregation_events_of([case1])) == ["p2", "u2"]
+        assert ids(await store.aggregation_events_of([Child(case1)])) == ["p2", "u2"]
         # a batch: every event with one of its units, none of another batch's only
         assert ids(await store.aggregation_events_of(batches=["b.default.0"])) == ["p1", "u1", "p3"]
         assert ids(await store.aggregation_events_of(batches=["b.other.0"])) == ["p4"]
-        found = await store.aggregation_events_of([c])
+        found = await store.aggregation_events_of([unit(c)])
         assert [ch.key for ch in found[0].children] == [a, c]  # the whole event, as stored
         # a replayed unpack writes nothing new, and changes no answer
-        await store.apply_aggregations([_at(_op("u1", "DELETE", case1, [a]), 3000)], actor)
-        assert ids(await store.aggregation_events_of([a])) == ["p1", "u1", "p3"]
-        assert await store.aggregation_events_of([f"01/{GTIN}/21/NEVER"]) == []
+        await store.apply_aggregations([op("u1", "DELETE", case1, [a], 3000)], actor)
+        assert ids(await store.aggregation_events_of([unit(a)])) == ["p1", "u1", "p3"]
+        assert await store.aggregation_events_of([unit(f"01/{GTIN}/21/NEVER")]) == []
         from twin.errors import InvalidInput
 
-        with pytest.raises(InvalidInput):
-            await store.aggregation_events_of(["12345"])
+        for bad in (["12345"], [Child("12345")], "01/x"):
+            with pytest.raises(InvalidInput):
+                await store.aggregation_events_of(bad)
 
 
 # -- GET /v1/epcis/events: AggregationEvents with the ObjectEvents, over the real app --------

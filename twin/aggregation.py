@@ -409,16 +409,20 @@ def naming(events: Sequence[StoredAggregation], keys: Sequence[str] = (),
     return sorted(seen.values(), key=lambda e: (e.at_ms, e.event_id))
 
 
-def check_lookup(keys: Sequence[str], batches: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The (sorted, distinct) child keys and batch ids of a query, checked for shape: a key is
-    an SSCC or ``01/<gtin>/21/<serial>``."""
-    for name, values in (("keys", keys), ("batches", batches)):
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise InvalidInput(name, "expected a list of strings")
-        for v in values:
-            if not isinstance(v, str) or not 1 <= len(v) <= 300:
-                raise InvalidInput(name, f"expected strings of 1-300 characters, got {v!r:.40}")
-    for key in keys:
-        if not key.startswith("01/"):
-            check_sscc(key, "keys")
-    return sorted(set(keys)), sorted(set(batches))
+def check_lookup(children: Sequence[Child], batches: Sequence[str]) -> tuple[list[Child], list[str]]:
+    """The (distinct, in key order) children and batch ids of a query, checked for shape: a
+    child's key is an SSCC or ``01/<gtin>/21/<serial>``; a minted unit should come with its
+    batch and counter (``seq``), which a store may key it by."""
+    if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+        raise InvalidInput("children", "expected a list of Child")
+    if isinstance(batches, (str, bytes)) or not isinstance(batches, Sequence):
+        raise InvalidInput("batches", "expected a list of batch ids")
+    for c in children:
+        if not isinstance(c, Child) or not isinstance(c.key, str) or not 1 <= len(c.key) <= 300:
+            raise InvalidInput("children", f"expected Child objects with a key, got {c!r:.60}")
+        if not c.key.startswith("01/"):
+            check_sscc(c.key, "children")
+    for b in batches:
+        if not isinstance(b, str) or not 1 <= len(b) <= 300:
+            raise InvalidInput("batches", f"expected batch ids, got {b!r:.40}")
+    return sorted({c.key: c for c in children}.values(), key=lambda c: c.key), sorted(set(batches))

@@ -1288,12 +1288,13 @@ class RedisStore:
         return [decode_event(b) for b in bodies if b is not None]
 
     @_guard
-    async def aggregation_events_of(self, keys: Sequence[str] = (),
+    async def aggregation_events_of(self, children: Sequence[Child] = (),
                                     batches: Sequence[str] = ()) -> list[StoredAggregation]:
-        wanted, of = check_lookup(keys, batches)
+        wanted, of = check_lookup(children, batches)
+        keys = [c.key for c in wanted]
         parents: set[str] = set()
-        now = await self._hmget(self._agg("w"), wanted)  # where the children are now
-        past = await self._hmget(self._agg("h"), wanted)  # where they were
+        now = await self._hmget(self._agg("w"), keys)  # where the children are now
+        past = await self._hmget(self._agg("h"), keys)  # where they were
         parents.update(_s(p) for p in now if p is not None)
         parents.update(p for v in past if v is not None for p in _s(v).split())
         if of:
@@ -1310,7 +1311,7 @@ class RedisStore:
             pipe.lrange(self._agg(f"pe:{p}"), 0, -1)
         ids = sorted({_s(e) for listed in await pipe.execute() for e in listed})
         bodies = await self._hmget(self._agg("eb"), ids)
-        return naming([decode_event(b) for b in bodies if b is not None], wanted, of)
+        return naming([decode_event(b) for b in bodies if b is not None], keys, of)
 
     # -- overlays -------------------------------------------------------------------------
 

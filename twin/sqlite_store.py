@@ -777,24 +777,32 @@ class SQLiteStore:
         rows = self._read("SELECT body FROM agg_events WHERE parent = ?", (sscc,))
         return sorted((decode_event(b) for (b,) in rows), key=lambda e: (e.at_ms, e.event_id))
 
-    async def aggregation_events_of(self, keys: Sequence[str] = (),
+    async def aggregation_events_of(self, children: Sequence[Child] = (),
                                     batches: Sequence[str] = ()) -> list[StoredAggregation]:
-        wanted, of = check_lookup(keys, batches)
+        wanted, of = check_lookup(children, batches)
+        keys = [c.key for c in wanted]
         parents: set[str] = set()
-        for chunk in chunks(wanted):  # where the children are now
+        for chunk in chunks(keys):  # where the children are now: by key (cases, imported, schema 1) …
             q = f"SELECT parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
             parents.update(p for (p,) in self._read(q, chunk))
+        counted = [c for c in wanted if c.seq is not None and c.batch]
+        for batch, keyed in _by_batch({c.key: (c.batch, c.seq) for c in counted if c.seq is not None}).items():
+            for seqs in chunks(sorted(keyed)):  # … and minted units by (batch, counter)
+                q = f"SELECT parent FROM agg_units WHERE batch = ? AND seq IN ({','.join('?' * len(seqs))})"
+                parents.update(p for (p,) in self._read(q, (batch, *seqs)))
         for chunk in chunks(of):
-            q = f"SELECT DISTINCT parent FROM agg_where WHERE batch IN ({','.join('?' * len(chunk))})"
-            parents.update(p for (p,) in self._read(q, chunk))
-        for chunk in chunks(wanted + [BATCH_HISTORY + b for b in of]):  # where they were
+            marks = ','.join('?' * len(chunk))
+            for table in ("agg_where", "agg_units"):
+                parents.update(p for (p,) in self._read(f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({marks})",
+                                                        chunk))
+        for chunk in chunks(keys + [BATCH_HISTORY + b for b in of]):  # where they were
             q = f"SELECT parent FROM agg_history WHERE key IN ({','.join('?' * len(chunk))})"
             parents.update(p for (p,) in self._read(q, chunk))
         events = []
         for chunk in chunks(sorted(parents)):
             q = f"SELECT body FROM agg_events WHERE parent IN ({','.join('?' * len(chunk))})"
             events += [decode_event(b) for (b,) in self._read(q, chunk)]
-        return naming(events, wanted, of)
+        return naming(events, keys, of)
 
     # -- overlays -------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from resolver.journeys.epcis_line import (
 )
 from resolver.services import services_of
 from serializer.minting import regenerate
-from twin.aggregation import StoredAggregation, unit_key
+from twin.aggregation import Child, StoredAggregation, unit_key
 from twin.batch import parse_batch_id
 from twin.errors import IdempotencyConflict, InvalidInput
 from twin.events import Actor
@@ -121,6 +121,7 @@ async def events(request: Request) -> Response:
     claim = claims(request, READ_ROLES)
     wanted: dict[str, BitMap] = {}  # batch id → indices asked for (empty: all)
     batches = {}
+    units: list[Child] = []  # the units asked for, as aggregation children
     if batch_id is not None:
         try:
             parse_batch_id(batch_id)
@@ -135,8 +136,12 @@ async def events(request: Request) -> Response:
         for gtin, serial in match.units:
             claim.require(READ_ROLES, gtin)
             issued = await services.serial_verifier.issued_by(gtin, serial)
-            if issued is None or issued.counter is None:
+            if issued is None:
                 continue  # an EPC nobody issued has no events here
+            # as packs name it: with its batch and counter (a store may key units by them)
+            units.append(Child(unit_key(gtin, serial), issued.batch.id, issued.counter))
+            if issued.counter is None:
+                continue  # an imported serial: no line reports
             batches[issued.batch.id] = issued.batch
             wanted.setdefault(issued.batch.id, BitMap()).add(issued.counter - issued.batch.start)
     elif not match.ssccs and not match.parents:
@@ -151,8 +156,8 @@ async def events(request: Request) -> Response:
                 if event_matches(event, biz_step, since, until):
                     found.append(event)
     if batch_id is not None:
-        match = Match([], [], [])  # as for ObjectEvents: the batch, not the EPCs
-    for event, gtins in await _aggregation_events(services, match, batch_id):
+        match, units = Match([], [], []), []  # as for ObjectEvents: the batch, not the EPCs
+    for event, gtins in await _aggregation_events(services, match, units, batch_id):
         if event_matches(event, biz_step, since, until):
             for gtin in sorted(gtins):  # what it lists of units, the caller's scope must cover
                 claim.require(READ_ROLES, gtin)
@@ -194,17 +199,20 @@ def _matches(q: Any) -> Match:
     return Match(list(units), list(ssccs), list(parents))
 
 
-async def _aggregation_events(services: Any, match: Match, batch_id: str | None) -> list[tuple[dict[str, Any], set[str]]]:
+async def _aggregation_events(services: Any, match: Match, units: list[Child],
+                              batch_id: str | None) -> list[tuple[dict[str, Any], set[str]]]:
     """The AggregationEvents a query finds, each with the GTINs of the units it lists: in
-    full where its parent was asked for; else only the children asked for (or the batch's),
-    as ObjectEvents list only the EPCs asked for."""
+    full where its parent was asked for; else only the children asked for (``units`` of
+    ours, SSCCs) or the batch's, as ObjectEvents list only the EPCs asked for."""
     store = services.store
-    keys = [unit_key(g, s) for g, s in match.units] + match.ssccs
+    children = units + [Child(s) for s in match.ssccs]
+    keys = [c.key for c in children]
     full: dict[str, StoredAggregation] = {}
     for parent in match.parents:
         for ev in await store.aggregation_events(parent):
             full[ev.event_id] = ev
-    by_child = await store.aggregation_events_of(keys, [batch_id] if batch_id else []) if keys or batch_id else []
+    by_child = await store.aggregation_events_of(children, [batch_id] if batch_id else []) \
+        if children or batch_id else []
     events = list(full.values()) + [ev for ev in by_child if ev.event_id not in full]
     names = await names_for_events(store, services.rules.current.by_prefix, events)
     asked = set(keys)
