@@ -390,11 +390,11 @@ for _, item in ipairs(items) do
   if name == '' then
     redis.call('SADD', key, parent)
   else
-    local v = redis.call('HGET', key, name)
-    if not v then
-      redis.call('HSET', key, name, parent)
-    elseif not string.find(' ' .. v .. ' ', ' ' .. parent .. ' ', 1, true) then
-      redis.call('HSET', key, name, v .. ' ' .. parent)
+    if redis.call('HSETNX', key, name, parent) == 0 then  -- most children leave their first parent
+      local v = redis.call('HGET', key, name)
+      if not string.find(' ' .. v .. ' ', ' ' .. parent .. ' ', 1, true) then
+        redis.call('HSET', key, name, v .. ' ' .. parent)
+      end
     end
   end
 end
