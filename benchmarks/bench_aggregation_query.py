@@ -37,10 +37,11 @@ def test_find_the_events_of_units_and_a_batch(backend: str, tmp_path: Path, redi
 
     async def run() -> dict[str, float]:
         store = await open_store(url)
-        keys = [unit_key(GTIN, f"S{i:07d}") for i in range(UNITS)]
+        # minted units come with their counter, as the journey packs them
+        units = [Child(unit_key(GTIN, f"S{i:07d}"), BATCH, i) for i in range(UNITS)]
         ops = []
         for n in range(UNITS // PER_CASE):
-            children = tuple(Child(k, BATCH) for k in keys[n * PER_CASE:(n + 1) * PER_CASE])
+            children = tuple(units[n * PER_CASE:(n + 1) * PER_CASE])
             ops.append(AggregationOp(f"p{n}", "ADD", sscc(n), children, 1_767_225_600_000 + n, ("l1", "s1"), False,
                                      op_digest("ADD", sscc(n), children, False)))
         for i in range(0, len(ops), 100):
@@ -53,11 +54,11 @@ def test_find_the_events_of_units_and_a_batch(backend: str, tmp_path: Path, redi
         one = []
         for i in range(0, UNITS, UNITS // 500):
             t0 = time.perf_counter()
-            found = await store.aggregation_events_of([keys[i]])
+            found = await store.aggregation_events_of([units[i]])
             one.append(time.perf_counter() - t0)
             assert len(found) == (2 if i < UNPACKED * PER_CASE else 1)
         t0 = time.perf_counter()
-        assert len(await store.aggregation_events_of(keys[::UNITS // 100])) > 0
+        assert len(await store.aggregation_events_of(units[::UNITS // 100])) > 0
         hundred = time.perf_counter() - t0
         t0 = time.perf_counter()
         assert len(await store.aggregation_events_of(batches=[BATCH])) == UNITS // PER_CASE + UNPACKED
