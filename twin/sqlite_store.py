@@ -134,7 +134,9 @@ from twin.store import (
 from twin.unit import Unit
 
 #: 2: units packed with their counter live in agg_units, keyed (batch, seq).
-SCHEMA_VERSION = 2
+#: 3: agg_history (the SSCCs children were unpacked from, for queries) and agg_events by
+#: parent; older code would unpack without keeping that history.
+SCHEMA_VERSION = 3
 #: How much of the file the reading connection maps into memory (address space, not RAM).
 READ_MMAP_BYTES = 1 << 30
 #: The writer's page cache (KiB): bulk writes into big indexes stay in memory.
