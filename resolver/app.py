@@ -42,6 +42,7 @@ from resolver.pages import people
 from resolver.pages import routes as pages
 from resolver.pages.brand import BrandHolder
 from resolver.pages.scan_errors import renderer as scan_error_page
+from resolver.pages.sscc_page import renderer as sscc_page
 from resolver.rules.holder import RulesHolder
 from resolver.scan.handler import ScanHandler
 from resolver.services import Services
@@ -89,6 +90,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     scans = ScanHandler(rules, metrics)
     brand = BrandHolder(settings.brand_file, settings.rules_poll_seconds)  # the pages' theme, reloaded like the rules
     scans.error_page = scan_error_page(brand, rules)
+    scans.sscc_page = sscc_page(brand, rules)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

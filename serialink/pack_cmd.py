@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from resolver.journeys.aggregation import aggregation_event, apply
+    from resolver.journeys.epc_names import names_for_events
     from serializer.keys import KeyStore
     from serializer.profiles import load_profiles
     from serializer.verify import SerialVerifier
@@ -110,4 +111,16 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             reason = exc.problem if isinstance(exc, InvalidInput) else exc.reason
             raise CommandError(f"{where}: {reason}") from None
         events = [e for e in await store.aggregation_events(summary.parent) if e.event_id == summary.event_id]
-        return {**summary.as_json(), "event": aggregation_event(events[0]) if events else None}
+        names = await names_for_events(store, _configured_prefixes(settings.rules_file), events)
+        return {**summary.as_json(), "event": aggregation_event(events[0], names) if events else None}
+
+
+def _configured_prefixes(rules_file: Any) -> list[str]:
+    """The rules' company prefixes, for the event's URNs (none if the rules do not load: the
+    pack is done, its URNs then fall back to the SSCC registry and 7 digits)."""
+    from resolver.rules.compiler import RulesInvalid, load_rules
+
+    try:
+        return list(load_rules(rules_file).by_prefix) if rules_file is not None else []
+    except RulesInvalid:
+        return []

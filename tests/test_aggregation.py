@@ -174,7 +174,9 @@ def test_a_schema_1_store_opens_as_schema_2_and_keeps_its_packs(tmp_path):
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     assert asyncio.run(pack_and_read([_op("c1", "ADD", sscc(1), _units("B"), counters=True)])) == _units("A", "B")
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("2",)
+        from twin.sqlite_store import SCHEMA_VERSION
+
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(SCHEMA_VERSION),)
         assert db.execute("SELECT batch, child FROM agg_units").fetchall() == [("b.default.0", _units("B")[0])]
 
 

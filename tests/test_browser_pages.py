@@ -101,7 +101,12 @@ def test_every_page_in_both_languages_at_three_sizes(site, tmp_path):
     unit = f"{base}/u/01/{GTIN}/21"
     bad_gtin = GTIN[:-1] + str((int(GTIN[-1]) + 1) % 10)
     unknown_gtin = "0401234500000" + check_digit("0401234500000")  # a valid GTIN these rules do not know
-    pages = [  # (name, url, owner token or None)
+    # a case of two units on a pallet: its contents page, for the brand's token in the cookie
+    case, pallet = (body + check_digit(body) for body in ("09506000000000771", "19506000000000772"))
+    for parent, children in ((case, [{"gtin": GTIN, "serial": s} for s in (recalled, spare)]), (pallet, [case])):
+        api(base, "POST", "/v1/aggregations", brand, {"action": "pack", "parent": parent, "children": children,
+                                                     "at": "2026-03-01T08:00:00Z"})
+    pages = [  # (name, url, token for the serialink_token cookie or None)
         ("unit-new", f"{unit}/{new}", None),
         ("unit-unboxing", f"{unit}/{fresh}", owner_fresh["token"]),
         ("unit-maintenance", f"{unit}/{due}", owner_due["token"]),
@@ -118,6 +123,7 @@ def test_every_page_in_both_languages_at_three_sizes(site, tmp_path):
         ("bad-signin-link", f"{base}/u/signin/not-a-real-link", None),
         ("scan-bad-check-digit", f"{base}/01/{bad_gtin}/21/{new}", None),
         ("scan-unknown-gtin", f"{base}/01/{unknown_gtin}", None),
+        ("sscc-case", f"{base}/00/{case}", brand),  # its pallet below; without the token: the scan 404 above
     ]
     shots = tmp_path / "screenshots"
     shots.mkdir()
@@ -161,6 +167,22 @@ def test_every_page_in_both_languages_at_three_sizes(site, tmp_path):
             for lang in LANGS:
                 for name, url, token in pages:
                     visit(name, url, token, lang)
+
+            # -- a case's contents, in German, following its links ------------------------------
+            de_ctx = contexts["de"]
+            de_ctx.clear_cookies()
+            de_ctx.add_cookies([{"name": "serialink_token", "value": brand, "url": base}])
+            box = de_ctx.new_page()
+            box.goto(f"{base}/00/{case}")
+            assert box.get_by_role("heading", level=1).inner_text() == f"Inhalt von {case}"
+            assert box.get_by_test_id("child").first.inner_text().startswith("X100 Brennwertkessel")
+            assert box.get_by_test_id("child").count() == 2 and box.get_by_test_id("packed-at").inner_text() \
+                == "1. März 2026, 08:00 UTC"
+            box.get_by_test_id("packed-in").get_by_role("link").click()
+            assert box.url == f"{base}/00/{pallet}" and box.get_by_test_id("child").inner_text() \
+                == f"Packstück oder Palette {case}"
+            box.close()
+            de_ctx.clear_cookies()
 
             # -- the moments, as a consumer sees them ------------------------------------------
             en = contexts["en"]

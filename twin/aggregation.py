@@ -362,3 +362,67 @@ def check_ops(ops: Sequence[AggregationOp]) -> None:
 
 def chunks(items: Sequence[_T], size: int = 500) -> list[Sequence[_T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# -- finding the events of a child (queries) -------------------------------------------------
+#
+# ``where`` says which SSCC a child is in now; an unpack forgets that. So that the packs and
+# unpacks of a child can be found after it left a parent, each store keeps a small history
+# of past parents, written for unpacks only (a pack is found through ``where``): child key →
+# the SSCCs it was unpacked from, and ``b:<batch id>`` → the SSCCs units of the batch were
+# unpacked from. A query reads a child's current and past parents, then those parents'
+# events, and keeps the events that name the child: an extra parent in the history costs a
+# read, never a wrong answer.
+
+#: History key of a batch (child keys are ``01/…`` or 18 digits, so no clash).
+BATCH_HISTORY = "b:"
+
+
+def history_entries(events: Sequence[StoredAggregation]) -> list[tuple[str, str]]:
+    """(history key, parent SSCC) pairs the unpacks among ``events`` leave, each once."""
+    out: dict[tuple[str, str], None] = {}
+    for ev in events:
+        if ev.action != DELETE:
+            continue
+        for c in ev.children:
+            out[(c.key, ev.parent)] = None
+            if c.batch:
+                out[(BATCH_HISTORY + c.batch, ev.parent)] = None
+    return list(out)
+
+
+def naming(events: Sequence[StoredAggregation], keys: Sequence[str] = (),
+           batches: Sequence[str] = ()) -> list[StoredAggregation]:
+    """The events (each once, oldest first) with a child among ``keys`` or of one of
+    ``batches``.
+
+    >>> ev = StoredAggregation("e1", "d", ADD, "095060001343520017", 5, (Child("01/09506000134352/21/A", "b1"),),
+    ...                        ("line", "l1"), None)
+    >>> [e.event_id for e in naming([ev, ev], keys=["01/09506000134352/21/A"])], naming([ev], batches=["b2"])
+    (['e1'], [])
+    """
+    wanted, of = set(keys), set(batches)
+    seen: dict[str, StoredAggregation] = {}
+    for ev in events:
+        if ev.event_id not in seen and any(c.key in wanted or (c.batch and c.batch in of) for c in ev.children):
+            seen[ev.event_id] = ev
+    return sorted(seen.values(), key=lambda e: (e.at_ms, e.event_id))
+
+
+def check_lookup(children: Sequence[Child], batches: Sequence[str]) -> tuple[list[Child], list[str]]:
+    """The (distinct, in key order) children and batch ids of a query, checked for shape: a
+    child's key is an SSCC or ``01/<gtin>/21/<serial>``; a minted unit should come with its
+    batch and counter (``seq``), which a store may key it by."""
+    if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+        raise InvalidInput("children", "expected a list of Child")
+    if isinstance(batches, (str, bytes)) or not isinstance(batches, Sequence):
+        raise InvalidInput("batches", "expected a list of batch ids")
+    for c in children:
+        if not isinstance(c, Child) or not isinstance(c.key, str) or not 1 <= len(c.key) <= 300:
+            raise InvalidInput("children", f"expected Child objects with a key, got {c!r:.60}")
+        if not c.key.startswith("01/"):
+            check_sscc(c.key, "children")
+    for b in batches:
+        if not isinstance(b, str) or not 1 <= len(b) <= 300:
+            raise InvalidInput("batches", f"expected batch ids, got {b!r:.40}")
+    return sorted({c.key: c for c in children}.values(), key=lambda c: c.key), sorted(set(batches))

@@ -34,6 +34,8 @@ Lua script touches keys of that slot only)::
     sl:{agg}:ed / :eb         hash    aggregation event id -> digest / stored event
     sl:{agg}:pe:<sscc>        list    the SSCC's event ids, in order
     sl:{agg}:bp:<batch id>    hash    SSCC -> how many units of the batch it holds (recalls)
+    sl:{agg}:h                hash    child -> the SSCCs it was unpacked from, space-separated (queries)
+    sl:{agg}:hb:<batch id>    set     the SSCCs units of the batch were unpacked from (queries)
     sl:{agg}:audit            stream  one entry per pack or unpack
 
 Durability: the server must run ``appendonly yes`` + ``appendfsync always``. Redis then
@@ -82,6 +84,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from twin import codec
 from twin.aggregation import (
     ADD,
+    BATCH_HISTORY,
+    DELETE,
     MAX_DEPTH,
     Aggregate,
     AggregationOp,
@@ -89,12 +93,15 @@ from twin.aggregation import (
     Child,
     Snapshot,
     StoredAggregation,
+    check_lookup,
     check_ops,
     check_sscc,
     decode_event,
     decode_meta,
     encode_meta,
+    history_entries,
     keys_to_read,
+    naming,
     plan,
 )
 from twin.batch import (
@@ -373,6 +380,27 @@ end
 return {'ok'}
 """
 
+# KEYS 1 the history hash (sl:{agg}:h), then one set per batch. ARGV 1 msgpack array of
+# [key index, field or "", parent]: the parent is added to the hash field's space-separated
+# list (once), or to the set when the field is "". Idempotent: a replay repeats it harmlessly.
+_REMEMBER_UNPACKS = """
+local items = cmsgpack.unpack(ARGV[1])
+for _, item in ipairs(items) do
+  local key, name, parent = KEYS[item[1]], item[2], item[3]
+  if name == '' then
+    redis.call('SADD', key, parent)
+  else
+    if redis.call('HSETNX', key, name, parent) == 0 then  -- most children leave their first parent
+      local v = redis.call('HGET', key, name)
+      if not string.find(' ' .. v .. ' ', ' ' .. parent .. ' ', 1, true) then
+        redis.call('HSET', key, name, v .. ' ' .. parent)
+      end
+    end
+  end
+end
+return #items
+"""
+
 # KEYS 1 a hash. ARGV 1 msgpack array of fields. Returns their values as one msgpack
 # array (false: absent), so a bulk read costs no per-field argument encoding either.
 _HMGET_PACKED = """
@@ -603,6 +631,7 @@ class RedisStore:
                 ("line_report", _LINE_REPORT),
                 ("aggregate", _AGGREGATE),
                 ("hmget_packed", _HMGET_PACKED),
+                ("remember_unpacks", _REMEMBER_UNPACKS),
             )
         }
         inflight = int_param(params, "max_inflight", 4)
@@ -1152,6 +1181,27 @@ class RedisStore:
 
     @_guard
     async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
+        summaries = await self._aggregate(ops, actor)
+        await self._remember_unpacks(summaries)
+        return summaries
+
+    async def _remember_unpacks(self, summaries: Sequence[AggregationSummary]) -> None:
+        """The parents the write's unpacks emptied children out of (twin.aggregation.history_entries),
+        right after the checked write: queries find a child's events after it left. A process
+        that dies in between leaves them out; the client, which had no answer, retries, and
+        the replay (replays included here) writes them. Packs write nothing here."""
+        ids = sorted({s.event_id for s in summaries if s.action == DELETE})
+        if not ids:
+            return
+        events = [decode_event(b) for b in await self._hmget(self._agg("eb"), ids) if b is not None]
+        w = _Writes(self._agg)
+        w.key("h")
+        items = [[w.key(f"hb:{key[len(BATCH_HISTORY):]}"), "", parent] if key.startswith(BATCH_HISTORY)
+                 else [1, key, parent] for key, parent in history_entries(events)]
+        if items:
+            await self._scripts["remember_unpacks"](keys=w.keys, args=[msgpack.packb(items, use_bin_type=False)])
+
+    async def _aggregate(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
         check_actor(actor, "actor")
         check_ops(ops)
         for attempt in range(100):
@@ -1236,6 +1286,32 @@ class RedisStore:
         ids = [_s(e) for e in await self._r.lrange(self._agg(f"pe:{sscc}"), 0, -1)]
         bodies = await self._hmget(self._agg("eb"), ids) if ids else []
         return [decode_event(b) for b in bodies if b is not None]
+
+    @_guard
+    async def aggregation_events_of(self, children: Sequence[Child] = (),
+                                    batches: Sequence[str] = ()) -> list[StoredAggregation]:
+        wanted, of = check_lookup(children, batches)
+        keys = [c.key for c in wanted]
+        parents: set[str] = set()
+        now = await self._hmget(self._agg("w"), keys)  # where the children are now
+        past = await self._hmget(self._agg("h"), keys)  # where they were
+        parents.update(_s(p) for p in now if p is not None)
+        parents.update(p for v in past if v is not None for p in _s(v).split())
+        if of:
+            pipe = self._r.pipeline(transaction=False)
+            for b in of:
+                pipe.hkeys(self._agg(f"bp:{b}"))
+                pipe.smembers(self._agg(f"hb:{b}"))
+            for found in await pipe.execute():
+                parents.update(_s(p) for p in found)
+        if not parents:
+            return []
+        pipe = self._r.pipeline(transaction=False)
+        for p in sorted(parents):
+            pipe.lrange(self._agg(f"pe:{p}"), 0, -1)
+        ids = sorted({_s(e) for listed in await pipe.execute() for e in listed})
+        bodies = await self._hmget(self._agg("eb"), ids)
+        return naming([decode_event(b) for b in bodies if b is not None], keys, of)
 
     # -- overlays -------------------------------------------------------------------------
 

@@ -31,6 +31,8 @@ import orjson
 from twin import codec
 from twin.aggregation import (
     AGG_AUDIT,
+    BATCH_HISTORY,
+    DELETE,
     MAX_DEPTH,
     Aggregate,
     AggregationOp,
@@ -38,13 +40,16 @@ from twin.aggregation import (
     Child,
     Snapshot,
     StoredAggregation,
+    check_lookup,
     check_ops,
     check_sscc,
     chunks,
     decode_event,
     decode_meta,
     encode_meta,
+    history_entries,
     keys_to_read,
+    naming,
     plan,
 )
 from twin.batch import (
@@ -129,7 +134,9 @@ from twin.store import (
 from twin.unit import Unit
 
 #: 2: units packed with their counter live in agg_units, keyed (batch, seq).
-SCHEMA_VERSION = 2
+#: 3: agg_history (the SSCCs children were unpacked from, for queries) and agg_events by
+#: parent; older code would unpack without keeping that history.
+SCHEMA_VERSION = 3
 #: How much of the file the reading connection maps into memory (address space, not RAM).
 READ_MMAP_BYTES = 1 << 30
 #: The writer's page cache (KiB): bulk writes into big indexes stay in memory.
@@ -200,6 +207,8 @@ CREATE INDEX IF NOT EXISTS agg_units_parent ON agg_units (parent);
 CREATE TABLE IF NOT EXISTS agg_parents (sscc TEXT PRIMARY KEY, body BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_events (
     event_id TEXT PRIMARY KEY, parent TEXT NOT NULL, digest TEXT NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agg_events_parent ON agg_events (parent);
+CREATE TABLE IF NOT EXISTS agg_history (key TEXT NOT NULL, parent TEXT NOT NULL, PRIMARY KEY (key, parent)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hits (bucket TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID;
 """
 
@@ -656,7 +665,25 @@ class SQLiteStore:
     async def apply_aggregations(self, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
         check_actor(actor, "actor")
         check_ops(ops)
-        return await self._write(self._aggregate, ops, actor)
+        return await self._write(self._aggregate_and_remember, ops, actor)
+
+    def _aggregate_and_remember(self, c: sqlite3.Connection, ops: Sequence[AggregationOp],
+                                actor: Actor) -> list[AggregationSummary]:
+        summaries = self._aggregate(c, ops, actor)
+        self._remember_unpacks(c, summaries)
+        return summaries
+
+    def _remember_unpacks(self, c: sqlite3.Connection, summaries: Sequence[AggregationSummary]) -> None:
+        """The parents the write's unpacks emptied children out of (``agg_history``, see
+        twin.aggregation.history_entries), in the write's transaction: queries find a
+        child's events after it left. Packs write nothing here."""
+        ids = sorted({s.event_id for s in summaries if s.action == DELETE and not s.replayed})
+        events = []
+        for chunk in chunks(ids):
+            q = f"SELECT body FROM agg_events WHERE event_id IN ({','.join('?' * len(chunk))})"
+            events += [decode_event(b) for (b,) in c.execute(q, chunk)]
+        if events:
+            c.executemany("INSERT OR IGNORE INTO agg_history VALUES (?, ?)", sorted(history_entries(events)))
 
     def _aggregate(self, c: sqlite3.Connection, ops: Sequence[AggregationOp], actor: Actor) -> list[AggregationSummary]:
         # Units that come with their counter are kept in agg_units, keyed (batch, seq): a
@@ -751,6 +778,33 @@ class SQLiteStore:
         check_sscc(sscc)
         rows = self._read("SELECT body FROM agg_events WHERE parent = ?", (sscc,))
         return sorted((decode_event(b) for (b,) in rows), key=lambda e: (e.at_ms, e.event_id))
+
+    async def aggregation_events_of(self, children: Sequence[Child] = (),
+                                    batches: Sequence[str] = ()) -> list[StoredAggregation]:
+        wanted, of = check_lookup(children, batches)
+        keys = [c.key for c in wanted]
+        parents: set[str] = set()
+        for chunk in chunks(keys):  # where the children are now: by key (cases, imported, schema 1) …
+            q = f"SELECT parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
+            parents.update(p for (p,) in self._read(q, chunk))
+        counted = [c for c in wanted if c.seq is not None and c.batch]
+        for batch, keyed in _by_batch({c.key: (c.batch, c.seq) for c in counted if c.seq is not None}).items():
+            for seqs in chunks(sorted(keyed)):  # … and minted units by (batch, counter)
+                q = f"SELECT parent FROM agg_units WHERE batch = ? AND seq IN ({','.join('?' * len(seqs))})"
+                parents.update(p for (p,) in self._read(q, (batch, *seqs)))
+        for chunk in chunks(of):
+            marks = ','.join('?' * len(chunk))
+            for table in ("agg_where", "agg_units"):
+                parents.update(p for (p,) in self._read(f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({marks})",
+                                                        chunk))
+        for chunk in chunks(keys + [BATCH_HISTORY + b for b in of]):  # where they were
+            q = f"SELECT parent FROM agg_history WHERE key IN ({','.join('?' * len(chunk))})"
+            parents.update(p for (p,) in self._read(q, chunk))
+        events = []
+        for chunk in chunks(sorted(parents)):
+            q = f"SELECT body FROM agg_events WHERE parent IN ({','.join('?' * len(chunk))})"
+            events += [decode_event(b) for (b,) in self._read(q, chunk)]
+        return naming(events, keys, of)
 
     # -- overlays -------------------------------------------------------------------------
 

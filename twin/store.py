@@ -40,7 +40,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
-from twin.aggregation import Aggregate, AggregationOp, AggregationSummary, StoredAggregation
+from twin.aggregation import Aggregate, AggregationOp, AggregationSummary, Child, StoredAggregation
 from twin.batch import Batch, BatchKind, BatchRange, BatchStatus, check_count
 from twin.errors import IdempotencyConflict, InvalidInput, StaleVersion
 from twin.events import Actor, Event, check_actor
@@ -245,6 +245,13 @@ class UnitStore(Protocol):
 
     async def aggregation_events(self, sscc: str) -> list[StoredAggregation]:
         """The packs and unpacks of this parent, oldest first."""
+
+    async def aggregation_events_of(self, children: Sequence[Child] = (),
+                                    batches: Sequence[str] = ()) -> list[StoredAggregation]:
+        """The packs and unpacks (each once, oldest first, every child as stored) with one of
+        ``children`` (by key: ``01/<gtin>/21/<serial>`` or an SSCC; a minted unit with its
+        batch and counter, as packed) or a unit of one of ``batches`` as a child, whether it
+        is still in that parent or was unpacked since (twin.aggregation)."""
 
     # -- overlays and links ---------------------------------------------------------
     async def put_overlay(

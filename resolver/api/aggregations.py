@@ -26,7 +26,8 @@ from starlette.routing import BaseRoute, Route
 from resolver.api.batches import READ_ROLES, WRITE_ROLES, _actor, _check_line
 from resolver.api.common import authorize, json_response, object_body
 from resolver.errors import NotFound
-from resolver.journeys.aggregation import aggregation_event, apply, child_urn
+from resolver.journeys.aggregation import aggregation_event, apply
+from resolver.journeys.epc_names import DEFAULT_NAMES, EpcNames, names_for_events
 from resolver.services import services_of
 from twin.aggregation import check_sscc, split_key
 from twin.errors import InvalidInput
@@ -47,18 +48,19 @@ async def post_aggregation(request: Request) -> Response:
                             _actor(claim), allowed)
     summary = summaries[0]
     events = [e for e in await services.store.aggregation_events(summary.parent) if e.event_id == summary.event_id]
-    return json_response({**summary.as_json(), "event": aggregation_event(events[0]) if events else None},
+    names = await names_for_events(services.store, services.rules.current.by_prefix, events)
+    return json_response({**summary.as_json(), "event": aggregation_event(events[0], names) if events else None},
                          200 if summary.replayed else 201)
 
 
-def contents_json(agg: Any) -> dict[str, Any]:
+def contents_json(agg: Any, names: EpcNames = DEFAULT_NAMES) -> dict[str, Any]:
     children = []
     for c in agg.children:
         parts = split_key(c.key)
         if isinstance(parts, str):
-            children.append({"sscc": parts, "epc": child_urn(c.key)})
+            children.append({"sscc": parts, "epc": names.child_urn(c.key)})
         else:
-            children.append({"gtin": parts[0], "serial": parts[1], "batch": c.batch, "epc": child_urn(c.key)})
+            children.append({"gtin": parts[0], "serial": parts[1], "batch": c.batch, "epc": names.child_urn(c.key)})
     return {"sscc": agg.sscc, "line": agg.meta.line or None, "site": agg.meta.site or None,
             "packed_in": agg.packed_in, "children": children}
 
@@ -76,8 +78,10 @@ async def get_aggregation(request: Request) -> Response:
         raise NotFound(f"SSCC {sscc} was never packed", "sscc")
     for gtin in sorted({c.key.split("/")[1] for c in agg.children if not c.is_case}):
         claim.require(READ_ROLES, gtin)
-    events = [aggregation_event(e) for e in await store.aggregation_events(sscc)]
-    return json_response({**contents_json(agg), "events": events}, headers={"Cache-Control": "private, no-store"})
+    stored = await store.aggregation_events(sscc)
+    names = await names_for_events(store, services_of(request).rules.current.by_prefix, stored)
+    events = [aggregation_event(e, names) for e in stored]
+    return json_response({**contents_json(agg, names), "events": events}, headers={"Cache-Control": "private, no-store"})
 
 
 routes: list[BaseRoute] = [

@@ -22,7 +22,10 @@ packed elsewhere, a case into itself, a parent fed from another line or site
 
 Each pack or unpack is an EPCIS 2.0 AggregationEvent (:func:`aggregation_event`): ADD
 ``packing`` or DELETE ``unpacking``, ``parentID`` an SSCC EPC URN, ``childEPCs`` SGTIN
-and SSCC EPC URNs (company prefix length: ``GCP_LENGTH``).
+and SSCC EPC URNs, split at the company prefix the configuration knows
+(``resolver.journeys.epc_names``; 7 digits when it knows none). The event hash of a pack
+without an eventID always uses the 7-digit split, so it does not change with the
+configuration.
 
 >>> sscc_urn("095060001343520017")
 'urn:epc:id:sscc:9506000.0134352001'
@@ -35,13 +38,13 @@ and SSCC EPC URNs (company prefix length: ``GCP_LENGTH``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import quote
 
 from ext import GS1Error, compute_check_digit, parse
 from resolver.errors import Invalid
+from resolver.journeys.epc_names import DEFAULT_NAMES, EpcNames
 from resolver.journeys.epcis_line import event_hash_id, parse_epc
 from twin.aggregation import (
     ADD,
@@ -54,7 +57,6 @@ from twin.aggregation import (
     StoredAggregation,
     check_sscc,
     op_digest,
-    split_key,
     unit_key,
 )
 from twin.batch import BatchStatus
@@ -67,26 +69,22 @@ from twin.line_state import COMMISSIONED, DECOMMISSIONED, LineState
 if TYPE_CHECKING:
     from twin.store import UnitStore
 
-#: GS1 company prefix length assumed when writing EPC URNs (the SSCC and GTIN do not carry it).
-GCP_LENGTH = 7
 ACTIONS = {"pack": ADD, "unpack": DELETE}
 _FIELDS = {"action", "parent", "children", "eventID", "at", "allow_cross_site"}
 _DEAD = frozenset({State.DECOMMISSIONED, State.END_OF_LIFE})
 
 
-def sscc_urn(sscc: str, gcp_length: int = GCP_LENGTH) -> str:
+def sscc_urn(sscc: str, names: EpcNames = DEFAULT_NAMES) -> str:
     """``urn:epc:id:sscc:<company prefix>.<extension digit + serial reference>``."""
-    return f"urn:epc:id:sscc:{sscc[1:1 + gcp_length]}.{sscc[0]}{sscc[1 + gcp_length:17]}"
+    return names.sscc_urn(sscc)
 
 
-def sgtin_urn(gtin: str, serial: str, gcp_length: int = GCP_LENGTH) -> str:
-    return (f"urn:epc:id:sgtin:{gtin[1:1 + gcp_length]}.{gtin[0]}{gtin[1 + gcp_length:13]}."
-            f"{quote(serial, safe=chr(39) + '!()*+,-.:;=_')}")
+def sgtin_urn(gtin: str, serial: str, names: EpcNames = DEFAULT_NAMES) -> str:
+    return names.sgtin_urn(gtin, serial)
 
 
-def child_urn(key: str) -> str:
-    parts = split_key(key)
-    return sscc_urn(parts) if isinstance(parts, str) else sgtin_urn(*parts)
+def child_urn(key: str, names: EpcNames = DEFAULT_NAMES) -> str:
+    return names.child_urn(key)
 
 
 def parse_sscc(value: object, field: str) -> str:
@@ -176,8 +174,9 @@ def parse_request(body: Mapping[str, Any], prefix: str = "", names: tuple[str, s
     event_id = body.get("eventID")
     if event_id is None:
         keys = [_key(c) for c in children]
-        event = {"type": "AggregationEvent", "action": action, "parentID": sscc_urn(parent),
-                 "childEPCs": [child_urn(k) for k in keys]}
+        # the 7-digit split whatever the configuration: the same pack hashes the same always
+        event = {"type": "AggregationEvent", "action": action, "parentID": DEFAULT_NAMES.sscc_urn(parent),
+                 "childEPCs": [DEFAULT_NAMES.child_urn(k) for k in keys]}
         if at_raw is not None:
             event["eventTime"] = at.isoformat()
         event_id = event_hash_id(event)
@@ -280,13 +279,16 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def aggregation_event(ev: StoredAggregation) -> dict[str, Any]:
-    """The EPCIS 2.0 AggregationEvent of one stored pack or unpack."""
+def aggregation_event(ev: StoredAggregation, names: EpcNames = DEFAULT_NAMES,
+                      only: Collection[str] | None = None) -> dict[str, Any]:
+    """The EPCIS 2.0 AggregationEvent of one stored pack or unpack, URNs split by ``names``
+    (``resolver.journeys.epc_names``); ``only``: list just these children (keys)."""
     event_id = ev.event_id if ev.event_id.startswith(("urn:", "ni:", "http:", "https:")) else \
         f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, 'serialink:aggregation#' + ev.event_id)}"
     out: dict[str, Any] = {
         "type": "AggregationEvent", "eventID": event_id, "eventTime": _iso(ev.at_ms), "eventTimeZoneOffset": "+00:00",
-        "parentID": sscc_urn(ev.parent), "childEPCs": [child_urn(c.key) for c in ev.children], "action": ev.action,
+        "parentID": names.sscc_urn(ev.parent),
+        "childEPCs": [names.child_urn(c.key) for c in ev.children if only is None or c.key in only], "action": ev.action,
         "bizStep": "packing" if ev.action == ADD else "unpacking",
         "disposition": "in_progress",
     }

@@ -124,7 +124,11 @@ def parse_epc(value: object, field: str) -> tuple[str, str]:
 
 
 def _urn(epc: str) -> str:
-    """An SGTIN in the URN form the event hash uses (anything else as given)."""
+    """An SGTIN in the URN form the event hash uses (anything else as given). The split is
+    always after 7 digits, whatever company prefix is configured: the same event must hash
+    the same before and after a prefix is configured (the eventIDs of captures without one
+    are these hashes). URNs Serialink writes split at the configured prefix
+    (``resolver.journeys.epc_names``); both parse back (``parse_epc`` reads any split)."""
     try:
         gtin, serial = parse_epc(epc, "epc")
     except Invalid:

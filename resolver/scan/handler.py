@@ -67,6 +67,10 @@ MAX_URI = 8192
 #: pages' styled error page in the visitor's language, set by the app (the scan path may not
 #: import the pages); only errors reach it, never a 307
 ErrorPage = Callable[[int, str | None, str | None], tuple[bytes, list[tuple[bytes, bytes]]]]
+#: (the SSCC's twin.aggregation.Aggregate, Accept-Language) -> (HTML, extra headers): the
+#: built-in pages' page of what a case or pallet holds, set by the app; only called for a
+#: logistics role the contents are shown to (resolver.scan.sscc) that asks for HTML
+SsccPage = Callable[[Any, str | None], tuple[bytes, list[tuple[bytes, bytes]]]]
 
 
 class ScanHandler:
@@ -78,6 +82,7 @@ class ScanHandler:
         self.services: Services | None = None
         self.error_page: ErrorPage | None = None
         self.memo = AnswerMemo()  # anonymous GTIN-level 307s (resolver.scan.memo)
+        self.sscc_page: SsccPage | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -325,6 +330,12 @@ async def _sscc_answer(handler: Any, send: Send, head: bool, services: Services,
                               page=handler.error_page, accept_language=accept_language)
     if not covers(claims, agg):
         return 0
+    if accept is not None and wants_html(accept) and handler.sscc_page is not None:
+        page, page_headers = handler.sscc_page(agg, accept_language)
+        headers = CORS + [(b"content-type", b"text/html; charset=utf-8"), VARY,
+                          (b"cache-control", b"private, no-store")] + page_headers
+        await _send(send, 200, headers, page, head)
+        return 200
     body = orjson.dumps(contents_linkset(agg))
     headers = [CORS[0], CORS[1], (b"content-type", b"application/linkset+json"), VARY,
                (b"cache-control", b"private, no-store")]

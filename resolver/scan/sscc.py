@@ -5,7 +5,9 @@ the rules answer for an SSCC today — nothing about whether the SSCC exists, wh
 it or what it holds — so the store is not read for them. A ``manufacturer``, ``regulator``
 or ``admin`` token whose product scope covers every unit inside gets the contents as an
 RFC 9264 linkset: ``item`` links to the children (unit Digital Link URIs, nested SSCCs)
-and ``collection`` to the SSCC it is packed in; an SSCC never packed answers 404.
+and ``collection`` to the SSCC it is packed in — or, to a client asking for HTML (a
+browser), the same as a page in the visitor's language (resolver.pages.sscc_page); an
+SSCC never packed answers 404 (a page for a browser).
 
 Only scans without a GTIN come here (the handler asks when ``dl.gtin`` is None), so GTIN
 scans pay nothing for it.
