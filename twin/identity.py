@@ -39,6 +39,10 @@ class UnitKey(NamedTuple):
     serial: str
 
 
+#: GTINs already found valid (bounded): checking is pure, so a repeat costs one set lookup.
+_GOOD_GTINS: set[str] = set()
+
+
 def gtin_check_digit(body: str) -> int:
     """GS1 mod-10 check digit of the 13 digits before it (weights 3,1,3,… from the right)."""
     total = 0
@@ -49,11 +53,16 @@ def gtin_check_digit(body: str) -> int:
 
 def check_gtin(gtin: object, field: str = "gtin") -> str:
     """Return ``gtin`` if it is 14 digits with a valid check digit, else raise InvalidInput."""
+    if isinstance(gtin, str) and gtin in _GOOD_GTINS:  # a pack or report names one GTIN thousands of times
+        return gtin
     if not isinstance(gtin, str) or not _GTIN.fullmatch(gtin):
         raise InvalidInput(field, f"expected 14 digits, got {gtin!r}")
     expected = gtin_check_digit(gtin[:13])
     if ord(gtin[13]) - 48 != expected:
         raise InvalidInput(field, f"check digit is {expected}, not {gtin[13]} ({gtin!r})")
+    if len(_GOOD_GTINS) >= 4096:
+        _GOOD_GTINS.clear()
+    _GOOD_GTINS.add(gtin)
     return gtin
 
 

@@ -392,9 +392,16 @@ class SQLiteStore:
         return self._unit_row(gtin, serial)
 
     async def get_units(self, keys: Sequence[tuple[str, str]]) -> list[Unit | None]:
+        serials: dict[str, set[str]] = {}
         for gtin, serial in keys:
             check_unit_key(gtin, serial)
-        return [self._unit_row(g, s) for g, s in keys]
+            serials.setdefault(gtin, set()).add(serial)
+        heads: dict[tuple[str, str], bytes] = {}
+        for gtin, wanted in serials.items():  # one query per 500 serials (a pack names thousands)
+            for chunk in chunks(sorted(wanted)):
+                q = f"SELECT serial, head FROM units WHERE gtin = ? AND serial IN ({','.join('?' * len(chunk))})"
+                heads.update(((gtin, serial), head) for serial, head in self._read(q, (gtin, *chunk)))
+        return [codec.decode_unit(heads[(g, s)], g, s, f"units/{g}/{s}") if (g, s) in heads else None for g, s in keys]
 
     async def unit_keys(self, chunk: int = 10_000) -> AsyncIterator[list[tuple[str, str]]]:
         assert self._r is not None, "store is closed"
