@@ -99,13 +99,17 @@ def wrk(base: str, paths: Path, duration: int, connections: int, core: str | Non
     return result
 
 
-def mint_serials(store_url: str, data_dir: Path, count: int) -> list[str]:
-    """Serials of a real batch, so the resolver routes on batch state (commissioned)."""
+def mint_serials(store_url: str, data_dir: Path, count: int, tree: Path | None = None) -> list[str]:
+    """Serials of a real batch, so the resolver routes on batch state (commissioned).
+    ``tree``: minted by that source tree (--against), so its server can open the store
+    (a newer schema is refused by older code); the same keys give the same serials."""
     out = data_dir / "mint"
     cmd = [PYTHON, "-m", "serialink", "mint", "--gtin", GTIN, "--count", str(count), "--profile", "default",
            "--format", "jsonl", "--out", str(out), "--request-id", f"load-{count}", "--store", store_url]
     env = {"SERIALINK_DATA_DIR": str(data_dir), "SERIALINK_KEY_DIR": str(data_dir / "keys")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if tree is not None:
+        env["PYTHONPATH"] = str(tree)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=tree)
     if proc.returncode != 0:
         raise RuntimeError(f"minting failed: {proc.stderr[-2000:]}")
     serials = []
@@ -190,6 +194,18 @@ def start_cluster(directory: Path, core: str | None, procs: list[subprocess.Pope
     raise RuntimeError("the Redis Cluster did not come up")
 
 
+def register_in_tree(tree: Path, store_url: str, serials: list[str], share: float, data_dir: Path) -> None:
+    """register_share run by another source tree's code (its store, its schema)."""
+    listed = data_dir / "registered.json"
+    listed.write_text(json.dumps(serials))
+    code = (f"import json, sys; sys.path.insert(0, {str(HERE)!r}); from throughput import register_share; "
+            f"register_share({store_url!r}, json.load(open({str(listed)!r})), {share!r})")
+    proc = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=tree,
+                          env={**os.environ, "PYTHONPATH": str(tree)})
+    if proc.returncode != 0:
+        raise RuntimeError(f"registering units with {tree} failed: {proc.stderr[-2000:]}")
+
+
 def paths_file(data_dir: Path, serials: list[str]) -> Path:
     distinct = data_dir / "distinct.txt"
     rng = random.Random(7)
@@ -239,6 +255,7 @@ def main() -> int:
         sqlite_dir.mkdir()
         sqlite_url = f"sqlite:///{sqlite_dir / 'serialink.db'}"
         serials = mint_serials(sqlite_url, sqlite_dir, args.serials)
+        minted = list(serials)  # in minting order: the units register_share gives a record
         if args.registered:
             register_share(sqlite_url, serials, args.registered)
         distinct = paths_file(sqlite_dir, serials)
@@ -252,7 +269,13 @@ def main() -> int:
         if args.against:
             tree = checkout(args.against, work / "against")
             other_dir = work / "sqlite-against"
-            shutil.copytree(sqlite_dir, other_dir)
+            other_dir.mkdir()
+            shutil.copytree(sqlite_dir / "keys", other_dir / "keys")
+            other_url = f"sqlite:///{other_dir / 'serialink.db'}"
+            if sorted(mint_serials(other_url, other_dir, args.serials, tree)) != sorted(serials):
+                raise RuntimeError(f"{args.against} minted other serials from the same keys")
+            if args.registered:
+                register_in_tree(tree, other_url, minted, args.registered, other_dir)
             proc, other = serialink(f"sqlite:///{other_dir / 'serialink.db'}", other_dir, args.server_core, tree=tree)
             procs.append(proc)
             targets[f"distinct serials{label}, SQLite, at {args.against}"] = (other, distinct)
