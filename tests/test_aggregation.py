@@ -205,9 +205,9 @@ def _uri(serial):
     return f"https://id.gs1.org/01/{GTIN}/21/{serial}"
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def packed(request, resolver_factory):
-    """A resolver on each store: 60 units, 0-39 commissioned, 40-44 rejected, the rest never verified."""
+def line_resolver(request, resolver_factory):
+    """A resolver on the store the fixture's param names, 60 units minted on a tracked line,
+    0-39 verified: (resolver, batch id, serials, line headers)."""
     url = None
     if request.param == "redis":
         from tests.redis_fixtures import fresh_namespace
@@ -216,6 +216,13 @@ def packed(request, resolver_factory):
     r = resolver_factory(url)
     batch_id, serials, headers = _mint(r)
     _report(r, batch_id, headers, "v1", "verified", 0, 40, result="pass", grade="A")
+    return r, batch_id, serials, headers
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def packed(request, resolver_factory):
+    """A resolver on each store: 60 units, 0-39 commissioned, 40-44 rejected, the rest never verified."""
+    r, batch_id, serials, headers = line_resolver(request, resolver_factory)
     _report(r, batch_id, headers, "rj", "rejected", 40, 5)
     return r, batch_id, serials, headers
 

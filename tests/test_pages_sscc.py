@@ -10,7 +10,7 @@ import re
 import pytest
 
 from tests.resolver_fixtures import ROOT
-from tests.test_aggregation import GTIN, _mint, _report, sscc
+from tests.test_aggregation import GTIN, line_resolver, sscc
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -18,14 +18,7 @@ BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 @pytest.fixture(params=["sqlite", "redis"])
 def packed(request, resolver_factory):
     """Case A (units 0-2) and case B (unit 3) on pallet P, packed at line l1, site s1."""
-    url = None
-    if request.param == "redis":
-        from tests.redis_fixtures import fresh_namespace
-
-        url = f"{request.getfixturevalue('redis_url')}?prefix={fresh_namespace()}"
-    r = resolver_factory(url)
-    batch_id, serials, headers = _mint(r)
-    _report(r, batch_id, headers, "v1", "verified", 0, 40, result="pass", grade="A")
+    r, _, serials, headers = line_resolver(request, resolver_factory)
     case_a, case_b, pallet = sscc(401), sscc(402), sscc(403, ext="1")
     for parent, children, at in ((case_a, [f"{ROOT}/01/{GTIN}/21/{s}" for s in serials[:3]], "2026-03-01T08:00:00Z"),
                                  (case_b, [{"gtin": GTIN, "serial": serials[3]}], "2026-03-01T08:05:00Z"),
