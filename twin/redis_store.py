@@ -88,6 +88,7 @@ from twin.aggregation import (
     DELETE,
     MAX_DEPTH,
     Aggregate,
+    AggregationConflict,
     AggregationOp,
     AggregationSummary,
     Child,
@@ -321,7 +322,8 @@ return {'ok', tail(4, ARGV[5], ARGV[6])}
 # array of segments [op, key index, items] (one blob: the client does not encode a
 # million arguments): A (fields must be absent), E ([field, expected value] pairs must
 # match), then S (HSET field, value pairs), G (HSET of fields 2.. to the value 1: children
-# into one parent, without repeating it), D (HDEL fields), I (HINCRBY field, delta pairs;
+# into one parent, without repeating it), H (a G whose fields must also be absent: checked
+# with the A segments, so a child's key is sent once), D (HDEL fields), I (HINCRBY field, delta pairs;
 # a count that falls to 0 is removed), R (RPUSH values), X (XADD field, value pairs).
 # Any check failing answers 'stale' before anything is written.
 _AGGREGATE = """
@@ -332,8 +334,9 @@ local function each(items, width, fn)
 end
 for _, seg in ipairs(segs) do
   local op, key, items = seg[1], KEYS[seg[2]], seg[3]
-  if op == 'A' then
-    for j = 1, #items, STEP do
+  if op == 'A' or op == 'H' then
+    local first = op == 'H' and 2 or 1  -- an H segment's item 1 is the value it sets
+    for j = first, #items, STEP do
       local got = redis.call('HMGET', key, unpack(items, j, math.min(j + STEP - 1, #items)))
       for n = 1, #got do
         if got[n] then return {'stale', items[j + n - 1]} end
@@ -355,7 +358,7 @@ for _, seg in ipairs(segs) do
   local op, key, items = seg[1], KEYS[seg[2]], seg[3]
   if op == 'S' then
     each(items, 2, function(...) redis.call('HSET', key, ...) end)
-  elseif op == 'G' then
+  elseif op == 'G' or op == 'H' then
     local value = items[1]
     for j = 2, #items, STEP do
       local args = {}
@@ -1150,6 +1153,7 @@ class RedisStore:
         free: set[str] = set()
         if assume_free:
             free = {c.key for op in ops if op.action == ADD for c in op.children if not c.is_case} - parents
+            free -= {c.key for op in ops if op.action != ADD for c in op.children}  # an unpack checks where they are
             where_keys -= free
         order = sorted(where_keys)
         plist, elist = sorted(parents), sorted(event_ids)
@@ -1206,14 +1210,22 @@ class RedisStore:
         check_ops(ops)
         for attempt in range(100):
             snap, raw_meta = await self._agg_snapshot(ops, assume_free=attempt == 0)
-            changes = plan(ops, snap, (actor.role, actor.principal))
+            try:
+                changes = plan(ops, snap, (actor.role, actor.principal))
+            except AggregationConflict:
+                if attempt == 0:
+                    continue  # refused on what was taken, not read: read everything and plan again
+                raise
             if not changes.events:
                 return changes.summaries  # every op a replay
             w = _Writes(self._agg)
             k, seg = w.key, w.seg
 
-            # checks: everything the plan read is as it was read
-            absent = [c for c, p in snap.where.items() if p is None]
+            # checks: everything the plan read is as it was read. Children packed that were
+            # read (or taken) as unpacked are checked by their 'H' write segment itself.
+            moved = _grouped(changes.where)
+            fresh = {c for children in moved.values() for c in children if snap.where.get(c, "") is None}
+            absent = [c for c, p in snap.where.items() if p is None and c not in fresh]
             present = [x for c, p in snap.where.items() if p is not None for x in (c, p)]
             for parent, held in snap.contents.items():
                 present += [x for c in held for x in (c, parent)]
@@ -1223,8 +1235,10 @@ class RedisStore:
             seg("E", k("m"), [x for p, m in raw_meta.items() if m is not None for x in (p, m)], 2)
             seg("A", k("ed"), list(changes.events))
             # writes
-            for parent, children in _grouped(changes.where).items():
-                seg("G", k("w"), [parent, *children])
+            for parent, children in moved.items():
+                for op, part in (("H", [c for c in children if c in fresh]), ("G", [c for c in children if c not in fresh])):
+                    if part:
+                        seg(op, k("w"), [parent, *part])
             seg("D", k("w"), [c for c, p in changes.where.items() if p is None])
             for parent, changed in changes.contents.items():
                 for batch, children in _grouped(changed).items():
