@@ -189,12 +189,14 @@ def _key(child: str | tuple[str, str]) -> str:
     return child if isinstance(child, str) else unit_key(*child)
 
 
-async def build_op(store: UnitStore, verifier: Any, request: Request) -> AggregationOp:
+async def build_op(store: UnitStore, verifier: Any, request: Request,
+                   lines: dict[str, LineState | None] | None = None) -> AggregationOp:
     """Check every child against the twin (ours, commissioned, one origin) and build the
-    store's op; AggregationConflict / InvalidInput name the child."""
+    store's op; AggregationConflict / InvalidInput name the child. ``lines``: batch line
+    states already read for this write (the packs of one call share one read per batch)."""
     children: list[Child] = []
     origins: list[tuple[str, str]] = []
-    lines: dict[str, LineState | None] = {}
+    lines = {} if lines is None else lines
     units = [(i, c) for i, c in enumerate(request.children) if not isinstance(c, str)]
     records = await store.get_units([c for _, c in units]) if units and request.action == ADD else [None] * len(units)
     record_of = {i: r for (i, _), r in zip(units, records, strict=True)}
@@ -258,9 +260,10 @@ async def apply(store: UnitStore, verifier: Any, bodies: Sequence[tuple[Mapping[
     the twin. ``bodies``: (request, field prefix for errors); ``allowed(gtins, origin)``:
     the caller's scope check, run before anything is written."""
     ops = []
+    lines: dict[str, LineState | None] = {}
     for body, prefix, names in bodies:
         request = parse_request(body, prefix, names)
-        op = await build_op(store, verifier, request)
+        op = await build_op(store, verifier, request, lines)
         if allowed is not None:
             children = op.children
             if op.action == DELETE and not children:  # everything out: the scope must cover what is inside
