@@ -28,12 +28,16 @@ log = logging.getLogger("serialink.resolver.units")
 
 #: How long a failed load is remembered before the next scan tries the store again.
 RETRY_SECONDS = 1.0
+#: Batches whose view (or "untracked") a worker keeps: as many as the serial verifier
+#: caches (100k). At 10k, a GTIN with 100k batches scanned at random read the store on
+#: nine scans in ten (a SQLite query on the loop, ~20 µs a scan: docs/performance.md).
+MAX_BATCHES = 100_000
 
 
 class LineViews:
     """``view = await views.get(batch_id)`` → LineView, or None for an untracked batch."""
 
-    def __init__(self, store: UnitStore, *, max_batches: int = 10_000) -> None:
+    def __init__(self, store: UnitStore, *, max_batches: int = MAX_BATCHES) -> None:
         self.store = store
         self._views: dict[str, LineView | None] = {}
         self._failed: dict[str, float] = {}
