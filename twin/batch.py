@@ -162,12 +162,21 @@ class RangeIndex:
         self._first = first
 
     def find(self, counter: int) -> str | None:
+        i = self.position(counter)
+        return self._ids[i] if i >= 0 else None
+
+    def position(self, counter: int) -> int:
+        """The index (in start order) of the range holding ``counter``, -1 if none: what a
+        caller keeps per-range data in a list by (the verifier's batch records)."""
         b = (counter - self._base) >> self._shift
         first = self._first
         if b < 0 or b + 1 >= len(first):
-            return None  # before the first range, or past the last one's end
+            return -1  # before the first range, or past the last one's end
         i = bisect.bisect_right(self._starts, counter, first[b], first[b + 1] + 1) - 1
-        return self._ids[i] if counter < self._ends[i] else None
+        return i if counter < self._ends[i] else -1
+
+    def batch_id(self, position: int) -> str:
+        return self._ids[position]
 
     def __len__(self) -> int:
         return len(self._ids)
