@@ -77,12 +77,16 @@ class IssuedMatch(NamedTuple):
 class _Gtin:
     """One GTIN's cache: permutations of its bound profiles and their range indexes."""
 
-    __slots__ = ("permutations", "indexes", "ends", "refreshed", "record_mtime")
+    __slots__ = ("permutations", "indexes", "batches", "ends", "refreshed", "record_mtime")
 
     def __init__(self) -> None:
         self.record_mtime: int | None = None
         self.permutations: list[tuple[str, SerialPermutation]] = []
         self.indexes: dict[str, RangeIndex] = {}
+        # per profile, the batch records by their range's position in the index (None: not
+        # read yet): a scan reaches its batch through one list slot, not the batch id's
+        # string and a dict (at 100k batches a GTIN, each of those is a cache miss)
+        self.batches: dict[str, list[Batch | None]] = {}
         self.ends: dict[str, int] = {}
         self.refreshed: dict[str, float] = {}
 
@@ -99,6 +103,7 @@ class SerialVerifier:
         self._batches: dict[str, Batch] = {}
         self._loading: dict[str, asyncio.Future[_Gtin]] = {}
         self._max = max_gtins
+        self._slotted = 0  # batch records held in the GTINs' position lists (at most _max)
 
     @classmethod
     def from_settings(cls, store: UnitStore, settings: Settings) -> SerialVerifier:
@@ -114,6 +119,7 @@ class SerialVerifier:
         if gtin is None:
             self._gtins.clear()
             self._batches.clear()
+            self._slotted = 0
             return
         self._gtins.pop(gtin, None)
         prefix = gtin + "."
@@ -145,12 +151,20 @@ class SerialVerifier:
             index = cache.indexes.get(name)
             if index is None or counter >= cache.ends.get(name, 0):
                 index = await self._refresh(gtin, name, cache)
-            batch_id = index.find(counter)
-            if batch_id is None:
+            position = index.position(counter)
+            if position < 0:
                 continue
-            batch = self._batches.get(batch_id) or await self._batch(batch_id)
+            slots = cache.batches[name]
+            batch = slots[position]
             if batch is None:
-                continue
+                batch = await self._batch(index.batch_id(position))
+                if batch is None:
+                    continue
+                if self._slotted >= self._max:
+                    self._empty_slots()  # (a GTIN dropped by invalidate still counts: a bound, not a tally)
+                    slots = cache.batches[name]
+                slots[position] = batch
+                self._slotted += 1
             return IssuedMatch(gtin, serial, batch, name, counter)
         imported = await self.store.find_imported(gtin, serial)
         if imported is None:
@@ -193,9 +207,18 @@ class SerialVerifier:
         ranges = await self.store.batch_ranges(gtin, profile)
         index = RangeIndex(ranges)
         cache.indexes[profile] = index
+        cache.batches[profile] = [None] * len(index)
         cache.ends[profile] = max((r.start + r.count for r in ranges), default=0)
         cache.refreshed[profile] = now
         return index
+
+    def _empty_slots(self) -> None:
+        """Forget every batch record held by position (they are read again as scanned):
+        the bound on what the verifier keeps, like the one on ``_batches``."""
+        for cache in self._gtins.values():
+            for profile, slots in cache.batches.items():
+                cache.batches[profile] = [None] * len(slots)
+        self._slotted = 0
 
     async def _batch(self, batch_id: str) -> Batch | None:
         known = self._batches.get(batch_id)

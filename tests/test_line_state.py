@@ -322,3 +322,23 @@ def test_the_cli_reports_closes_and_names_what_it_refuses(tmp_path):
 
 if __name__ == "__main__":
     asyncio.run(_write_reports(sys.argv[1], sys.argv[2]))
+
+
+def test_a_worker_keeps_the_line_view_of_every_batch_its_verifier_keeps(tmp_path):
+    """A GTIN with more batches than the old 10k bound, scanned at random, read the store
+    for a batch's line state on most scans (the view had been evicted): the views are kept
+    for as many batches as the verifier keeps, so a second pass over 20k batches reads none."""
+    from resolver.scan.line_views import LineViews
+    from serializer.verify import SerialVerifier
+    from twin.store import open_store
+
+    async def run() -> None:
+        async with await open_store(f"sqlite:///{tmp_path / 'twin.db'}") as store:
+            views = LineViews(store)
+            ids = [f"{GTIN}.default.{i * 10}" for i in range(20_000)]
+            assert [await views.get(b) for b in ids] == [None] * len(ids)  # untracked, each read once
+            assert views.loads == len(ids)
+            assert [await views.get(b) for b in reversed(ids)] == [None] * len(ids)
+            assert views.loads == len(ids)
+            assert views._max >= SerialVerifier.__init__.__kwdefaults__["max_gtins"]
+    asyncio.run(run())

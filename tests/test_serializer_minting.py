@@ -110,6 +110,37 @@ def test_the_verifier_finds_the_batch_of_every_issued_serial_and_nothing_else(tm
     asyncio.run(go())
 
 
+
+def test_the_verifier_keeps_a_bounded_number_of_batch_records_and_reads_the_rest_again(tmp_path):
+    """Batch records are kept by their range's position in the index, at most as many as
+    the verifier's bound: past it they are forgotten and read again, never answered wrong."""
+    async def go():
+        async with await open_store(f"sqlite:///{tmp_path}/twin.db") as store:
+            keys, profiles = KeyStore(tmp_path / "keys"), load_profiles()
+            minted = [await mint(store, keys, profiles, request(count=5, request_id=f"r{i}"), ACTOR) for i in range(7)]
+            verifier = SerialVerifier(store, keys, profiles, max_gtins=3)
+            reads = 0
+            get_batch = store.get_batch
+
+            async def counted(batch_id):
+                nonlocal reads
+                reads += 1
+                return await get_batch(batch_id)
+
+            store.get_batch = counted
+            for _ in range(2):
+                for m in minted:
+                    for k in (0, 4):
+                        match = await verifier.issued_by(GTIN, m.serial(k))
+                        assert (match.batch_id, match.counter) == (m.batch.id, m.batch.start + k)
+            assert reads > len(minted)  # 7 batches through a bound of 3: some were read again
+            kept = sum(slot is not None for slots in verifier._gtins[GTIN].batches.values() for slot in slots)
+            assert 0 < kept <= 3
+            await store.set_batch_status(minted[6].batch.id, BatchStatus.VOIDED, ACTOR, "line jam")
+            verifier.invalidate(GTIN)
+            assert (await verifier.issued_by(GTIN, minted[6].serial(1))).status == "voided"
+    asyncio.run(go())
+
 def test_two_profiles_whose_serials_could_collide_never_share_a_gtin(tmp_path):
     keys, profiles = KeyStore(tmp_path / "keys"), load_profiles()
     keys.bind_profile(GTIN, profiles["sgtin-96"])

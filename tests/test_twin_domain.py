@@ -357,6 +357,26 @@ def test_batch_ids_and_ranges() -> None:
         check_status_move(_batch(BatchStatus.VOIDED), BatchStatus.COMMITTED)
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 0, 1, 7, 1000, 2**40]), st.sampled_from([1, 2, 3, 10, 500, 2**30])),
+                max_size=12), st.lists(st.integers(0, 2**42), max_size=20))
+def test_the_range_index_finds_what_a_walk_over_the_ranges_finds(shape: list[tuple[int, int]],
+                                                                 probes: list[int]) -> None:
+    """The index narrows by a bucket table before it bisects: ranges of any widths and gaps
+    (wide ones among narrow ones put many ranges in one bucket) answer as a plain walk."""
+    ranges, at = [], 0
+    for k, (gap, count) in enumerate(shape):
+        at += gap
+        ranges.append(BatchRange(at, count, f"b{k}"))
+        at += count
+    index = RangeIndex(reversed(ranges))
+    edges = [c for r in ranges for c in (r.start - 1, r.start, r.start + r.count - 1, r.start + r.count)]
+    for counter in [0, at, at + 1, 2**53, *edges, *probes]:
+        expected = next((r.batch_id for r in ranges if r.start <= counter < r.start + r.count), None)
+        assert index.find(counter) == expected, (ranges, counter)
+    assert len(index) == len(ranges)
+
 # -- coalescing -----------------------------------------------------------------------------
 
 

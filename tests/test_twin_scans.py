@@ -62,3 +62,33 @@ async def test_a_failed_flush_is_reported_and_keeps_its_scans(redis_factory: Any
         assert sorted(s.at_ms for s in history) == [scan(i).at_ms for i in range(150)]
     finally:
         await store.close()
+
+
+async def test_a_flush_packs_a_slice_at_a_time_into_the_same_chunks(store: Any) -> None:
+    """The flusher checks and packs a few hundred scans between turns of the event loop
+    (a scan in flight waits for one slice, not for the whole flush), into exactly the
+    chunks ``pack_chunks`` makes: one GTIN or several, split at SCAN_CHUNK and by time."""
+    from twin.errors import InvalidInput
+    from twin.scans import SCAN_CHUNK, pack_chunks, pack_gently
+
+    other = "09506000134369"
+    scans = [scan(i, f"S{i}") for i in range(SCAN_CHUNK + 700)]
+    scans += [ScanEvent(1_700_000_000_000 + i, other, f"T{i}", None, "consumer", None, None, None, "DE")
+              for i in range(0, 2 * 3_600_000, 90_000)]  # spans two hours: cut by time
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    packed = await pack_gently(scans, step=500)
+    counter.cancel()
+    assert packed.chunks == list(pack_chunks(scans)) and list(packed) == scans
+    assert len(packed.chunks) >= 4 and turns >= len(scans) // 500
+    assert await store.append_scans(packed) == len(scans)
+    assert [s.serial for s in await store.scan_history(GTIN, "S7")] == ["S7"]
+    with pytest.raises(InvalidInput, match=r"scans\[0\]\.serial"):
+        await pack_gently([scan(0, "X" * 21)])

@@ -17,6 +17,7 @@ a unit with no events of its own takes its state from the batch that minted it.
 from __future__ import annotations
 
 import bisect
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -125,24 +126,57 @@ def check_count(count: object) -> int:
 
 
 class RangeIndex:
-    """Sorted, non-overlapping ranges; ``find(counter)`` in O(log n).
+    """Sorted, non-overlapping ranges; ``find(counter)`` in O(1) for evenly spread ranges,
+    O(log n) at worst.
 
     The resolver keeps one per (GTIN, profile) in process, rebuilt when the change feed
     reports a batch change, so the hot path never asks the store which batch minted a unit.
+
+    Why not a plain bisect over the starts: with 100k batches per GTIN, a bisect's 17
+    probes each touched a different int object far apart in memory, ~1 µs a scan in cache
+    misses. The starts and ends sit in flat arrays, and a bucket table (one bucket per
+    mean range width, so about one range each) narrows the search to the ranges that can
+    hold the counter before it bisects.
     """
 
-    __slots__ = ("_starts", "_ranges")
+    __slots__ = ("_starts", "_ends", "_ids", "_first", "_base", "_shift")
 
     def __init__(self, ranges: Iterable[BatchRange]) -> None:
-        self._ranges = sorted(ranges)
-        self._starts = [r.start for r in self._ranges]
+        ordered = sorted(ranges)
+        self._starts = array("q", [r.start for r in ordered])
+        self._ends = array("q", [r.start + r.count for r in ordered])
+        self._ids = [r.batch_id for r in ordered]
+        n = len(ordered)
+        self._base = ordered[0].start if n else 0
+        span = self._ends[-1] - self._base if n else 0
+        self._shift = max(0, (span // max(n, 1)).bit_length() - 1)  # bucket width: at most the mean range's
+        # _first[b]: the last range starting at or before bucket b's first counter
+        buckets = (span >> self._shift) + 2 if n else 0
+        first = array("q", bytes(8 * buckets))
+        starts, i = self._starts, 0
+        for b in range(buckets):
+            edge = self._base + (b << self._shift)
+            while i + 1 < n and starts[i + 1] <= edge:
+                i += 1
+            first[b] = i
+        self._first = first
 
     def find(self, counter: int) -> str | None:
-        i = bisect.bisect_right(self._starts, counter) - 1
-        if i < 0:
-            return None
-        r = self._ranges[i]
-        return r.batch_id if counter < r.start + r.count else None
+        i = self.position(counter)
+        return self._ids[i] if i >= 0 else None
+
+    def position(self, counter: int) -> int:
+        """The index (in start order) of the range holding ``counter``, -1 if none: what a
+        caller keeps per-range data in a list by (the verifier's batch records)."""
+        b = (counter - self._base) >> self._shift
+        first = self._first
+        if b < 0 or b + 1 >= len(first):
+            return -1  # before the first range, or past the last one's end
+        i = bisect.bisect_right(self._starts, counter, first[b], first[b + 1] + 1) - 1
+        return i if counter < self._ends[i] else -1
+
+    def batch_id(self, position: int) -> str:
+        return self._ids[position]
 
     def __len__(self) -> int:
-        return len(self._ranges)
+        return len(self._ids)

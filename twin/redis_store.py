@@ -151,9 +151,8 @@ from twin.scans import (
     CHUNK_SLACK_MS,
     ScanChunk,
     ScanEvent,
-    check_scans,
     chunk_scans,
-    pack_chunks,
+    chunks_of,
     unit_scans,
 )
 from twin.store import (
@@ -1454,11 +1453,11 @@ class RedisStore:
 
     @_guard
     async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
-        check_scans(scans)
+        chunks = chunks_of(scans)
         if not scans:
             return 0
         pipe = self._r.pipeline(transaction=False) if not self.cluster else self._r.pipeline()
-        for gtin, _, blob in pack_chunks(scans):
+        for gtin, _, blob in chunks:
             key = self.keys.g(gtin) + "scans"
             if self._scan_maxlen:
                 pipe.xadd(key, {"b": blob}, maxlen=self._scan_maxlen, approximate=True)

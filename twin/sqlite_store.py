@@ -95,9 +95,8 @@ from twin.scans import (
     CHUNK_SPAN_MS,
     ScanChunk,
     ScanEvent,
-    check_scans,
     chunk_scans,
-    pack_chunks,
+    chunks_of,
     unit_scans,
 )
 from twin.store import (
@@ -933,10 +932,9 @@ class SQLiteStore:
     # -- scans ------------------------------------------------------------------------
 
     async def append_scans(self, scans: Sequence[ScanEvent]) -> int:
-        check_scans(scans)
+        chunks = chunks_of(scans)
         if not scans:
             return 0
-        chunks = list(pack_chunks(scans))
 
         def insert(c: sqlite3.Connection) -> int:
             c.executemany("INSERT INTO scans (gtin, first_at_ms, chunk) VALUES (?, ?, ?)", chunks)

@@ -102,7 +102,8 @@ class UnitLookup:
         # Which units have a record of their own (a Bloom filter; None until first built).
         # Most scanned units never get one, and "certainly no record" saves the store read.
         self.presence: BloomFilter | None = None
-        self._batch_facts: dict[tuple[str, str | None], tuple[Batch, UnitFacts]] = {}  # (batch id, line state) → (batch record, its units' facts) when nothing else varies
+        # batch id (untracked) or (batch id, line state) → (batch record, its units' facts), when nothing else varies
+        self._batch_facts: dict[str | tuple[str, str], tuple[Batch, UnitFacts, int]] = {}
         self.lines = LineViews(store)  # line-tracked batches: which units the line commissioned
         self._presence_adds: list[tuple[str, str]] | None = None  # recorded while rebuilding
         if self.moments.parts is not None:  # batch facts carry consumables due from the catalogue
@@ -247,24 +248,38 @@ class UnitLookup:
             return UnitFacts("unknown", "recalled" in flags, "stolen" in flags, lot, dl.get("17"), "no batch issued it",
                              suspect="suspect" in flags)
         batch = match.batch
+        lines = self.lines
+        # every unit of a batch without overlays has the same facts (per line state): they
+        # are built once per batch record (a changed record is a new object, so identity
+        # tells staleness). An untracked batch's entry is keyed by its id alone and stamped
+        # with the line views' epoch: while no line state changed anywhere, a scan needs
+        # neither its batch's line view nor a key tuple (at 100k batches per GTIN each of
+        # those lookups is a cache miss, docs/performance.md)
+        same = not overlays and dl.lot is None and not dl.attributes
+        if same:
+            entry = self._batch_facts.get(batch.id)
+            if entry is not None and entry[0] is batch and entry[2] == lines.epoch:
+                return entry[1]
         line_state = None
+        settled = True  # the line view is cached (or the batch is imported: never line-tracked)
         if match.counter is not None:  # minted: the counter is the unit's index in its batch
-            known, view = self.lines.cached(batch.id)
-            if not known:
-                view = await self.lines.get(batch.id)
+            settled, view = lines.cached(batch.id)
+            if not settled:
+                view = await lines.get(batch.id)
+                settled = lines.cached(batch.id)[0]  # not when the load failed or raced a change
             if view is not None:
                 line_state = view.state_of(match.counter - batch.start)
-        if not overlays and dl.lot is None and not dl.attributes:
-            # every unit of a batch without overlays has the same facts (per line state):
-            # build them once per batch record (a changed record is a new object, so
-            # identity tells staleness)
-            key = (batch.id, line_state)
+        if same:
+            key: str | tuple[str, str] = batch.id if line_state is None else (batch.id, line_state)
+            stamp = lines.epoch if settled and line_state is None else -1
             entry = self._batch_facts.get(key)
             if entry is None or entry[0] is not batch:
                 if len(self._batch_facts) >= _BATCH_FACTS_MAX:
                     self._batch_facts.clear()
-                entry = self._batch_facts[key] = (batch, self._facts_of(batch, batch.lot, frozenset(), None, line_state,
-                                                                        self.moments.of_batch(gtin, batch)))
+                facts = self._facts_of(batch, batch.lot, frozenset(), None, line_state, self.moments.of_batch(gtin, batch))
+                entry = self._batch_facts[key] = (batch, facts, stamp)
+            elif entry[2] != stamp:
+                entry = self._batch_facts[key] = (batch, entry[1], stamp)
             return entry[1]
         lot = getattr(batch, "lot", None) or lot
         flags = flags_for(overlays, serial=serial, lot=lot, profile=match.profile, counter=match.counter) \

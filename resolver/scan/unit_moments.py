@@ -22,17 +22,26 @@ _LIMIT = 100_000
 
 
 class UnitMoments:
-    __slots__ = ("warranty", "parts", "_units")
+    __slots__ = ("warranty", "parts", "_units", "_alike")
 
     def __init__(self, warranty: WarrantyRules | None = None, parts: Reloading[PartsCatalogue] | None = None) -> None:
         self.warranty = warranty
         self.parts = parts
         self._units: dict[tuple[str, str], tuple[Unit, Moments]] = {}
+        # one object per distinct value: a GTIN's batches mostly share their moments (the
+        # day they were made), and the decision hashes them on every scan, so 100k batches
+        # made on a few days touch a few objects, not 100k scattered ones
+        self._alike: dict[Moments, Moments] = {}
         if parts is not None:
             parts.listeners.append(self._units.clear)
+            parts.listeners.append(self._alike.clear)
 
     def of_batch(self, gtin: str, batch: Batch) -> Moments:
-        return self._build(unit_from_batch(gtin, "", batch))
+        moments = self._build(unit_from_batch(gtin, "", batch))
+        alike = self._alike
+        if len(alike) >= _LIMIT:
+            alike.clear()
+        return alike.setdefault(moments, moments)
 
     def of_unit(self, unit: Unit) -> Moments:
         key = (unit.gtin, unit.serial)
