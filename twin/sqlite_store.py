@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import date, datetime
@@ -221,12 +221,39 @@ def _path_of(url: str) -> str:
     return path
 
 
-def _by_batch(seqs: dict[str, tuple[str, int]]) -> dict[str, dict[int, str]]:
-    """batch -> seq -> child key, for reading agg_units one batch at a time."""
-    out: dict[str, dict[int, str]] = {}
+#: Runs one query (the writer's ``execute`` inside a write, the reader's otherwise).
+Run = Callable[[str, Sequence[Any]], Iterable[Any]]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _where_now(run: Run, keys: Iterable[str], seqs: Mapping[str, tuple[str, int]]) -> dict[str, str]:
+    """child key -> the SSCC it is in now, for the children that are in one: units with a
+    counter (``seqs``: key -> (batch, seq)) in agg_units, every key also in agg_where (cases,
+    imported serials, rows from before schema 2)."""
+    by_batch: dict[str, dict[int, str]] = {}
     for key, (batch, seq) in seqs.items():
-        out.setdefault(batch, {})[seq] = key
-    return out
+        by_batch.setdefault(batch, {})[seq] = key
+    found: dict[str, str] = {}
+    for batch, keyed in by_batch.items():
+        for seqs_in in chunks(sorted(keyed)):
+            q = f"SELECT seq, parent FROM agg_units WHERE batch = ? AND seq IN ({_marks(len(seqs_in))})"
+            found.update((keyed[seq], parent) for seq, parent in run(q, (batch, *seqs_in)))
+    for chunk in chunks(sorted(keys)):
+        found.update(run(f"SELECT child, parent FROM agg_where WHERE child IN ({_marks(len(chunk))})", chunk))
+    return found
+
+
+def _holding_batches(run: Run, batch_ids: Iterable[str]) -> set[str]:
+    """The SSCCs that hold a unit of one of these batches now (both tables)."""
+    found: set[str] = set()
+    for chunk in chunks(sorted(set(batch_ids))):
+        for table in ("agg_where", "agg_units"):
+            q = f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({_marks(len(chunk))})"
+            found.update(p for (p,) in run(q, chunk))
+    return found
 
 
 class SQLiteStore:
@@ -699,17 +726,8 @@ class SQLiteStore:
         seqs: dict[str, tuple[str, int]] = {ch.key: (ch.batch, ch.seq) for op in ops for ch in op.children
                                             if ch.seq is not None and ch.batch}
         snap = Snapshot()
-        for key in where_keys:
-            snap.where[key] = None
-        for batch, keyed in _by_batch(seqs).items():
-            for seqs_in in chunks(sorted(keyed)):
-                q = f"SELECT seq, parent FROM agg_units WHERE batch = ? AND seq IN ({','.join('?' * len(seqs_in))})"
-                for seq, parent in c.execute(q, (batch, *seqs_in)):
-                    snap.where[keyed[seq]] = parent
-        for chunk in chunks(sorted(where_keys)):
-            q = f"SELECT child, parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
-            for child, parent in c.execute(q, chunk):
-                snap.where[child] = parent
+        snap.where = dict.fromkeys(where_keys)
+        snap.where.update(_where_now(c.execute, where_keys, seqs))
         for parent in parents:  # their ancestors, for the nesting check
             at = snap.where.get(parent)
             for _ in range(MAX_DEPTH):
@@ -763,11 +781,7 @@ class SQLiteStore:
                          up[0][0] if up else None)
 
     async def aggregation_parents(self, batch_ids: Sequence[str]) -> list[str]:
-        found: set[str] = set()
-        for chunk in chunks(sorted(set(batch_ids))):
-            marks = ','.join('?' * len(chunk))
-            for table in ("agg_where", "agg_units"):
-                found.update(p for (p,) in self._read(f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({marks})", chunk))
+        found = _holding_batches(self._read, batch_ids)
         frontier = set(found)
         for _ in range(MAX_DEPTH):
             up: set[str] = set()
@@ -789,20 +803,9 @@ class SQLiteStore:
                                     batches: Sequence[str] = ()) -> list[StoredAggregation]:
         wanted, of = check_lookup(children, batches)
         keys = [c.key for c in wanted]
-        parents: set[str] = set()
-        for chunk in chunks(keys):  # where the children are now: by key (cases, imported, schema 1) …
-            q = f"SELECT parent FROM agg_where WHERE child IN ({','.join('?' * len(chunk))})"
-            parents.update(p for (p,) in self._read(q, chunk))
-        counted = [c for c in wanted if c.seq is not None and c.batch]
-        for batch, keyed in _by_batch({c.key: (c.batch, c.seq) for c in counted if c.seq is not None}).items():
-            for seqs in chunks(sorted(keyed)):  # … and minted units by (batch, counter)
-                q = f"SELECT parent FROM agg_units WHERE batch = ? AND seq IN ({','.join('?' * len(seqs))})"
-                parents.update(p for (p,) in self._read(q, (batch, *seqs)))
-        for chunk in chunks(of):
-            marks = ','.join('?' * len(chunk))
-            for table in ("agg_where", "agg_units"):
-                parents.update(p for (p,) in self._read(f"SELECT DISTINCT parent FROM {table} WHERE batch IN ({marks})",
-                                                        chunk))
+        counted = {c.key: (c.batch, c.seq) for c in wanted if c.seq is not None and c.batch}
+        parents = set(_where_now(self._read, keys, counted).values())  # where the children are now
+        parents |= _holding_batches(self._read, of)
         for chunk in chunks(keys + [BATCH_HISTORY + b for b in of]):  # where they were
             q = f"SELECT parent FROM agg_history WHERE key IN ({','.join('?' * len(chunk))})"
             parents.update(p for (p,) in self._read(q, chunk))
